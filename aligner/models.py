@@ -1,0 +1,79 @@
+"""Plain data that crosses module boundaries: documents, turns, beads, sentence pairs, TM units."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Document:
+    """A text read from disk, reflowed into paragraphs."""
+
+    paragraphs: list[str]
+    lang: str  # "zh" or "en"
+    source: str = ""  # file name or path it came from
+    symbol: str = ""  # UN document symbol (e.g. "S/PV.8017") when known
+
+
+@dataclass
+class Turn:
+    """One speaker turn (or a procedural passage) of a meeting record."""
+
+    kind: str  # "speech" or "procedural"
+    paragraphs: list[str]
+    speaker: str = ""  # as printed, e.g. "Mr. Rycroft", "主席"
+    country: str = ""  # country or organisation as printed, "" when not stated
+    language: str = ""  # language of delivery when stated ("English", "英语"), else ""
+    is_president: bool = False
+
+
+@dataclass
+class Bead:
+    """One alignment unit: zh sentence indices ↔ en sentence indices, in document order.
+
+    Either side may be empty (an unmatched sentence). ``score`` is in [0, 1].
+    """
+
+    zh: tuple[int, ...]
+    en: tuple[int, ...]
+    score: float = 0.0
+
+
+@dataclass
+class SentencePair:
+    """An aligned pair of (possibly joined) sentences with where it came from."""
+
+    zh: str
+    en: str
+    score: float
+    zh_indices: tuple[int, ...] = ()
+    en_indices: tuple[int, ...] = ()
+    document: str = ""
+    turn: int | None = None
+    speaker: str = ""
+    country: str = ""
+    language: str = ""
+
+
+@dataclass
+class TranslationUnit:
+    """One TMX translation unit: a source and a target segment plus properties."""
+
+    source: str
+    target: str
+    source_lang: str = "zh-CN"
+    target_lang: str = "en-US"
+    props: dict[str, str] = field(default_factory=dict)
+    creationdate: str = ""  # TMX form YYYYMMDDThhmmssZ, "" = unknown
+    creationid: str = ""
+
+
+@dataclass
+class AlignmentResult:
+    """What aligning one document pair gives: the pairs and what stayed unmatched."""
+
+    pairs: list[SentencePair]  # beads with both sides non-empty, in document order
+    unmatched_zh: list[str] = field(default_factory=list)
+    unmatched_en: list[str] = field(default_factory=list)
+    mode: str = "plain"  # "record" (speaker turns first) or "plain"
+    warnings: list[str] = field(default_factory=list)

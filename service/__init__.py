@@ -1,0 +1,1 @@
+"""Concordia translation-memory service (FastAPI)."""

@@ -1,0 +1,18 @@
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("CONCORDIA_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+# Tests never touch the user's embedding cache.
+os.environ.setdefault("CONCORDIA_CACHE_DIR", tempfile.mkdtemp(prefix="concordia-test-cache-"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"shared data not found at {SHARED_DATA}; set CONCORDIA_SHARED_DATA")
+    return SHARED_DATA
