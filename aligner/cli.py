@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "aligner.batch",  # batch
 )
 
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aligner", description="Chinese ↔ English alignment for UN documents"
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(name)
         module.add_command(sub)
     return parser
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()

@@ -78,17 +78,20 @@ class SentenceTransformerEncoder:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
             raise EncoderError(
-                f"encoder '{self.name}' needs sentence-transformers: "
-                "pip install 'concordia[st]'"
+                f"encoder '{self.name}' needs sentence-transformers: pip install 'concordia[st]'"
             ) from exc
         try:
             self._model = SentenceTransformer(model, device=device or "cpu")
         except Exception as exc:  # the library raises many kinds for a missing model
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            text = str(exc).strip()
+            first_line = text.splitlines()[0] if text else type(exc).__name__
             raise EncoderError(
                 f"cannot load sentence-transformers model '{model}': {first_line}"
             ) from exc
-        self.dim = int(self._model.get_sentence_embedding_dimension() or 0)
+        dimension = getattr(self._model, "get_embedding_dimension", None) or (
+            self._model.get_sentence_embedding_dimension
+        )
+        self.dim = int(dimension() or 0)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -166,7 +169,10 @@ class CachedEncoder:
                 if self._db is not None:
                     self._db.executemany(
                         "INSERT OR REPLACE INTO embedding VALUES (?, ?)",
-                        [(k, v.astype(np.float32).tobytes()) for k, v in zip(todo, vectors)],
+                        [
+                            (k, v.astype(np.float32).tobytes())
+                            for k, v in zip(todo, vectors, strict=True)
+                        ],
                     )
                     self._db.commit()
             if not keys:

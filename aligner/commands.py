@@ -1,0 +1,124 @@
+"""The ``aligner align`` and ``aligner serve`` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from aligner.embed import DEFAULT_ENCODER
+
+DEFAULT_OUT_DIR = Path("tmx_out")
+
+
+def add_command(sub: argparse._SubParsersAction) -> None:
+    align = sub.add_parser(
+        "align",
+        help="align a Chinese and an English document into a TMX memory",
+        description="Align a Chinese document with its English version and write TMX 1.4b. "
+        "Meeting records are cut into speaker turns first; other texts are aligned "
+        "sentence by sentence.",
+    )
+    align.add_argument("zh", type=Path, help="Chinese document (.txt, .docx or .pdf)")
+    align.add_argument("en", type=Path, help="English document (.txt, .docx or .pdf)")
+    align.add_argument(
+        "-o", "--output", type=Path, help="TMX file to write (default: tmx_out/<name>.tmx)"
+    )
+    align.add_argument(
+        "--mode",
+        choices=("auto", "record", "plain"),
+        default="auto",
+        help="record: speaker turns first; plain: sentences only; auto: record when the "
+        "inputs look like meeting records (default)",
+    )
+    align.add_argument("--encoder", default=DEFAULT_ENCODER, help="use-m3 or st:<model>")
+    align.add_argument("--max-bead", type=int, default=4, help="most sentences on one side")
+    align.add_argument(
+        "--min-score", type=float, default=None, help="leave out pairs scoring below this"
+    )
+    align.add_argument("--symbol", default="", help="document symbol for provenance")
+    align.add_argument("--src-lang", default="zh-CN", help="TMX code of the Chinese side")
+    align.add_argument("--tgt-lang", default="en-US", help="TMX code of the English side")
+    align.add_argument("--json", action="store_true", help="print the summary as JSON")
+    align.set_defaults(func=run_align)
+
+    serve = sub.add_parser("serve", help="run the translation-memory HTTP service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--data", type=Path, help="data folder (default $CONCORDIA_DATA_DIR)")
+    serve.set_defaults(func=run_serve)
+
+
+def default_output(zh_path: Path) -> Path:
+    name = zh_path.name.split(".")[0] or "aligned"
+    return DEFAULT_OUT_DIR / f"{name}.tmx"
+
+
+def run_align(args: argparse.Namespace) -> int:
+    from aligner.align import DEFAULT_MIN_SCORE
+    from aligner.embed import load_encoder
+    from aligner.errors import InputError
+    from aligner.ingest import read_document
+    from aligner.pipeline import align_documents
+    from aligner.tmx import pairs_to_units, write_tmx
+
+    if args.max_bead < 1:
+        raise InputError("--max-bead must be at least 1")
+    min_score = DEFAULT_MIN_SCORE if args.min_score is None else args.min_score
+    if not 0.0 <= min_score <= 1.0:
+        raise InputError("--min-score must be between 0 and 1")
+    zh = read_document(args.zh, "zh")
+    en = read_document(args.en, "en")
+    if args.symbol:
+        zh.symbol = en.symbol = args.symbol
+    encoder = load_encoder(args.encoder)
+    result = align_documents(zh, en, mode=args.mode, encoder=encoder, max_bead=args.max_bead)
+
+    kept = [p for p in result.pairs if p.score >= min_score]
+    output = args.output or default_output(args.zh)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    written = write_tmx(
+        output, pairs_to_units(kept), source_lang=args.src_lang, target_lang=args.tgt_lang
+    )
+    warnings = list(result.warnings)
+    if result.pairs and len(kept) < len(result.pairs) / 2:
+        warnings.append(
+            "most pairs score below the threshold: are these texts translations of each other?"
+        )
+    summary = {
+        "output": str(output),
+        "mode": result.mode,
+        "written": written,
+        "left_out": len(result.pairs) - len(kept),
+        "min_score": round(min_score, 3),
+        "unmatched_zh": len(result.unmatched_zh),
+        "unmatched_en": len(result.unmatched_en),
+        "mean_score": round(sum(p.score for p in result.pairs) / len(result.pairs), 3)
+        if result.pairs
+        else 0.0,
+        "warnings": warnings,
+    }
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        print(
+            f"{summary['written']} pairs written to {output} ({result.mode} mode); "
+            f"{summary['left_out']} left out below score {summary['min_score']}; "
+            f"unmatched sentences: {summary['unmatched_zh']} zh, {summary['unmatched_en']} en; "
+            f"mean score {summary['mean_score']}"
+        )
+    for warning in warnings:
+        print(f"aligner: warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if args.data is not None:
+        os.environ["CONCORDIA_DATA_DIR"] = str(args.data)
+    # The service is named by string so that the aligner package never imports it.
+    uvicorn.run("service.api:create_app", factory=True, host=args.host, port=args.port)
+    return 0
