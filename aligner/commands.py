@@ -79,9 +79,13 @@ def run_align(args: argparse.Namespace) -> int:
     kept = [p for p in result.pairs if p.score >= min_score]
     output = args.output or default_output(args.zh)
     output.parent.mkdir(parents=True, exist_ok=True)
-    written = write_tmx(
-        output, pairs_to_units(kept), source_lang=args.src_lang, target_lang=args.tgt_lang
+    units = pairs_to_units(
+        kept,
+        source_lang=args.src_lang,
+        target_lang=args.tgt_lang,
+        document=zh.symbol or args.zh.name,
     )
+    written = write_tmx(output, units, source_lang=args.src_lang, target_lang=args.tgt_lang)
     warnings = list(result.warnings)
     if result.pairs and len(kept) < len(result.pairs) / 2:
         warnings.append(
