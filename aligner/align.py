@@ -1,0 +1,424 @@
+"""Sentence alignment: FAISS anchors, a band around them, a dynamic programme over n-m beads.
+
+Two passes, after Bertalign (Liu & Zhu 2022):
+1. every Chinese sentence looks up its nearest English sentences with FAISS; a 1-1 dynamic
+   programme over those similarities finds a monotone chain of anchor pairs;
+2. a band a few sentences wide around the anchors restricts a second dynamic programme that
+   chooses 1-1, n-m (up to ``max_bead``), 1-0 and 0-1 beads, so the cost grows linearly with the
+   length of the document.
+
+A bead's value in the second pass is the cosine similarity of its spans (the unit mean of the
+sentence embeddings), minus half the similarity to the sentences just outside it (a margin:
+a sentence that resembles its neighbours as much as its counterpart is weak evidence), times
+a length agreement factor log2(1 + shorter/longer) on the document's own character ratio, plus
+0.4 x the share of lexical units matched across the bead (numbers, Latin-script tokens, UN
+document symbols, CC-CEDICT glosses and pinyin names, see ``aligner.lexicon``). Leaving a
+sentence unmatched is worth -0.2. These few weights were chosen on MAC-Dev (literary, free
+translation) and hold on the Bible; bench/align_bench.py prints both.
+
+The reported score of a bead is a probability that it is a translation: a logistic function
+of its value (Platt scaling, refitted by ``bench/align_bench.py --calibrate``), so it means the
+same on every document and one threshold, ``DEFAULT_MIN_SCORE``, separates good pairs from
+bad. Unmatched (1-0, 0-1) beads score 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from aligner.lexicon import LexicalIndex
+from aligner.models import Bead
+
+DEFAULT_MAX_BEAD = 4
+DEFAULT_MIN_SCORE = 0.5
+
+# First pass: nearest neighbours per sentence and half-width of the search band (in sentences).
+TOP_K = 4
+FIRST_WINDOW_MIN = 250
+FIRST_WINDOW_SHARE = 0.06
+# Second pass: band half-width around the anchors, value of leaving a sentence unmatched.
+BAND = 8
+SKIP = -0.2
+LEX_WEIGHT = 0.4
+NEIGHBOUR_WEIGHT = 0.5
+# Score = logistic(SLOPE · (value - MIDPOINT)), fitted by bench/align_bench.py --calibrate.
+CALIBRATION_SLOPE = 14.9
+CALIBRATION_MIDPOINT = 0.351
+
+NEG = np.float32(-1e9)
+
+
+def bead_types(max_bead: int) -> list[tuple[int, int]]:
+    """All (zh, en) bead shapes: 1-0, 0-1 and n-m with at most ``max_bead`` on one side and
+    ``max_bead + 1`` sentences in all (max_bead 4 gives 1-1 … 1-4, 2-3, 3-2, 4-1)."""
+    if max_bead < 1:
+        raise ValueError("max_bead must be at least 1")
+    types = [(1, 0), (0, 1)]
+    for a in range(1, max_bead + 1):
+        for b in range(1, max_bead + 1):
+            if a + b <= max_bead + 1:
+                types.append((a, b))
+    return types
+
+
+class Band:
+    """Rows 0..n of a DP table and, for each row i, the columns lo[i]..hi[i] searched."""
+
+    def __init__(self, lo: np.ndarray, hi: np.ndarray):
+        self.lo = lo.astype(np.int64)
+        self.hi = hi.astype(np.int64)
+        self.width = int((self.hi - self.lo).max()) + 1
+        self.rows = len(lo)
+
+    def dot(self, left: np.ndarray, right: np.ndarray, block: int = 64) -> np.ndarray:
+        """(rows, width) array: cell (i, k) = left[i] · right[lo[i] + k]; 0 past the right end."""
+        out = np.zeros((self.rows, self.width), dtype=np.float32)
+        offsets = np.arange(self.width)[None, :]
+        for r0 in range(0, self.rows, block):
+            r1 = min(r0 + block, self.rows)
+            c0 = int(self.lo[r0])
+            c1 = min(int(self.hi[r1 - 1]) + 1, len(right))
+            if c1 <= c0:
+                continue
+            dense = left[r0:r1] @ right[c0:c1].T
+            idx = self.lo[r0:r1, None] - c0 + offsets
+            picked = np.take_along_axis(dense, np.minimum(idx, c1 - c0 - 1), axis=1)
+            out[r0:r1] = np.where(idx < c1 - c0, picked, 0.0)
+        return out
+
+    def columns(self) -> np.ndarray:
+        """(rows, width) column index j of every cell (may exceed hi[i]: masked by callers)."""
+        return self.lo[:, None] + np.arange(self.width)[None, :]
+
+
+def run_dp(
+    band: Band,
+    types: Sequence[tuple[int, int]],
+    values: dict[tuple[int, int], np.ndarray],
+    insert_value: np.ndarray,
+) -> list[tuple[int, int, int]]:
+    """Best monotone path from cell (0, 0) to cell (rows - 1, hi[-1]).
+
+    ``values[(a, b)]`` is a (rows, width) array: the value of the bead that covers zh
+    i-a..i-1 and en j-b..j-1 and ends at cell (i, j = lo[i] + k). ``(0, 1)`` beads are
+    handled within a row by a running maximum; ``insert_value[j]`` is the value of leaving
+    en sentence j-1 unmatched. Returns the beads (i, j, type index) from first to last.
+    """
+    lo, hi = band.lo, band.hi
+    rows, width = band.rows, band.width
+    cost = np.full((rows, width), NEG, dtype=np.float64)
+    back = np.full((rows, width), -1, dtype=np.int16)
+    ins = types.index((0, 1))
+    vertical = [(t, a, b) for t, (a, b) in enumerate(types) if a > 0]
+    prefix = np.concatenate([[0.0], np.cumsum(insert_value[1:], dtype=np.float64)])
+    for i in range(rows):
+        lo_i, hi_i = int(lo[i]), int(hi[i])
+        n_i = hi_i - lo_i + 1
+        best = np.full(n_i, NEG, dtype=np.float64)
+        arg = np.full(n_i, -1, dtype=np.int16)
+        if i == 0 and lo_i == 0:
+            best[0] = 0.0
+        for t, a, b in vertical:
+            p = i - a
+            if p < 0:
+                continue
+            lo_p, hi_p = int(lo[p]), int(hi[p])
+            j0 = max(lo_i, lo_p + b)
+            j1 = min(hi_i, hi_p + b)
+            if j0 > j1:
+                continue
+            here = slice(j0 - lo_i, j1 - lo_i + 1)
+            cand = cost[p, j0 - b - lo_p : j1 - b - lo_p + 1] + values[(a, b)][i, here]
+            seg = best[here]
+            better = cand > seg
+            seg[better] = cand[better]
+            arg[here][better] = t
+        # 0-1 beads: best[k] = max over m <= k of best[m] + value of skipping en lo_i+m .. lo_i+k-1
+        pre = prefix[lo_i : hi_i + 1]
+        run = np.maximum.accumulate(best - pre)
+        moved = (best - pre) < run
+        best = np.where(moved, run + pre, best)
+        arg[moved] = ins
+        cost[i, :n_i] = best
+        back[i, :n_i] = arg
+    path = []
+    i, j = rows - 1, int(hi[-1])
+    while i > 0 or j > 0:
+        t = int(back[i, j - lo[i]])
+        if t < 0:
+            raise RuntimeError("alignment path broken: the band does not reach the origin")
+        path.append((i, j, t))
+        a, b = types[t]
+        i, j = i - a, j - b
+    path.reverse()
+    return path
+
+
+def knn(queries: np.ndarray, base: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inner-product top-k of every query row among ``base`` rows (FAISS flat index)."""
+    import faiss
+
+    index = faiss.IndexFlatIP(base.shape[1])
+    index.add(np.ascontiguousarray(base, dtype=np.float32))
+    return index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, len(base)))
+
+
+def find_anchors(zh_vecs: np.ndarray, en_vecs: np.ndarray) -> list[tuple[int, int]]:
+    """1-1 anchor cells (i, j): zh i-1 ↔ en j-1, a monotone chain through FAISS neighbours."""
+    n, m = len(zh_vecs), len(en_vecs)
+    win = max(FIRST_WINDOW_MIN, int(max(n, m) * FIRST_WINDOW_SHARE))
+    centre = (np.arange(n + 1) * m / n).astype(np.int64)
+    band = Band(np.maximum(centre - win, 0), np.minimum(centre + win, m))
+    sims, idx = knn(zh_vecs, en_vecs, TOP_K)
+    value = np.zeros((band.rows, band.width), dtype=np.float32)
+    rows = np.repeat(np.arange(1, n + 1), idx.shape[1])
+    cols = idx.reshape(-1) + 1
+    offs = cols - band.lo[rows]
+    ok = (offs >= 0) & (cols <= band.hi[rows])
+    value[rows[ok], offs[ok]] = np.maximum(sims.reshape(-1)[ok], 0)
+    types = [(1, 0), (0, 1), (1, 1)]
+    values = {(1, 0): np.zeros_like(value), (1, 1): value}
+    path = run_dp(band, types, values, np.zeros(m + 1, dtype=np.float32))
+    return [(i, j) for i, j, t in path if types[t] == (1, 1)]
+
+
+def second_band(anchors: list[tuple[int, int]], n: int, m: int, w: int) -> Band:
+    """Rows between two anchors search from the earlier anchor's column - w to the later's + w
+    (n >= 1). Both bounds grow with the row, as ``Band.dot`` and ``run_dp`` expect."""
+    points = [p for p in anchors if p[0] < n and p[1] < m] + [(n, m)]
+    lo = np.zeros(n + 1, dtype=np.int64)
+    hi = np.zeros(n + 1, dtype=np.int64)
+    prev_i, prev_j = 0, 0
+    for i, j in points:
+        lo[prev_i + 1 : i + 1] = max(0, prev_j - w)
+        hi[prev_i + 1 : i + 1] = min(m, j + w)
+        prev_i, prev_j = i, j
+    lo[0], hi[0] = 0, hi[1]
+    return Band(lo, hi)
+
+
+def span_vectors(vecs: np.ndarray, max_len: int) -> list[np.ndarray]:
+    """spans[a][i] = unit mean of vecs[i-a:i] (rows i < a are zero), for a = 1..max_len."""
+    n, dim = vecs.shape
+    spans = [np.zeros((0, dim), dtype=np.float32)]
+    total = np.zeros((n + 1, dim), dtype=np.float32)
+    for a in range(1, max_len + 1):
+        if a <= n:
+            total[a:] += vecs[: n + 1 - a]  # now the sum of vecs[i-a:i] for rows i >= a
+            total[a - 1] = 0.0
+        else:
+            total[:] = 0.0
+        out = total / np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-9)
+        spans.append(out.astype(np.float32, copy=False))
+    return spans
+
+
+def span_lengths(lengths: np.ndarray, max_len: int) -> list[np.ndarray]:
+    """lens[a][i] = sum of lengths[i-a:i] (0 for i < a)."""
+    total = np.concatenate([[0], np.cumsum(lengths)]).astype(np.float64)
+    out = [np.zeros(0)]
+    for a in range(1, max_len + 1):
+        s = np.zeros(len(total))
+        if a < len(total):
+            s[a:] = total[a:] - total[:-a]
+        out.append(s)
+    return out
+
+
+def shifted(vecs: np.ndarray, shift: int) -> np.ndarray:
+    """out[i] = vecs[i - shift] where that index exists, else zeros; len(vecs)+1 rows."""
+    out = np.zeros((len(vecs) + 1, vecs.shape[1]), dtype=np.float32)
+    lo = max(shift, 0)
+    hi = min(len(vecs) + shift, len(vecs) + 1)
+    if lo < hi:
+        out[lo:hi] = vecs[lo - shift : hi - shift]
+    return out
+
+
+def text_length(text: str) -> int:
+    return sum(1 for c in text if not c.isspace())
+
+
+def bead_features(
+    band: Band,
+    types: Sequence[tuple[int, int]],
+    zh_vecs: np.ndarray,
+    en_vecs: np.ndarray,
+    zh_spans: list[np.ndarray],
+    en_spans: list[np.ndarray],
+    zh_lens: list[np.ndarray],
+    en_lens: list[np.ndarray],
+) -> dict[tuple[int, int], dict[str, np.ndarray]]:
+    """Per n-m bead shape, (rows, width) arrays: cosine ``sim``, neighbour similarity ``nb``
+    (mean similarity of each span to the sentences just before and after its counterpart),
+    and ``ratio`` = log(zh length / (en length · document ratio))."""
+    n, m = len(zh_vecs), len(en_vecs)
+    doc_ratio = max(zh_lens[1].sum(), 1.0) / max(en_lens[1].sum(), 1.0)
+    cols = np.minimum(band.columns(), m)
+    rows = np.arange(band.rows)[:, None]
+    en_next = shifted(en_vecs, 0)
+    zh_next = shifted(zh_vecs, 0)
+    has_en_next = (cols < m).astype(np.float32)
+    has_zh_next = np.broadcast_to((rows < n).astype(np.float32), cols.shape)
+    right_en = {a: band.dot(zh_spans[a], en_next) for a in {a for a, b in types if a and b}}
+    right_zh = {b: band.dot(zh_next, en_spans[b]) for b in {b for a, b in types if a and b}}
+    out = {}
+    for a, b in types:
+        if a == 0 or b == 0:
+            continue
+        sim = band.dot(zh_spans[a], en_spans[b])
+        left_en = band.dot(zh_spans[a], shifted(en_vecs, b + 1))
+        left_zh = band.dot(shifted(zh_vecs, a + 1), en_spans[b])
+        has_en_left = (cols - b - 1 >= 0).astype(np.float32)
+        has_zh_left = np.broadcast_to((rows - a - 1 >= 0).astype(np.float32), cols.shape)
+        nb_en = (right_en[a] * has_en_next + left_en * has_en_left) / np.maximum(
+            has_en_next + has_en_left, 1
+        )
+        nb_zh = (right_zh[b] * has_zh_next + left_zh * has_zh_left) / np.maximum(
+            has_zh_next + has_zh_left, 1
+        )
+        zl = zh_lens[a][np.minimum(rows, n)]
+        el = en_lens[b][cols] * doc_ratio
+        ratio = np.log((zl + 1.0) / (el + 1.0))
+        out[(a, b)] = {
+            "sim": sim,
+            "nb": (nb_en + nb_zh) / 2,
+            "ratio": ratio.astype(np.float32),
+        }
+    return out
+
+
+def lexical_features(
+    band: Band, types: Sequence[tuple[int, int]], index: LexicalIndex, max_bead: int
+) -> dict[tuple[int, int], np.ndarray]:
+    """Per n-m bead shape, the share of lexical units matched across the bead (harmonic mean
+    of the Chinese units found in the English and the English words found in the Chinese)."""
+    n, m = index.n, index.m
+    lo, hi = band.lo, band.hi
+    # pair band: zh sentence r meets en sentences plo[r] .. plo[r] + pw - 1
+    r_idx = np.arange(n)
+    plo = np.maximum(lo[r_idx + 1] - max_bead, 0)
+    phi = np.minimum(hi[np.minimum(r_idx + max_bead, n)], m) - 1
+    zh_hit, en_hit = index.pair_counts(plo, phi)
+    pw = zh_hit.shape[1]
+    cols = band.columns()
+    rows = np.broadcast_to(np.arange(band.rows)[:, None], cols.shape)
+
+    def gather(table: np.ndarray, dr: int, dc: int) -> np.ndarray:
+        r = rows - 1 - dr
+        c = cols - 1 - dc
+        rr = np.clip(r, 0, n - 1)
+        k = c - plo[rr]
+        ok = (r >= 0) & (k >= 0) & (k < pw) & (c < m)
+        return np.where(ok, table[rr, np.clip(k, 0, pw - 1)], 0.0)
+
+    zh_total = span_lengths(index.zh_count, max_bead)
+    en_total = span_lengths(index.en_count, max_bead)
+    shifts = {}
+    out = {}
+    for a, b in types:
+        if a == 0 or b == 0:
+            continue
+        z = np.zeros(cols.shape, dtype=np.float32)
+        e = np.zeros(cols.shape, dtype=np.float32)
+        for dr in range(a):
+            for dc in range(b):
+                if (dr, dc) not in shifts:
+                    shifts[(dr, dc)] = (gather(zh_hit, dr, dc), gather(en_hit, dr, dc))
+                z += shifts[(dr, dc)][0]
+                e += shifts[(dr, dc)][1]
+        zn = zh_total[a][np.minimum(rows, n)]
+        en_ = en_total[b][np.minimum(cols, m)]
+        zc = np.minimum(z / np.maximum(zn, 1), 1)
+        ec = np.minimum(e / np.maximum(en_, 1), 1)
+        out[(a, b)] = (2 * zc * ec / np.maximum(zc + ec, 1e-9)).astype(np.float32)
+    return out
+
+
+def bead_value(f: dict[str, np.ndarray]) -> np.ndarray:
+    """DP value of an n-m bead: margin similarity times length agreement, plus lexical share."""
+    length = np.log2(1.0 + np.exp(-np.abs(f["ratio"])))
+    value = (f["sim"] - NEIGHBOUR_WEIGHT * f["nb"]) * length + LEX_WEIGHT * f["lex"]
+    return value.astype(np.float32)
+
+
+def bead_score(value: float) -> float:
+    """Calibrated probability that a bead with this DP value is a translation pair."""
+    return float(1.0 / (1.0 + np.exp(-CALIBRATION_SLOPE * (value - CALIBRATION_MIDPOINT))))
+
+
+def align_embedded(
+    zh: Sequence[str],
+    en: Sequence[str],
+    zh_vecs: np.ndarray,
+    en_vecs: np.ndarray,
+    *,
+    max_bead: int = DEFAULT_MAX_BEAD,
+) -> list[Bead]:
+    """Align sentences whose embeddings (unit rows, one per sentence) are already known."""
+    return [
+        Bead(zh_idx, en_idx, bead_score(value) if zh_idx and en_idx else 0.0)
+        for zh_idx, en_idx, value in align_values(zh, en, zh_vecs, en_vecs, max_bead=max_bead)
+    ]
+
+
+def align_values(
+    zh: Sequence[str],
+    en: Sequence[str],
+    zh_vecs: np.ndarray,
+    en_vecs: np.ndarray,
+    *,
+    max_bead: int = DEFAULT_MAX_BEAD,
+) -> list[tuple[tuple[int, ...], tuple[int, ...], float]]:
+    """The beads (zh indices, en indices, uncalibrated DP value) of the best alignment."""
+    n, m = len(zh), len(en)
+    types = bead_types(max_bead)
+    if len(zh_vecs) != n or len(en_vecs) != m:
+        raise ValueError("one embedding row per sentence is needed on each side")
+    if n == 0 or m == 0:
+        return [((i,), (), SKIP) for i in range(n)] + [((), (j,), SKIP) for j in range(m)]
+    # Many small products: BLAS threads only add synchronisation (10x slower on a busy machine).
+    with threadpool_limits(1, user_api="blas"):
+        anchors = find_anchors(zh_vecs, en_vecs)
+        band = second_band(anchors, n, m, BAND)
+        zh_lens = span_lengths(np.array([text_length(s) for s in zh]), max_bead)
+        en_lens = span_lengths(np.array([text_length(s) for s in en]), max_bead)
+        feats = bead_features(
+            band, types, zh_vecs, en_vecs,
+            span_vectors(zh_vecs, max_bead), span_vectors(en_vecs, max_bead), zh_lens, en_lens,
+        )
+        lex = lexical_features(band, types, LexicalIndex(list(zh), list(en)), max_bead)
+        values = {}
+        for t, f in feats.items():
+            f["lex"] = lex[t]
+            values[t] = bead_value(f)
+        values[(1, 0)] = np.full((band.rows, band.width), SKIP, dtype=np.float32)
+        path = run_dp(band, types, values, np.full(m + 1, SKIP, dtype=np.float32))
+    beads = []
+    for i, j, t in path:
+        a, b = types[t]
+        value = float(values[(a, b)][i, j - band.lo[i]]) if a and b else SKIP
+        beads.append((tuple(range(i - a, i)), tuple(range(j - b, j)), value))
+    return beads
+
+def align_sentences(
+    zh: list[str], en: list[str], encoder=None, *, max_bead: int = DEFAULT_MAX_BEAD
+) -> list[Bead]:
+    """Align two lists of sentences; beads in document order cover every sentence once.
+
+    ``encoder``: anything with ``encode(list[str]) -> unit rows`` (``aligner.embed``);
+    None loads the default (USE-m3, cached). Scores are calibrated probabilities: keep the
+    pairs scoring at least ``DEFAULT_MIN_SCORE``.
+    """
+    if not zh or not en:
+        return align_embedded(zh, en, np.zeros((len(zh), 1)), np.zeros((len(en), 1)),
+                              max_bead=max_bead)
+    if encoder is None:
+        from aligner.embed import load_encoder
+
+        encoder = load_encoder()
+    return align_embedded(zh, en, encoder.encode(zh), encoder.encode(en), max_bead=max_bead)
+

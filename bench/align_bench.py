@@ -1,0 +1,154 @@
+"""Sentence aligner benchmark: MAC-Dev and the Bible, ours next to the Gale-Church baseline.
+
+    python bench/align_bench.py [--data ../shared/data] [--calibrate]
+
+Every configuration runs in its own child process with a fresh, empty embedding cache, so
+the embedding time is real (it includes loading the encoder) and the peak resident memory
+(ru_maxrss) is that configuration's own. Prints strict and lax precision, recall and F1,
+seconds embedding and aligning, and peak memory, with the issue's targets. Three methods:
+``embedding`` (ours, the encoder as ``load_encoder`` builds it, BLAS threads = CPU count),
+``embedding-1thread`` (the same with a single BLAS thread for the encoder) and ``length``
+(the Gale-Church baseline).
+
+``--calibrate`` instead refits the constants that turn a bead's DP value into a probability
+(``CALIBRATION_SLOPE`` and ``CALIBRATION_MIDPOINT`` in aligner/align.py): a class-balanced
+logistic fit of correct beads (MAC-Dev beads equal to a gold bead, UNPC-dev pairs) against the
+beads the aligner picks between texts that are not translations of each other (one MAC-Dev
+chapter against another, one half of UNPC-dev against the other).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CORPORA = {"mac-dev": False, "bible": True}  # name -> verse-based scoring
+TARGETS = {"mac-dev": "strict F1 >= 0.90", "bible": "strict F1 >= 0.96, embed+align <= 30 s, "
+           "align <= 5 s, peak <= 2048 MiB"}
+
+
+def run_one(data: Path, corpus: str, method: str) -> dict:
+    """One corpus, one method, in this process (called in a child)."""
+    from aligner.evaluate import evaluate, read_corpus, read_verses
+
+    docs = read_corpus(data / corpus)
+    verses = read_verses(data / corpus, docs) if CORPORA[corpus] else None
+    encoder = None
+    if method == "embedding-1thread":
+        from aligner.embed import CachedEncoder, UseM3Encoder, default_cache_path
+
+        encoder = CachedEncoder(UseM3Encoder(threads=1), default_cache_path())
+    start = time.perf_counter()
+    result = evaluate(docs, method=method.split("-")[0], verses=verses, encoder=encoder)
+    total = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {
+        **result.scores,
+        "seconds_embed": result.seconds_embed,
+        "seconds_align": result.seconds_align,
+        "seconds_total": total,
+        "peak_mib": peak,
+        "sentences": [sum(len(d.zh) for d in docs), sum(len(d.en) for d in docs)],
+    }
+
+
+def child(data: Path, corpus: str, method: str) -> dict:
+    with tempfile.TemporaryDirectory(prefix="align-bench-cache-") as cache:
+        env = {**os.environ, "CONCORDIA_CACHE_DIR": cache}
+        out = subprocess.run(
+            [sys.executable, __file__, "--data", str(data), "--one", corpus, method],
+            capture_output=True, text=True, env=env, check=False,
+        )
+    if out.returncode != 0:
+        raise SystemExit(f"{corpus}/{method} failed:\n{out.stderr}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def report(data: Path) -> None:
+    print(f"data: {data}   cpus: {os.cpu_count()}   load average: {os.getloadavg()[0]:.1f}")
+    header = (f"{'corpus':8} {'method':17} {'P':>6} {'R':>6} {'F1':>6} | {'laxP':>6} {'laxR':>6} "
+              f"{'laxF1':>6} | {'embed s':>7} {'align s':>7} {'total s':>7} {'peak MiB':>8}")
+    print(header)
+    print("-" * len(header))
+    for corpus in CORPORA:
+        for method in ("embedding", "embedding-1thread", "length"):
+            r = child(data, corpus, method)
+            print(f"{corpus:8} {method:17} {r['precision_strict']:6.3f} {r['recall_strict']:6.3f} "
+                  f"{r['f1_strict']:6.3f} | {r['precision_lax']:6.3f} {r['recall_lax']:6.3f} "
+                  f"{r['f1_lax']:6.3f} | {r['seconds_embed']:7.2f} {r['seconds_align']:7.2f} "
+                  f"{r['seconds_total']:7.2f} {r['peak_mib']:8.0f}", flush=True)
+        print(f"{'':8} target: {TARGETS[corpus]}  ({r['sentences'][0]} zh, "
+              f"{r['sentences'][1]} en sentences)")
+
+
+def calibrate(data: Path) -> None:
+    import numpy as np
+
+    from aligner.align import align_values
+    from aligner.embed import load_encoder
+    from aligner.evaluate import read_corpus
+
+    encoder = load_encoder()
+
+    def values(zh: list[str], en: list[str]) -> list[tuple[tuple, tuple, float]]:
+        beads = align_values(zh, en, encoder.encode(zh), encoder.encode(en))
+        return [(z, e, v) for z, e, v in beads if z and e]
+
+    good, bad = [], []
+    docs = read_corpus(data / "mac-dev")
+    for k, doc in enumerate(docs):
+        gold = set(doc.gold)
+        good += [v for z, e, v in values(doc.zh, doc.en) if (z, e) in gold]
+        other = docs[(k + 1) % len(docs)]
+        bad += [v for _, _, v in values(doc.zh, other.en)]
+    zh = (data / "unpc-dev" / "zh.txt").read_text(encoding="utf-8").splitlines()
+    en = (data / "unpc-dev" / "en.txt").read_text(encoding="utf-8").splitlines()
+    half = len(zh) // 2
+    good += [v for z, e, v in values(zh[:half], en[:half]) if z == e and len(z) == 1]
+    bad += [v for _, _, v in values(zh[:half], en[half:])]
+    x = np.array(good + bad)
+    y = np.array([1.0] * len(good) + [0.0] * len(bad))
+    weight = np.where(y == 1, 0.5 / len(good), 0.5 / len(bad))
+    a, b = 1.0, 0.0
+    for _ in range(100):  # Newton steps of a weighted logistic regression on one feature
+        p = 1 / (1 + np.exp(-(a * x + b)))
+        grad = np.array([np.sum(weight * (p - y) * x), np.sum(weight * (p - y))])
+        h = weight * p * (1 - p)
+        hess = np.array([[np.sum(h * x * x), np.sum(h * x)], [np.sum(h * x), np.sum(h)]])
+        a, b = np.array([a, b]) - np.linalg.solve(hess + 1e-9 * np.eye(2), grad)
+    midpoint = -b / a
+    print(f"correct beads: {len(good)}  beads between unrelated texts: {len(bad)}")
+    print(f"value percentiles, correct 5/25/50: {np.percentile(good, [5, 25, 50]).round(3)}  "
+          f"unrelated 50/95/99: {np.percentile(bad, [50, 95, 99]).round(3)}")
+    print(f"CALIBRATION_SLOPE = {a:.1f}\nCALIBRATION_MIDPOINT = {midpoint:.3f}")
+    print(f"at 0.5: correct kept {np.mean(np.array(good) >= midpoint):.3f}, "
+          f"unrelated kept {np.mean(np.array(bad) >= midpoint):.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--calibrate", action="store_true", help="refit the score calibration")
+    parser.add_argument("--one", nargs=2, metavar=("CORPUS", "METHOD"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    data = args.data.resolve()
+    if args.one:
+        print(json.dumps(run_one(data, *args.one)))
+    elif args.calibrate:
+        calibrate(data)
+    else:
+        report(data)
+
+
+if __name__ == "__main__":
+    main()

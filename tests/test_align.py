@@ -1,0 +1,177 @@
+"""The sentence aligner on real text: coverage, order, accuracy, scores, the length baseline."""
+
+import numpy as np
+import pytest
+
+from aligner.align import (
+    DEFAULT_MIN_SCORE,
+    align_embedded,
+    align_sentences,
+    bead_types,
+)
+from aligner.embed import load_encoder
+from aligner.evaluate import parse_beads, score
+from aligner.length import align_lengths
+from aligner.lexicon import LexicalIndex, en_keys, load_dictionary, shared_tokens, zh_units
+
+
+def excerpt(shared_data, name: str, zh_lines: int = 60):
+    """The first ``zh_lines`` Chinese lines of a MAC-Dev chapter, the English lines the gold
+    pairs them with, and the gold beads of that stretch."""
+    root = shared_data / "mac-dev"
+    gold = []
+    for bead in parse_beads((root / "gold" / f"{name}.align").read_text(encoding="utf-8")):
+        if bead[0] and max(bead[0]) >= zh_lines:
+            break
+        gold.append(bead)
+    en_lines = max(j for _, en in gold for j in en) + 1
+    zh = (root / "zh" / name).read_text(encoding="utf-8").splitlines()[:zh_lines]
+    en = (root / "en" / name).read_text(encoding="utf-8").splitlines()[:en_lines]
+    return zh, en, gold
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return load_encoder("use-m3", cache=False)
+
+
+@pytest.fixture(scope="module")
+def stone(shared_data):
+    return excerpt(shared_data, "003")  # The Story of the Stone: many 1-2 and 1-3 beads
+
+
+def assert_covers(beads, n: int, m: int) -> None:
+    """Every sentence exactly once, in document order; no empty bead; scores in [0, 1]."""
+    zh = [i for b in beads for i in b.zh]
+    en = [j for b in beads for j in b.en]
+    assert zh == list(range(n))
+    assert en == list(range(m))
+    assert all(b.zh or b.en for b in beads)
+    assert all(0.0 <= b.score <= 1.0 for b in beads)
+    for bead in beads:
+        assert list(bead.zh) == list(range(bead.zh[0], bead.zh[0] + len(bead.zh))) if bead.zh else 1
+        assert list(bead.en) == list(range(bead.en[0], bead.en[0] + len(bead.en))) if bead.en else 1
+
+
+def test_bead_shapes():
+    assert bead_types(4) == [
+        (1, 0), (0, 1), (1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (2, 2), (2, 3), (3, 1), (3, 2),
+        (4, 1),
+    ]
+    assert bead_types(1) == [(1, 0), (0, 1), (1, 1)]
+    with pytest.raises(ValueError):
+        bead_types(0)
+
+
+def test_real_excerpt_is_covered_and_accurate(stone, encoder):
+    zh, en, gold = stone
+    beads = align_sentences(zh, en, encoder)
+    assert_covers(beads, len(zh), len(en))
+    result = score([gold], [[(b.zh, b.en) for b in beads]])
+    assert result["f1_strict"] >= 0.85
+    assert result["f1_lax"] >= 0.97
+    # a free literary translation: most beads that equal a gold bead pass the threshold
+    gold_set = set(gold)
+    right = [b.score for b in beads if (b.zh, b.en) in gold_set]
+    assert np.median(right) >= DEFAULT_MIN_SCORE
+
+
+def test_precomputed_embeddings_give_the_same_alignment(stone, encoder):
+    zh, en, _ = stone
+    once = align_sentences(zh, en, encoder)
+    again = align_embedded(zh, en, encoder.encode(zh), encoder.encode(en))
+    assert [(b.zh, b.en) for b in once] == [(b.zh, b.en) for b in again]
+    with pytest.raises(ValueError):
+        align_embedded(zh, en, encoder.encode(zh[:-1]), encoder.encode(en))
+
+
+def test_bead_size_limit_is_kept(stone, encoder):
+    zh, en, _ = stone
+    for max_bead in (1, 2):
+        beads = align_sentences(zh, en, encoder, max_bead=max_bead)
+        assert_covers(beads, len(zh), len(en))
+        assert all(len(b.zh) <= max_bead and len(b.en) <= max_bead for b in beads)
+
+
+def test_unrelated_texts_score_low(shared_data, stone, encoder):
+    zh, _, _ = stone
+    _, other_en, _ = excerpt(shared_data, "006")  # The Three-Body Problem
+    beads = align_sentences(zh, other_en, encoder)
+    assert_covers(beads, len(zh), len(other_en))
+    scores = np.array([b.score for b in beads if b.zh and b.en])
+    assert scores.size and np.mean(scores < DEFAULT_MIN_SCORE) >= 0.95
+    assert np.median(scores) < 0.1
+
+
+def test_un_sentences_pair_one_to_one(shared_data, encoder):
+    zh = (shared_data / "unpc-dev" / "zh.txt").read_text(encoding="utf-8").splitlines()[:40]
+    en = (shared_data / "unpc-dev" / "en.txt").read_text(encoding="utf-8").splitlines()[:40]
+    beads = align_sentences(zh, en, encoder)
+    assert_covers(beads, 40, 40)
+    diagonal = [b for b in beads if b.zh == b.en and len(b.zh) == 1]
+    assert len(diagonal) >= 36
+    assert np.mean([b.score >= DEFAULT_MIN_SCORE for b in diagonal]) >= 0.9
+
+
+def test_empty_sides(encoder):
+    en = ["One sentence.", "Another one."]
+    beads = align_sentences([], en, encoder)
+    assert [(b.zh, b.en, b.score) for b in beads] == [((), (0,), 0.0), ((), (1,), 0.0)]
+    assert [(b.zh, b.en) for b in align_sentences(["一句话。"], [], encoder)] == [((0,), ())]
+    assert align_sentences([], [], encoder) == []
+
+
+def test_tiny_documents_are_covered(encoder):
+    rng = np.random.default_rng(7)
+    for n, m in [(1, 1), (1, 9), (7, 1), (3, 12), (12, 3)]:
+        zh_vecs = rng.normal(size=(n, 16)).astype(np.float32)
+        en_vecs = rng.normal(size=(m, 16)).astype(np.float32)
+        zh_vecs /= np.linalg.norm(zh_vecs, axis=1, keepdims=True)
+        en_vecs /= np.linalg.norm(en_vecs, axis=1, keepdims=True)
+        beads = align_embedded(["中"] * n, ["x"] * m, zh_vecs, en_vecs)
+        assert_covers(beads, n, m)
+
+
+def test_length_baseline(stone, encoder):
+    zh, en, gold = stone
+    beads = align_lengths(zh, en)
+    assert_covers(beads, len(zh), len(en))
+    assert all(len(b.zh) <= 2 and len(b.en) <= 2 for b in beads)
+    baseline = score([gold], [[(b.zh, b.en) for b in beads]])["f1_strict"]
+    ours = score([gold], [[(b.zh, b.en) for b in align_sentences(zh, en, encoder)]])["f1_strict"]
+    assert 0.3 <= baseline <= 0.75 and ours >= baseline + 0.2
+    # a long Chinese sentence against two English halves of matching length: a 1-2 bead
+    zh = ["短句。", "这是一个相当长的句子，它的英文译文被分成了两个部分。", "短句。"]
+    en = ["Short.", "This is a rather long sentence,", "whose translation is in two parts.",
+          "Short."]
+    assert [(b.zh, b.en) for b in align_lengths(zh, en)] == [
+        ((0,), (0,)), ((1,), (1, 2)), ((2,), (3,))
+    ]
+    assert align_lengths([], ["a"]) and not align_lengths([], [])
+
+
+def test_lexical_keys():
+    dictionary = load_dictionary()
+    units = zh_units("陈清扬把我拽住，以伟大友谊的名义叫我留下来。", dictionary)
+    assert any("chenqingyang" in unit for unit in units)  # a name, by its pinyin
+    assert any("friendship" in unit for unit in units)  # 友谊, by CC-CEDICT
+    keys = en_keys("Chen Qingyang caught me and asked me to stay.")
+    assert {"chenqingyang", "qingyang", "ask", "stay"} <= set(keys)
+    assert {"S/2017/659", "2370"} <= shared_tokens("安理会第2370(2017)号决议（S/2017/659）")
+
+
+def test_pair_counts_match_set_arithmetic(stone):
+    zh, en, _ = stone
+    zh, en = zh[:12], en[:15]
+    index = LexicalIndex(zh, en)
+    plo = np.maximum(np.arange(len(zh)) - 2, 0)
+    phi = np.minimum(np.arange(len(zh)) + 4, len(en) - 1)
+    zh_hit, en_hit = index.pair_counts(plo, phi)
+    dictionary = load_dictionary()
+    for r in range(len(zh)):
+        units = zh_units(zh[r], dictionary)
+        union = frozenset().union(*units)
+        for c in range(plo[r], phi[r] + 1):
+            keys = en_keys(en[c])
+            assert zh_hit[r, c - plo[r]] == sum(1 for u in units if u & set(keys))
+            assert en_hit[r, c - plo[r]] == sum(1 for k in keys if k in union)
