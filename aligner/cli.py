@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # the reader went away (``aligner turns FILE | head``): stop quietly
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("aligner: interrupted", file=sys.stderr)
         return 130

@@ -1,0 +1,253 @@
+"""Speaker turns of the real Chinese record and of English records in the UN format."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from aligner import speakers
+from aligner.cli import main
+from aligner.ingest import read_document
+from aligner.models import Document
+from aligner.turns import parse_heading, parse_turns, procedural_kind
+
+DATA = Path(__file__).parent / "data"
+
+# S/PV.8017 read by hand: (speaker, country or organisation, language of delivery) of every
+# speech turn, in order, as printed in the Chinese record.
+PV8017_SPEAKERS = [
+    ("主席", "", "阿拉伯语"),
+    ("费多托夫先生", "", "英语"),
+    ("主席", "", "阿拉伯语"),
+    ("汗先生", "", "英语"),
+    ("主席", "", "阿拉伯语"),
+    ("陈伟雄先生", "", ""),
+    ("主席", "", "阿拉伯语"),
+    ("鲁先生", "", "法语"),
+    ("主席", "", "阿拉伯语"),
+    ("主席", "", "阿拉伯语"),  # after the vote: result, then statement as Egypt
+    ("里克罗夫特先生", "联合王国", "英语"),
+    ("内边贾先生", "俄罗斯联邦", "俄语"),
+    ("黑利夫人", "美利坚合众国", "英语"),
+    ("萨迪科夫先生", "哈萨克斯坦", "英语"),
+    ("斯科先生", "瑞典", "英语"),
+    ("略伦蒂·索利斯先生", "多民族玻利维亚国", "西班牙语"),
+    ("兰贝蒂尼先生", "意大利", "英语"),
+    ("阿莱穆先生", "埃塞俄比亚", "英语"),
+    ("刘先生", "中国", ""),
+    ("利苏琴科先生", "乌克兰", "英语"),
+    ("塞克先生", "塞内加尔", "法语"),
+    ("罗塞利先生", "乌拉圭", "西班牙语"),
+    ("川村先生", "日本", "英语"),
+    ("德拉特先生", "法国", "法语"),
+    ("主席", "", "阿拉伯语"),
+]
+# Procedural turns: opening, agenda (with the agenda item), the vote, closing.
+PV8017_PROCEDURAL = {
+    0: "上午10时10分开会。", 1: "通过议程", 11: "进行了举手表决。", 28: "中午12时15分散会。"
+}
+
+
+@pytest.fixture(scope="module")
+def record_turns(shared_data):
+    return parse_turns(read_document(shared_data / "un" / "S-PV-8017.zh.txt"))
+
+
+def test_real_record_turns_as_counted_by_hand(record_turns):
+    assert len(record_turns) == 29
+    speeches = [(t.speaker, t.country, t.language) for t in record_turns if t.kind == "speech"]
+    assert speeches == PV8017_SPEAKERS
+    procedural = {i: t.paragraphs[0] for i, t in enumerate(record_turns) if t.kind != "speech"}
+    assert procedural == PV8017_PROCEDURAL
+    assert record_turns[1].paragraphs[2:] == [
+        "恐怖行为对国际和平与安全造成的威胁", "防止恐怖分子获取武器"
+    ]
+    assert record_turns[11].paragraphs[1:2] == ["赞成:"]
+    assert record_turns[11].paragraphs[2].endswith("美利坚合众国和乌拉圭")
+    assert [t.is_president for t in record_turns if t.kind == "speech"] == [
+        s == "主席" for s, _, _ in PV8017_SPEAKERS
+    ]
+
+
+def test_real_record_turn_contents(record_turns):
+    for turn in record_turns:
+        for paragraph in turn.paragraphs:
+            assert parse_heading(paragraph, "zh") is None, paragraph[:30]
+            assert paragraph not in ("（以英语发言）", "（以英文发言）")
+    chen = record_turns[7]
+    assert chen.paragraphs[0].startswith("今天，安全理事会讨论防止恐怖主义分子获取武器问题")
+    assert chen.paragraphs[1].startswith("安理会在其许多决议中强调了")  # after the language note
+    president_as_egypt = record_turns[12]
+    assert president_as_egypt.paragraphs[1].startswith("我现在谨以埃及代表的身份发言。")
+    assert president_as_egypt.paragraphs[-1] == "我现在请希望发言的安理会其他成员发言。"
+    assert record_turns[27].paragraphs == ["发言名单上没有其他发言者了。"]
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "speaker", "country", "language", "rest"),
+    [
+        ("主席（以阿拉伯语发言）：根据", "zh", "主席", "", "阿拉伯语", "根据"),
+        ("费多托夫先生（以英语发言）：请允许", "zh", "费多托夫先生", "", "英语", "请允许"),
+        (
+            "里克罗夫特先生（联合王国）（以英语发言）：我愿",
+            "zh", "里克罗夫特先生", "联合王国", "英语", "我愿",
+        ),
+        ("刘先生（中国）：主席先生", "zh", "刘先生", "中国", "", "主席先生"),
+        ("黑利夫人（美利坚合众国）（以英语发言）：", "zh", "黑利夫人", "美利坚合众国", "英语", ""),
+        ("陈伟雄先生：今天", "zh", "陈伟雄先生", "", "", "今天"),
+        ("The President (spoke in Arabic): In", "en", "The President", "", "Arabic", "In"),
+        ("Mr. Fedotov (spoke in English): Let", "en", "Mr. Fedotov", "", "English", "Let"),
+        ("Mr. Rycroft (United Kingdom): Let", "en", "Mr. Rycroft", "United Kingdom", "", "Let"),
+        (
+            "Mrs. Haley (United States of America): Mr. President",
+            "en", "Mrs. Haley", "United States of America", "", "Mr. President",
+        ),
+        (
+            "Mr. Nebenzia (Russian Federation) (spoke in Russian): First",
+            "en", "Mr. Nebenzia", "Russian Federation", "Russian", "First",
+        ),
+        (
+            "Mr. Llorentty Solíz (Plurinational State of Bolivia) (spoke in Spanish): At",
+            "en", "Mr. Llorentty Solíz", "Plurinational State of Bolivia", "Spanish", "At",
+        ),
+        ("The President: I", "en", "The President", "", "", "I"),
+    ],
+)
+def test_headings(text, lang, speaker, country, language, rest):
+    turn, after = parse_heading(text, lang)
+    assert (turn.speaker, turn.country, turn.language, after) == (speaker, country, language, rest)
+    assert turn.is_president == (speaker in ("主席", "The President"))
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("主席先生，我谨祝愿你在担任安全理事会本月主席期间一切顺利。", "zh"),
+        ("决议强调了国际司法合作和执法对于防止恐怖分子获取武器的重要性：", "zh"),
+        ("Mr. President, I wish you every success: you have given us a great start.", "en"),
+        ("Mr. Fedotov said: the threat is real.", "en"),
+        ("As Mr. Rycroft (United Kingdom) noted: the threat is real.", "en"),
+        ("In favour:", "en"),
+    ],
+)
+def test_not_headings(text, lang):
+    assert parse_heading(text, lang) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "kind"),
+    [
+        ("上午10时10分开会。", "zh", "opening"),
+        ("中午12时15分散会。", "zh", "closing"),
+        ("议程通过。", "zh", "agenda"),
+        ("进行了举手表决。", "zh", "vote"),
+        ("反对：", "zh", "vote"),
+        ("The meeting was called to order at 10.10 a.m.", "en", "opening"),
+        ("The meeting rose at 12.15 p.m.", "en", "closing"),
+        ("The meeting was suspended at 11.40 a.m.", "en", "closing"),
+        ("Adoption of the agenda", "en", "agenda"),
+        ("A vote was taken by show of hands.", "en", "vote"),
+        ("A recorded vote was taken.", "en", "vote"),
+        ("Abstaining:", "en", "vote"),
+        ("The meeting was a success.", "en", ""),
+        ("我现在恢复行使安全理事会主席职能。", "zh", ""),
+    ],
+)
+def test_procedural_kinds(text, lang, kind):
+    assert procedural_kind(text, lang) == kind
+
+
+def test_english_record_excerpt():
+    turns = parse_turns(read_document(DATA / "record_8017_excerpt.en.txt"))
+    assert [(t.kind, t.speaker, t.country, t.language) for t in turns] == [
+        ("procedural", "", "", ""),
+        ("procedural", "", "", ""),
+        ("speech", "The President", "", "Arabic"),
+        ("speech", "Mr. Fedotov", "", ""),
+        ("speech", "The President", "", "Arabic"),
+        ("procedural", "", "", ""),
+        ("speech", "The President", "", "Arabic"),
+        ("speech", "Mr. Rycroft", "United Kingdom", ""),
+        ("speech", "Mr. Nebenzia", "Russian Federation", "Russian"),
+        ("speech", "Mrs. Haley", "United States of America", ""),
+        ("speech", "Mr. Sadykov", "Kazakhstan", ""),
+        ("speech", "Mr. Liu Jieyi", "China", "Chinese"),
+        ("speech", "The President", "", "Arabic"),
+        ("procedural", "", "", ""),
+    ]
+    assert turns[5].paragraphs[:2] == ["A vote was taken by show of hands.", "In favour:"]
+    assert [len(t.paragraphs) for t in turns] == [1, 4, 5, 2, 2, 3, 5, 3, 1, 1, 2, 2, 1, 1]
+
+
+def test_text_without_headings_has_no_turns():
+    doc = Document(paragraphs=["第一段。", "第二段：说明。"], lang="zh")
+    assert parse_turns(doc) == []
+
+
+def test_turns_command(shared_data, capsys):
+    path = shared_data / "un" / "S-PV-8017.zh.txt"
+    assert main(["turns", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["#", "kind", "speaker", "country/org", "language", "paras", "start"]
+    assert lines[14].split()[:6] == ["13", "speech", "里克罗夫特先生", "联合王国", "英语", "10"]
+    assert lines[-1] == "29 turns: 25 speech, 4 procedural (S/PV.8017, zh)"
+
+    assert main(["turns", str(path), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 29
+    assert rows[13] == {
+        "index": 13,
+        "kind": "speech",
+        "speaker": "里克罗夫特先生",
+        "country": "联合王国",
+        "language": "英语",
+        "is_president": False,
+        "paragraphs": 10,
+        "start": "我愿首先感谢刘结一大使及其团队上个月非常圆满地主持了安理会工",
+    }
+
+
+def test_turns_command_bad_file(tmp_path, capsys):
+    path = tmp_path / "minutes.rtf"
+    path.write_text("{\\rtf1}")
+    assert main(["turns", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("aligner: error: minutes.rtf: unsupported file type (.rtf)")
+
+
+def test_name_table():
+    table = speakers.names()
+    assert sum(1 for n in table if n.kind == "state") == 193
+    seen: dict[str, str] = {}
+    for name in table:
+        for variant in name.en + name.zh:
+            assert seen.setdefault(variant.lower(), name.key) == name.key, variant
+    # The 2017 Council members as the two versions of S/PV.8017 print them.
+    council = [
+        ("多民族玻利维亚国", "Plurinational State of Bolivia"), ("中国", "China"),
+        ("埃及", "Egypt"), ("埃塞俄比亚", "Ethiopia"), ("法国", "France"), ("意大利", "Italy"),
+        ("日本", "Japan"), ("哈萨克斯坦", "Kazakhstan"), ("俄罗斯联邦", "Russian Federation"),
+        ("塞内加尔", "Senegal"), ("瑞典", "Sweden"), ("乌克兰", "Ukraine"),
+        ("联合王国", "United Kingdom"), ("美利坚合众国", "United States of America"),
+        ("乌拉圭", "Uruguay"),
+    ]
+    for zh, en in council:
+        assert speakers.entity(zh) and speakers.entity(zh) == speakers.entity(en), zh
+    assert speakers.entity("国际刑警组织") == speakers.entity("INTERPOL")
+    assert speakers.entity("Atlantis") == ""
+    assert speakers.language("以英语发言") == speakers.language("spoke in English") == "English"
+    assert speakers.language("（以英文发言）") == "English"
+    assert speakers.language("以克林贡语发言") == ""
+    assert speakers.role("古特雷斯秘书长") == speakers.role("The Secretary-General")
+    assert speakers.role("阿明娜·穆罕默德常务副秘书长") == "Deputy Secretary-General"
+    assert speakers.title("黑利夫人") == speakers.title("Mrs. Haley") == "Mrs."
+
+
+def test_turns_command_on_plain_text(shared_data, tmp_path, capsys):
+    lines = (shared_data / "unpc-dev" / "en.txt").read_text(encoding="utf-8").splitlines()[:20]
+    path = tmp_path / "report.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert main(["turns", str(path)]) == 0
+    assert capsys.readouterr().out == "report.txt: no speaker headings found (20 paragraphs)\n"
+    assert main(["turns", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
