@@ -17,7 +17,7 @@ from aligner import speakers
 from aligner.align import align_sentences
 from aligner.errors import InputError
 from aligner.models import AlignmentResult, Document, SentencePair, Turn
-from aligner.segment import split_sentences
+from aligner.segment import join_segments, split_sentences
 from aligner.turn_align import TurnPair, align_turns, turn_vectors
 from aligner.turns import parse_turns
 
@@ -93,7 +93,7 @@ def _align_plain(zh: Document, en: Document, encoder, max_bead: int) -> Alignmen
 
 
 def _join(sentences: list[str], indices: tuple[int, ...], lang: str) -> str:
-    return ("" if lang == "zh" else " ").join(sentences[i] for i in indices)
+    return join_segments([sentences[i] for i in indices], lang)
 
 
 def _turn_sentences(turns: list[Turn], lang: str) -> tuple[list[list[str]], list[int]]:

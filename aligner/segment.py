@@ -11,7 +11,7 @@ long lines in chunks, so time grows linearly with the text. A line break is alwa
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import accumulate
 
 from sentencex import segment
@@ -173,3 +173,14 @@ def _english_boundary(left: str, right: str) -> bool:
     if _DOTTED.fullmatch(token):
         return starter  # "the U.S. Government", but "from the U.S. The"
     return True
+
+
+def join_segments(sentences: Sequence[str], lang: str) -> str:
+    """Join the sentences of a 1–n bead the way the language writes them.
+
+    Chinese sentences follow each other with no space; English (and other languages written
+    with spaces) get exactly one space between sentences. ``lang`` may be a code like "zh-CN".
+    """
+    parts = [s.strip() for s in sentences if s and s.strip()]
+    primary = lang.lower().replace("_", "-").split("-")[0]
+    return ("" if primary == "zh" else " ").join(parts)

@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -74,16 +74,6 @@ def clean_text(text: str) -> str:
     Everything XML allows stays, bidi marks and zero-width characters included.
     """
     return _FORBIDDEN.sub("", text).strip()
-
-
-def join_segments(sentences: Sequence[str], lang: str) -> str:
-    """Join the sentences of a 1–n bead the way the language writes them.
-
-    Chinese sentences follow each other with no space; English (and other languages written
-    with spaces) get exactly one space between sentences.
-    """
-    parts = [s.strip() for s in sentences if s and s.strip()]
-    return ("" if primary_lang(lang) == "zh" else " ").join(parts)
 
 
 # ---------------------------------------------------------------------------- writing

@@ -13,11 +13,11 @@ from lxml import etree
 
 from aligner.errors import InputError
 from aligner.models import SentencePair, TranslationUnit
+from aligner.segment import join_segments
 from aligner.tmx import (
     PROP_TYPES,
     TMXError,
     clean_text,
-    join_segments,
     normalize_lang,
     pairs_to_units,
     read_tmx,

@@ -16,7 +16,8 @@ from lxml import etree
 from translate.storage import tmx as tt_tmx
 
 from aligner.models import SentencePair
-from aligner.tmx import join_segments, pairs_to_units, read_tmx, write_tmx
+from aligner.segment import join_segments
+from aligner.tmx import pairs_to_units, read_tmx, write_tmx
 
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 OMEGAT_JAR = Path("/usr/share/omegat/OmegaT.jar")
