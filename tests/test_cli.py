@@ -1,0 +1,104 @@
+"""``aligner align`` end to end through the console script: outputs, summary, bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "aligner" / "samples"
+
+
+def run_aligner(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "aligner", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def test_sample_pair_aligns_into_tmx(tmp_path):
+    out = tmp_path / "sample.tmx"
+    result = run_aligner(
+        "align", str(SAMPLES / "sample.zh.txt"), str(SAMPLES / "sample.en.txt"), "-o", str(out),
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    tree = etree.parse(str(out))
+    units = tree.findall(".//tu")
+    assert summary["written"] == len(units) >= 10
+    assert summary["left_out"] >= 0 and summary["unmatched_zh"] >= 0
+    # every written unit has a Chinese and an English segment, neither empty
+    for tu in units:
+        segs = [seg.text for seg in tu.iter("seg")]
+        assert len(segs) == 2 and all(s and s.strip() for s in segs)
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty"),
+        (b"\xff\xfe\x00\xd8\x00" + bytes(range(256)) * 4, ""),
+        ("中文的句子。".encode("gb18030") * 20, "UTF-8"),
+        (b"\n\n   \n", "empty"),
+    ],
+    ids=["empty", "binary", "not-utf8", "blank"],
+)
+def test_bad_chinese_input_is_one_clear_line_and_writes_nothing(tmp_path, content, message):
+    zh = _write(tmp_path / "bad.zh.txt", content)
+    out = tmp_path / "out.tmx"
+    result = run_aligner("align", str(zh), str(SAMPLES / "sample.en.txt"), "-o", str(out))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("aligner: error: ")
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [zh]  # no temporary file left behind
+
+
+def test_missing_file_and_unknown_kind(tmp_path):
+    result = run_aligner("align", str(tmp_path / "none.txt"), str(SAMPLES / "sample.en.txt"))
+    assert result.returncode == 2 and "no such file" in result.stderr
+    odd = _write(tmp_path / "record.xlsx", b"PK\x03\x04 not really")
+    result = run_aligner("align", str(odd), str(SAMPLES / "sample.en.txt"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_very_long_line_is_handled(tmp_path):
+    zh = (SAMPLES / "sample.zh.txt").read_text(encoding="utf-8")
+    long_line = "安全理事会审议了这个问题" * 16000 + "。"  # ~200,000 characters, one sentence
+    zh_path = _write(tmp_path / "long.zh.txt", (zh + "\n" + long_line + "\n").encode())
+    out = tmp_path / "long.tmx"
+    result = run_aligner(
+        "align", str(zh_path), str(SAMPLES / "sample.en.txt"), "-o", str(out), "--json"
+    )
+    assert "Traceback" not in result.stderr
+    if result.returncode == 0:
+        assert out.exists()
+    else:
+        assert result.returncode == 2 and not out.exists()
+
+
+def test_unrelated_texts_warn_and_score_low(tmp_path, shared_data):
+    zh = (shared_data / "mac-dev" / "zh" / "001").read_text(encoding="utf-8").splitlines()[:30]
+    en = (shared_data / "unpc-dev" / "en.txt").read_text(encoding="utf-8").splitlines()[:30]
+    zh_path = _write(tmp_path / "novel.zh.txt", "\n".join(zh).encode())
+    en_path = _write(tmp_path / "un.en.txt", "\n".join(en).encode())
+    out = tmp_path / "unrelated.tmx"
+    result = run_aligner("align", str(zh_path), str(en_path), "-o", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["written"] <= 3
+    assert "warning" in result.stderr
