@@ -5,9 +5,12 @@ import pytest
 
 from aligner.align import (
     DEFAULT_MIN_SCORE,
+    QUOTE_END,
+    Band,
     align_embedded,
     align_sentences,
     bead_types,
+    quote_breaks,
 )
 from aligner.embed import load_encoder
 from aligner.evaluate import parse_beads, score
@@ -101,6 +104,28 @@ def test_unrelated_texts_score_low(shared_data, stone, encoder):
     scores = np.array([b.score for b in beads if b.zh and b.en])
     assert scores.size and np.mean(scores < DEFAULT_MIN_SCORE) >= 0.95
     assert np.median(scores) < 0.1
+
+
+def test_quote_breaks_mark_beads_running_past_a_closed_quotation():
+    en = ["'Don't fight.'", "He walked off,", "whistling.", "'Well, I never!' she said.",
+          "'But I—'"]
+    assert [bool(QUOTE_END.search(s)) for s in en] == [True, False, False, False, True]
+    band = Band(np.zeros(2, dtype=np.int64), np.full(2, len(en)))
+    breaks = quote_breaks(band, [(1, 1), (1, 2), (1, 3)], en)
+    # row 1, column j: the bead's English side is en[j - b .. j - 1]
+    assert breaks[(1, 1)][1].tolist() == [0, 0, 0, 0, 0, 0]
+    assert breaks[(1, 2)][1, 2:].tolist() == [1, 0, 0, 0]  # only en[0] + en[1] runs past
+    assert breaks[(1, 3)][1, 3:].tolist() == [1, 0, 0]  # en[0..2] runs past en[0]
+
+
+def test_dialogue_beads_end_with_the_quotation(shared_data, encoder):
+    """The Deer and the Cauldron: dialogue in short quoted sentences, where similarity alone
+    joins the end of one utterance to the next speaker's bead."""
+    zh, en, gold = excerpt(shared_data, "002")
+    beads = [(b.zh, b.en) for b in align_sentences(zh, en, encoder)]
+    assert not any(QUOTE_END.search(en[j]) for _, e in beads for j in e[:-1])
+    assert not any(QUOTE_END.search(en[j]) for _, e in gold for j in e[:-1])
+    assert score([gold], [beads])["f1_strict"] >= 0.9
 
 
 def test_un_sentences_pair_one_to_one(shared_data, encoder):
