@@ -1,0 +1,29 @@
+# Concordia translation-memory service.
+#   docker build -t concordia .
+#   docker run -p 8000:8000 -v concordia-data:/data -e CONCORDIA_API_KEY=change-me concordia
+# The service listens on port 8000; the memory, job files and embedding cache live in /data.
+# No torch in the image: the default use-m3 encoder is pure numpy.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    CONCORDIA_DATA_DIR=/data \
+    CONCORDIA_CACHE_DIR=/data/cache
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY aligner ./aligner
+COPY service ./service
+RUN pip install . \
+    && useradd --create-home --uid 10001 concordia \
+    && mkdir -p /data \
+    && chown concordia:concordia /data
+
+USER concordia
+VOLUME ["/data"]
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]
+CMD ["aligner", "serve", "--host", "0.0.0.0", "--port", "8000", "--data", "/data"]

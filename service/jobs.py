@@ -1,0 +1,568 @@
+"""Batch alignment jobs: upload document pairs, align them in the background, fetch the TMX.
+
+A job is a folder ``DATA/jobs/ID`` (``input/`` with the documents, ``pairs.jsonl`` listing
+them, ``out/`` with what :func:`aligner.batch.run_batch` writes) and a row in the ``job`` table
+of the store's SQLite file.
+Jobs run one at a time in a background thread. A job that was queued or running when the
+service stopped runs again at the next start; pairs already aligned are skipped (the batch
+resumes by content hash).
+
+Uploads are checked in full before anything is written: a zip must be a zip, hold no absolute
+paths, no ``..`` components, no links, nothing encrypted, and must not expand beyond the
+configured limit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import shutil
+import sqlite3
+import stat
+import threading
+import uuid
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Annotated, BinaryIO
+
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi.responses import FileResponse
+
+from aligner.batch import (
+    MERGED_TMX,
+    BatchSettings,
+    PairSpec,
+    read_manifest,
+    run_batch,
+)
+from aligner.embed import DEFAULT_ENCODER
+from aligner.errors import InputError
+from service.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+STATES = ("queued", "running", "done", "failed", "cancelled")
+ACTIVE = ("queued", "running")
+MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")
+PAIRS_FILE = "pairs.jsonl"
+EXPANSION_FACTOR = 4  # an archive may expand to this many times the upload size limit
+MAX_ARCHIVE_FILES = 10_000
+_COPY_BLOCK = 1 << 20
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---------------------------------------------------------------- safe unpacking
+
+
+def _member_path(info: zipfile.ZipInfo) -> PurePosixPath | None:
+    """The relative path of a zip member, or None for entries to ignore; raises when unsafe."""
+    name = info.filename.replace("\\", "/")
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        raise ServiceError(
+            400, "zip_unsafe_path", f"the zip holds an absolute path: {info.filename}"
+        )
+    path = PurePosixPath(name)
+    if ".." in path.parts:
+        raise ServiceError(
+            400, "zip_unsafe_path", f"the zip holds a path leaving its folder: {info.filename}"
+        )
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        raise ServiceError(
+            400, "zip_unsafe_path", f"the zip holds a symbolic link: {info.filename}"
+        )
+    if info.flag_bits & 0x1:
+        raise ServiceError(
+            400, "zip_encrypted", f"the zip holds an encrypted file: {info.filename}"
+        )
+    if info.is_dir() or not path.parts or path.parts[0] == "__MACOSX":
+        return None
+    return path
+
+
+def check_archive(upload: BinaryIO, max_bytes: int) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
+    """Vet a zip from its central directory before anything is written; return its files."""
+    try:
+        archive = zipfile.ZipFile(upload)
+    except (zipfile.BadZipFile, OSError, EOFError):
+        raise ServiceError(400, "not_a_zip", "the upload is not a zip file") from None
+    with archive:
+        infos = archive.infolist()
+    if len(infos) > MAX_ARCHIVE_FILES:
+        raise ServiceError(
+            413, "zip_too_large", f"the zip holds more than {MAX_ARCHIVE_FILES} entries"
+        )
+    members, total = [], 0
+    for info in infos:
+        path = _member_path(info)
+        if path is None:
+            continue
+        total += info.file_size
+        if total > max_bytes:
+            raise ServiceError(
+                413, "zip_too_large", f"the zip expands to more than {max_bytes} bytes"
+            )
+        members.append((info, path))
+    if not members:
+        raise ServiceError(400, "no_pairs", "the zip holds no files")
+    return members
+
+
+def extract_archive(upload: BinaryIO, dest: Path, max_bytes: int) -> None:
+    """Unpack a vetted zip into ``dest``, counting real bytes (headers can lie)."""
+    members = check_archive(upload, max_bytes)
+    upload.seek(0)
+    written = 0
+    with zipfile.ZipFile(upload) as archive:
+        for info, path in members:
+            target = dest.joinpath(*path.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.open(info) as source, target.open("wb") as sink:
+                for block in iter(lambda: source.read(_COPY_BLOCK), b""):
+                    written += len(block)
+                    if written > max_bytes:
+                        raise ServiceError(
+                            413, "zip_too_large", f"the zip expands to more than {max_bytes} bytes"
+                        )
+                    sink.write(block)
+
+
+def _pairs_root(folder: Path) -> Path:
+    """Descend through a single wrapping folder, as zips made from a folder have."""
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    while len(entries) == 1 and entries[0].is_dir():
+        folder = entries[0]
+        entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    return folder
+
+
+def _pairs_inside(pairs: list[PairSpec], folder: Path) -> list[PairSpec]:
+    """A manifest that came with the upload may only name files of the upload."""
+    root = folder.resolve()
+    for pair in pairs:
+        for path in (pair.zh, pair.en):
+            if path and not Path(path).resolve().is_relative_to(root):
+                raise InputError(f"pair {pair.id!r}: {path} is not a file of the upload")
+    return pairs
+
+
+def discover_pairs(folder: Path) -> list[PairSpec]:
+    """Pairs of an unpacked upload: its manifest.csv / manifest.jsonl, or NAME.zh/en files."""
+    root = _pairs_root(folder)
+    for name in MANIFEST_NAMES:
+        if (root / name).is_file():
+            return _pairs_inside(read_manifest(root / name), folder)
+    return read_manifest(root)
+
+
+def _relative(path: str, folder: Path) -> str:
+    return str(Path(path).relative_to(folder)) if path else ""
+
+
+def _write_pairs(pairs: Iterable[PairSpec], job_dir: Path) -> None:
+    """The job's pairs, paths relative to ``job_dir/input``, so a restart finds them."""
+    input_dir = job_dir / "input"
+    lines = [
+        json.dumps(
+            {
+                "id": pair.id,
+                "zh": _relative(pair.zh, input_dir),
+                "en": _relative(pair.en, input_dir),
+                "symbol": pair.symbol,
+                "error": pair.error,
+            },
+            ensure_ascii=False,
+        )
+        for pair in pairs
+    ]
+    (job_dir / PAIRS_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _read_pairs(job_dir: Path) -> list[PairSpec]:
+    input_dir = job_dir / "input"
+    pairs = []
+    for line in (job_dir / PAIRS_FILE).read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        pairs.append(
+            PairSpec(
+                row["id"],
+                str(input_dir / row["zh"]) if row["zh"] else "",
+                str(input_dir / row["en"]) if row["en"] else "",
+                row["symbol"],
+                row["error"],
+            )
+        )
+    return pairs
+
+
+# ---------------------------------------------------------------- the job table
+
+
+@dataclass
+class Job:
+    id: str
+    state: str
+    created: str
+    updated: str
+    options: dict
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    results: list | None = None
+    error: str = ""
+    memory: dict | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "state": self.state,
+            "created": self.created,
+            "updated": self.updated,
+            "options": self.options,
+            "progress": {"total": self.total, "done": self.done, "failed": self.failed},
+            "pairs": self.results or [],
+            "error": self.error or None,
+            "memory": self.memory,
+        }
+
+
+class JobTable:
+    """The ``job`` table in the store's SQLite, shared by request threads and the runner."""
+
+    def __init__(self, store):
+        self._store = store
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._store.connect()
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS job (id TEXT PRIMARY KEY, state TEXT NOT NULL, "
+                "created TEXT NOT NULL, updated TEXT NOT NULL, options TEXT NOT NULL, "
+                "total INTEGER NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 0, "
+                "failed INTEGER NOT NULL DEFAULT 0, results TEXT, error TEXT, memory TEXT)"
+            )
+        return self._conn
+
+    def insert(self, job: Job) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO job (id, state, created, updated, options, total) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (job.id, job.state, job.created, job.updated, json.dumps(job.options), job.total),
+            )
+
+    def update(self, job_id: str, **fields) -> None:
+        for name in ("results", "memory", "options"):
+            if name in fields and fields[name] is not None:
+                fields[name] = json.dumps(fields[name], ensure_ascii=False)
+        fields["updated"] = _now()
+        names = ", ".join(f"{name} = ?" for name in fields)
+        with self._lock:
+            self._db.execute(f"UPDATE job SET {names} WHERE id = ?", (*fields.values(), job_id))
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, state, created, updated, options, total, done, failed, results, "
+                "error, memory FROM job WHERE id = ?",
+                (job_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        return Job(
+            *row[:4],
+            json.loads(row[4]),
+            *row[5:8],
+            json.loads(row[8]) if row[8] else None,
+            row[9] or "",
+            json.loads(row[10]) if row[10] else None,
+        )
+
+    def active(self) -> list[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id FROM job WHERE state IN ('queued', 'running') ORDER BY created, rowid"
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+# ---------------------------------------------------------------- the manager
+
+
+class JobManager:
+    """Accepts jobs, runs them one after another in a background thread, survives restarts."""
+
+    def __init__(self, settings, store, *, max_expanded_bytes: int | None = None):
+        self.settings = settings
+        self.store = store
+        self.root = Path(settings.data_dir) / "jobs"
+        self.max_expanded_bytes = max_expanded_bytes or EXPANSION_FACTOR * int(
+            settings.max_upload_bytes
+        )
+        self.table = JobTable(store)
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._cancel: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    # -- life cycle
+
+    def start(self) -> None:
+        """Queue the jobs left unfinished by the last run, then start the runner thread."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        for job_id in self.table.active():
+            self._queue.put(job_id)
+        self._thread = threading.Thread(target=self._run, name="concordia-jobs", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 60) -> None:
+        """Stop after the pair in progress; an interrupted job stays 'running' and resumes."""
+        self._stop.set()
+        with self._lock:
+            for event in self._cancel.values():
+                event.set()
+        self._queue.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._queue = queue.Queue()
+        self.table.close()
+
+    # -- requests
+
+    def submit_archive(self, upload: BinaryIO, options: dict) -> Job:
+        """A job from a zip of pairs (NAME.zh.* / NAME.en.*, or with a manifest)."""
+        check_archive(upload, self.max_expanded_bytes)  # refuse before anything is written
+        upload.seek(0)
+        return self._create(
+            lambda folder: extract_archive(upload, folder, self.max_expanded_bytes), options
+        )
+
+    def submit_files(
+        self, manifest: tuple[str, bytes], files: list[tuple[str, BinaryIO]], options: dict
+    ) -> Job:
+        """A job from uploaded documents and a manifest (CSV / JSONL) naming them."""
+        manifest_name, manifest_bytes = manifest
+        suffix = Path(manifest_name).suffix.lower()
+        if suffix not in (".csv", ".jsonl"):
+            raise ServiceError(400, "bad_manifest", "the manifest must be a .csv or .jsonl file")
+        names = set()
+        for name, _ in files:
+            if (
+                not name
+                or name != PurePosixPath(name).name
+                or name.startswith(".")
+                or name.lower() in MANIFEST_NAMES
+            ):
+                raise ServiceError(400, "bad_upload", f"bad upload file name: {name!r}")
+            if name in names:
+                raise ServiceError(400, "bad_upload", f"two uploads are named {name!r}")
+            names.add(name)
+
+        def write(folder: Path) -> None:
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, handle in files:
+                with (folder / name).open("wb") as sink:
+                    shutil.copyfileobj(handle, sink, _COPY_BLOCK)
+            (folder / f"manifest{suffix}").write_bytes(manifest_bytes)
+
+        return self._create(write, options)
+
+    def _create(self, write, options: dict) -> Job:
+        job_id = uuid.uuid4().hex
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / f".incoming-{job_id}"
+        try:
+            try:
+                write(staging / "input")
+                pairs = discover_pairs(staging / "input")
+            except InputError as exc:
+                raise ServiceError(400, "bad_pairs", str(exc)) from None
+            except OSError as exc:  # e.g. a file name this file system refuses
+                raise ServiceError(400, "bad_upload", f"cannot store the upload: {exc}") from None
+            _write_pairs(pairs, staging)
+            staging.rename(self.root / job_id)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        now = _now()
+        job = Job(job_id, "queued", now, now, options, total=len(pairs))
+        self.table.insert(job)
+        self._queue.put(job_id)
+        return job
+
+    def get(self, job_id: str) -> Job:
+        job = self.table.get(job_id) if _is_job_id(job_id) else None
+        if job is None:
+            raise ServiceError(404, "job_not_found", f"no job {job_id}")
+        return job
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        if job.state not in ACTIVE:
+            raise ServiceError(409, "job_finished", f"job {job_id} is already {job.state}")
+        with self._lock:
+            self.table.update(job_id, state="cancelled")
+            event = self._cancel.get(job_id)
+            if event is not None:
+                event.set()
+        return self.get(job_id)
+
+    def tmx_path(self, job_id: str) -> Path:
+        job = self.get(job_id)
+        if job.state != "done":
+            raise ServiceError(409, "job_not_done", f"job {job_id} is {job.state}, not done")
+        return self.root / job_id / "out" / MERGED_TMX
+
+    # -- the runner
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            job_id = self._queue.get()
+            if job_id is None or self._stop.is_set():
+                return
+            try:
+                self._run_job(job_id)
+            except Exception as exc:  # noqa: BLE001 - one broken job must not stop the runner
+                log.exception("job %s failed", job_id)
+                self.table.update(job_id, state="failed", error=f"{type(exc).__name__}: {exc}")
+
+    def _run_job(self, job_id: str) -> None:
+        with self._lock:
+            job = self.table.get(job_id)
+            if job is None or job.state not in ACTIVE:
+                return
+            cancel = threading.Event()
+            if self._stop.is_set():  # stop() came before this job registered its event
+                cancel.set()
+            self._cancel[job_id] = cancel
+            self.table.update(job_id, state="running")
+        folder = self.root / job_id
+        pairs = _read_pairs(folder)
+        options = job.options
+        settings = BatchSettings.create(
+            min_score=options.get("min_score"),
+            encoder=self.settings.encoder if self.settings.semantic_enabled else DEFAULT_ENCODER,
+            mode=options.get("mode", "auto"),
+        )
+        results: dict[str, dict] = {}
+
+        def progress(report: dict, done: int, total: int) -> None:
+            results[report["id"]] = _public_report(report, folder / "input")
+            ordered = [results[p.id] for p in pairs if p.id in results]
+            failed = sum(1 for r in ordered if r["status"] == "failed")
+            self.table.update(job_id, done=done, failed=failed, results=ordered)
+
+        try:
+            summary = run_batch(pairs, folder / "out", settings, progress=progress, cancel=cancel)
+        finally:
+            with self._lock:
+                self._cancel.pop(job_id, None)
+        if summary.cancelled:
+            return  # cancelled by request (state already set) or stopping: resumes at start
+        memory = None
+        if options.get("add_to_memory") and any(r["status"] == "ok" for r in summary.reports):
+            memory = self._feed_memory(folder / "out" / MERGED_TMX)
+        with self._lock:
+            if self.table.get(job_id).state == "running":
+                self.table.update(job_id, state="done", memory=memory)
+
+    def _feed_memory(self, tmx: Path) -> dict:
+        result = self.store.import_tmx(tmx)
+        return {"imported": result.imported, "merged": result.merged, "skipped": result.skipped}
+
+
+def _is_job_id(value: str) -> bool:
+    return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+
+
+def _public_report(report: dict, input_dir: Path) -> dict:
+    """A pair report without server paths and internals."""
+    hidden = {"key", "tmx", "zh", "en"}
+    public = {k: v for k, v in report.items() if k not in hidden}
+    for side in ("zh", "en"):
+        public[side] = _relative(report.get(side) or "", input_dir)
+    if "reason" in public:
+        public["reason"] = public["reason"].replace(f"{input_dir}/", "")
+    return public
+
+
+# ---------------------------------------------------------------- HTTP
+
+
+def create_router(manager: JobManager) -> APIRouter:
+    """``/jobs`` endpoints over ``manager``; writes need the API key."""
+    from service.security import require_read_access, require_write_key
+
+    router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+    @router.post("", status_code=202, dependencies=[Depends(require_write_key)])
+    def submit_job(
+        file: Annotated[
+            UploadFile | None, File(description="zip of NAME.zh.* / NAME.en.* pairs")
+        ] = None,
+        manifest: Annotated[
+            UploadFile | None, File(description="CSV / JSON Lines manifest naming the files")
+        ] = None,
+        files: Annotated[
+            list[UploadFile] | None, File(description="the documents the manifest names")
+        ] = None,
+        add_to_memory: Annotated[bool, Form()] = False,
+        mode: Annotated[str, Form()] = "auto",
+        min_score: Annotated[float | None, Form()] = None,
+    ) -> dict:
+        """Start a job: a zip in ``file``, or ``manifest`` plus ``files``; answers its id."""
+        options = {"add_to_memory": add_to_memory, "mode": mode, "min_score": min_score}
+        try:
+            BatchSettings.create(min_score=min_score, mode=mode)
+        except InputError as exc:
+            raise ServiceError(400, "bad_option", str(exc)) from None
+        if file is not None and (manifest is not None or files):
+            raise ServiceError(400, "bad_upload", "send either a zip or a manifest with files")
+        if file is not None:
+            job = manager.submit_archive(file.file, options)
+        elif manifest is not None and files:
+            job = manager.submit_files(
+                (manifest.filename or "", manifest.file.read()),
+                [(f.filename or "", f.file) for f in files],
+                options,
+            )
+        else:
+            raise ServiceError(400, "bad_upload", "send a zip in 'file', or 'manifest' and 'files'")
+        return {"id": job.id, "state": job.state, "pairs": job.total}
+
+    @router.get("/{job_id}", dependencies=[Depends(require_read_access)])
+    def get_job(job_id: str) -> dict:
+        return manager.get(job_id).to_json()
+
+    @router.get("/{job_id}/tmx", dependencies=[Depends(require_read_access)])
+    def get_job_tmx(job_id: str) -> FileResponse:
+        return FileResponse(
+            manager.tmx_path(job_id),
+            media_type="application/x-tmx+xml",
+            filename=f"job-{job_id}.tmx",
+        )
+
+    @router.delete("/{job_id}", dependencies=[Depends(require_write_key)])
+    def cancel_job(job_id: str) -> dict:
+        return manager.cancel(job_id).to_json()
+
+    return router

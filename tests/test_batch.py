@@ -1,0 +1,182 @@
+"""``aligner batch``: manifests, per-pair outputs, failures, resume, and a real Dask cluster.
+
+Document pairs are cut from the UN Parallel Corpus dev set: NAME.zh.txt / NAME.en.txt hold a
+few consecutive lines of unpc-dev (line i of one is the translation of line i of the other).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from aligner import batch
+from aligner.batch import BatchSettings, PairSpec, read_manifest, run_batch
+from aligner.cli import main
+from aligner.errors import InputError
+from aligner.tmx import read_tmx
+
+
+def write_pair(shared_data: Path, folder: Path, name: str, start: int, count: int = 5) -> None:
+    """``folder/NAME.zh.txt`` and ``NAME.en.txt``: unpc-dev lines start..start+count."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for lang in ("zh", "en"):
+        lines = (shared_data / "unpc-dev" / f"{lang}.txt").read_text(encoding="utf-8")
+        chunk = lines.splitlines()[start : start + count]
+        (folder / f"{name}.{lang}.txt").write_text("\n\n".join(chunk) + "\n", encoding="utf-8")
+
+
+def units(path: Path) -> list[tuple]:
+    return [(u.source, u.target, tuple(sorted(u.props.items()))) for u in read_tmx(path)]
+
+
+@pytest.fixture
+def docs(shared_data, tmp_path) -> Path:
+    """Three good pairs and one whose Chinese file is English (wrong language)."""
+    folder = tmp_path / "docs"
+    for number, start in enumerate((100, 110, 120), start=1):
+        write_pair(shared_data, folder, f"doc{number}", start)
+    write_pair(shared_data, folder, "bad", 130)
+    (folder / "bad.zh.txt").write_text(
+        (folder / "bad.en.txt").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    return folder
+
+
+def test_manifest_formats(docs, tmp_path):
+    (docs / "manifest.csv").write_text(
+        "id,zh,en,symbol\ndoc1,doc1.zh.txt,doc1.en.txt,A/69/1\ndoc2,doc2.zh.txt,doc2.en.txt,\n",
+        encoding="utf-8",
+    )
+    (docs / "plain.csv").write_text("doc1,doc1.zh.txt,doc1.en.txt\n", encoding="utf-8")
+    (docs / "m.jsonl").write_text(
+        json.dumps({"id": "doc3", "zh": str(docs / "doc3.zh.txt"), "en": "doc3.en.txt"}) + "\n\n",
+        encoding="utf-8",
+    )
+    from_csv = read_manifest(docs / "manifest.csv")
+    assert from_csv == [
+        PairSpec("doc1", str(docs / "doc1.zh.txt"), str(docs / "doc1.en.txt"), "A/69/1"),
+        PairSpec("doc2", str(docs / "doc2.zh.txt"), str(docs / "doc2.en.txt"), ""),
+    ]
+    assert read_manifest(docs / "plain.csv")[0].en == str(docs / "doc1.en.txt")
+    assert read_manifest(docs / "m.jsonl") == [
+        PairSpec("doc3", str(docs / "doc3.zh.txt"), str(docs / "doc3.en.txt"))
+    ]
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for name in ("a.zh.txt", "a.en.docx", "b.zh.txt", "notes.txt"):
+        (folder / name).write_text("x", encoding="utf-8")
+    pairs = {p.id: p for p in read_manifest(folder)}
+    assert set(pairs) == {"a", "b"}
+    assert not pairs["a"].error and pairs["a"].en.endswith("a.en.docx")
+    assert pairs["b"].error == "no English file b.en.*"
+
+    for text, message in [
+        ("id,zh,en\n../up,a.zh.txt,a.en.txt\n", "bad pair id"),
+        ("id,zh,en\nx,a.zh.txt,a.en.txt\nx,b.zh.txt,b.en.txt\n", "appears twice"),
+        ("id,zh,en\nx,a.zh.txt\n", "expected id, zh path, en path"),
+        ("id,zh,en\n", "lists no pairs"),
+    ]:
+        bad = tmp_path / "bad.csv"
+        bad.write_text(text, encoding="utf-8")
+        with pytest.raises(InputError, match=message):
+            read_manifest(bad)
+    with pytest.raises(InputError, match="a manifest is a .csv or .jsonl"):
+        read_manifest(docs / "doc1.zh.txt")
+
+
+def test_batch_writes_reports_goes_past_failures_and_resumes(docs, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["batch", str(docs), "--out", str(out)]) == 1  # one pair failed
+    captured = capsys.readouterr()
+    assert "3 of 4 pairs aligned" in captured.out
+    assert "bad: FAILED: bad.zh.txt: expected Chinese text" in captured.err  # plain log lines
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert (summary["pairs"], summary["ok"], summary["failed"]) == (4, 3, 1)
+    reports = {r["id"]: r for r in summary["reports"]}
+    assert "expected Chinese text" in reports["bad"]["reason"]
+    assert not (out / "pairs" / "bad.tmx").exists()
+    merged = units(out / "merged.tmx")
+    expected = []
+    for name in ("doc1", "doc2", "doc3"):
+        report = json.loads((out / "pairs" / f"{name}.json").read_text(encoding="utf-8"))
+        assert report == reports[name]
+        assert report["sentences"] == {"zh": 5, "en": 5}
+        assert report["pairs_written"] + report["below_threshold"] == report["pairs"] >= 4
+        assert 0.5 < report["mean_score"] <= 1.0 and report["seconds"] > 0
+        assert set(report["unmatched"]) == {"zh", "en"}
+        pair_units = units(out / "pairs" / f"{name}.tmx")
+        assert len(pair_units) == report["pairs_written"]
+        expected += pair_units
+    assert merged == expected  # manifest order, every good pair
+    assert summary["pairs_written"] == len(merged)
+    assert not list(out.rglob("*.tmp"))
+
+    # rerun: unchanged pairs are skipped, a changed one is redone, the bad one tried again
+    before = {n: (out / "pairs" / f"{n}.tmx").stat().st_mtime_ns for n in ("doc1", "doc2")}
+    en = docs / "doc3.en.txt"
+    en.write_text(en.read_text(encoding="utf-8").rsplit("\n\n", 1)[0] + "\n", encoding="utf-8")
+    assert main(["batch", str(docs), "--out", str(out)]) == 1
+    reports = {r["id"]: r for r in json.loads((out / "summary.json").read_text("utf-8"))["reports"]}
+    assert reports["doc1"]["resumed"] and reports["doc2"]["resumed"]
+    assert not reports["doc3"].get("resumed") and reports["doc3"]["sentences"]["en"] == 4
+    assert reports["bad"]["status"] == "failed"
+    after = {n: (out / "pairs" / f"{n}.tmx").stat().st_mtime_ns for n in ("doc1", "doc2")}
+    assert after == before
+    # other settings, other outputs: nothing is skipped
+    capsys.readouterr()
+    assert main(["batch", str(docs), "--out", str(out), "--min-score", "0.9"]) == 1
+    reports = json.loads((out / "summary.json").read_text("utf-8"))["reports"]
+    assert not any(r.get("resumed") for r in reports)
+    assert all(r["min_score"] == 0.9 for r in reports if r["status"] == "ok")
+
+
+def test_progress_bar_on_a_terminal(docs, tmp_path):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    reporter = batch._Reporter(4, stream=screen)
+    run_batch(read_manifest(docs), tmp_path / "out", BatchSettings.create(), progress=reporter)
+    reporter.close()
+    shown = screen.getvalue()
+    assert "4/4" in shown and "failed=1" in shown
+    assert re.search(r"\dpair/s|\ds/pair", shown)  # the rate
+    assert "pair bad failed: bad.zh.txt: expected Chinese" in shown
+
+
+def test_dask_cluster_gives_the_single_process_outputs(docs, tmp_path):
+    from dask.distributed import Client, LocalCluster
+
+    pairs = read_manifest(docs)
+    settings = BatchSettings.create()
+    single = run_batch(pairs, tmp_path / "single", settings)
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        spread = run_batch(pairs, tmp_path / "dask", settings, scheduler=cluster.scheduler_address)
+        with Client(cluster) as client:
+            loads = client.run(batch.encoder_loads)
+    assert list(loads.values()) == [{"use-m3": 1}, {"use-m3": 1}]  # once per worker, 4 pairs
+
+    def comparable(report: dict) -> dict:
+        return {k: v for k, v in report.items() if k != "seconds"}
+
+    assert [comparable(r) for r in spread.reports] == [comparable(r) for r in single.reports]
+    assert units(tmp_path / "dask" / "merged.tmx") == units(tmp_path / "single" / "merged.tmx")
+    for name in ("doc1", "doc2", "doc3"):
+        assert units(tmp_path / "dask" / "pairs" / f"{name}.tmx") == units(
+            tmp_path / "single" / "pairs" / f"{name}.tmx"
+        )
+
+
+def test_local_cluster_from_the_command_line(docs, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["batch", str(docs), "--out", str(out), "--workers", "2"]) == 1
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert (summary["ok"], summary["failed"]) == (3, 1)
+    assert "[4/4]" in capsys.readouterr().err
