@@ -20,7 +20,6 @@ import hashlib
 import json
 import logging
 import os
-import sqlite3
 import sys
 import threading
 import time
@@ -28,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from aligner.embed import DEFAULT_ENCODER
+from aligner.embed import DEFAULT_ENCODER, load_encoder
 from aligner.errors import InputError, describe
 
 log = logging.getLogger(__name__)
@@ -227,33 +226,13 @@ _ENCODER_LOCK = threading.Lock()
 def get_encoder(spec: str):
     """The process-wide encoder for ``spec``, loaded on first use.
 
-    use-m3 gets one BLAS thread: a batch spreads pairs over processes, one per core. Two
-    threads in one process were ~1.5x faster per pair on an idle machine but several times
-    slower on a busy one (bench/batch_bench.py prints both).
+    use-m3 runs on one BLAS thread: a batch spreads pairs over processes, one per core.
     """
     with _ENCODER_LOCK:
         if spec not in _ENCODERS:
-            _ENCODERS[spec] = _load_encoder(spec)
+            _ENCODERS[spec] = load_encoder(spec)
             _ENCODER_LOADS[spec] = _ENCODER_LOADS.get(spec, 0) + 1
         return _ENCODERS[spec]
-
-
-def _load_encoder(spec: str, attempts: int = 5):
-    """Load ``spec``; retried because workers starting together may find the embedding
-    cache's SQLite file locked while another one switches it to WAL."""
-    from aligner.embed import CachedEncoder, UseM3Encoder, default_cache_path, load_encoder
-
-    failures = 0
-    while True:
-        try:
-            if spec == "use-m3":
-                return CachedEncoder(UseM3Encoder(threads=1), default_cache_path())
-            return load_encoder(spec)
-        except sqlite3.OperationalError:
-            failures += 1
-            if failures == attempts:
-                raise
-            time.sleep(0.2 * failures)
 
 
 def encoder_loads() -> dict[str, int]:

@@ -14,6 +14,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -131,11 +132,28 @@ class CachedEncoder:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS embedding (key TEXT PRIMARY KEY, vector BLOB NOT NULL)"
-            )
-            self._db.commit()
+            self._set_up_db()
+
+    def _set_up_db(self, attempts: int = 6) -> None:
+        """Switch the cache file to WAL and create its table.
+
+        Retried: processes opening a new cache together (Dask workers) can find it locked
+        while another one switches the journal mode, which SQLite's busy timeout does not cover.
+        """
+        assert self._db is not None
+        for attempt in range(1, attempts + 1):
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute(
+                    "CREATE TABLE IF NOT EXISTS embedding "
+                    "(key TEXT PRIMARY KEY, vector BLOB NOT NULL)"
+                )
+                self._db.commit()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or attempt == attempts:
+                    raise
+                time.sleep(0.1 * attempt)
 
     def _key(self, text: str) -> str:
         return hashlib.sha1(f"{self.name}\x00{text}".encode()).hexdigest()
