@@ -14,6 +14,7 @@ configured limit.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import queue
@@ -27,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import Annotated, BinaryIO
+from typing import Annotated, BinaryIO, TextIO
 
 from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import FileResponse
@@ -321,6 +322,7 @@ class JobManager:
         self._cancel: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._resume_lock: TextIO | None = None
 
     # -- life cycle
 
@@ -329,10 +331,26 @@ class JobManager:
         if self._thread is not None:
             return
         self._stop.clear()
-        for job_id in self.table.active():
-            self._queue.put(job_id)
+        if self._take_resume_lock():
+            for job_id in self.table.active():
+                self._queue.put(job_id)
         self._thread = threading.Thread(target=self._run, name="concordia-jobs", daemon=True)
         self._thread.start()
+
+    def _take_resume_lock(self) -> bool:
+        """Whether this process resumes unfinished jobs.
+
+        With several server workers on one data folder, only the one holding this lock
+        resumes them, so no job runs twice after a restart; every worker runs what it accepts.
+        """
+        handle = open(Path(self.settings.data_dir) / "jobs-resume.lock", "a")  # noqa: SIM115 - held until stop()
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        self._resume_lock = handle
+        return True
 
     def stop(self, timeout: float | None = 60) -> None:
         """Stop after the pair in progress; an interrupted job stays 'running' and resumes."""
@@ -345,6 +363,9 @@ class JobManager:
             self._thread.join(timeout)
             self._thread = None
         self._queue = queue.Queue()
+        if self._resume_lock is not None:
+            self._resume_lock.close()
+            self._resume_lock = None
         self.table.close()
 
     # -- requests

@@ -1,0 +1,114 @@
+"""JSON errors with stable codes: ``{"error": {"code": ..., "message": ...}}``.
+
+Every failure a client can see goes through these handlers, so no stack trace ever leaves
+the service: validation errors, HTTP errors from routing, our own ``ServiceError``, user-input
+errors from the aligner library, and anything unexpected (logged here, reported as
+``internal_error``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from aligner.embed import EncoderError
+from aligner.errors import InputError
+
+log = logging.getLogger("concordia.service")
+
+
+class ServiceError(Exception):
+    """An error answered to the client as JSON with an HTTP status and a stable code."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def bad_request(message: str, code: str = "invalid_input") -> ServiceError:
+    return ServiceError(400, code, message)
+
+
+def not_found(message: str) -> ServiceError:
+    return ServiceError(404, "not_found", message)
+
+
+def payload_too_large(limit: int) -> ServiceError:
+    return ServiceError(413, "payload_too_large", f"upload larger than the limit of {limit} bytes")
+
+
+def error_body(code: str, message: str) -> dict:
+    return {"error": {"code": code, "message": message}}
+
+
+def error_response(status: int, code: str, message: str, headers=None) -> JSONResponse:
+    return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    408: "timeout",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "too_many_requests",
+    503: "unavailable",
+    504: "timeout",
+}
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body",)) or "request"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
+    return error_response(exc.status, exc.code, exc.message)
+
+
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    return error_response(422, "invalid_request", _validation_message(exc))
+
+
+async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
+
+
+async def _input_error(_: Request, exc: InputError) -> JSONResponse:
+    code = "invalid_tmx" if type(exc).__name__ == "TMXError" else "invalid_input"
+    return error_response(400, code, str(exc) or code.replace("_", " "))
+
+
+async def _encoder_error(_: Request, exc: EncoderError) -> JSONResponse:
+    return error_response(503, "encoder_unavailable", str(exc))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "internal error; the server log has details")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the JSON error handlers on ``app``."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(InputError, _input_error)
+    app.add_exception_handler(EncoderError, _encoder_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,553 @@
+"""Fuzzy matching as CAT tools compute it, fast on large memories, merged with semantic hits.
+
+The fuzzy match percentage is ``100 * (1 - d / max(len(a), len(b)))`` where ``d`` is the
+Levenshtein distance counted in tokens for English (words and punctuation marks, as OmegaT
+does) and in characters for Chinese (as translate-toolkit does); 100 means the segments are
+identical token for token. Scores are floored, so only identical segments reach 100.
+
+Lookups never scan the memory. Each English token is mapped to one private code point, so a
+segment becomes a short string and rapidfuzz's bit-parallel Levenshtein scores it. An inverted
+index maps every (q-gram, occurrence number) to the segments that hold it, q-grams being
+English tokens and Chinese character bigrams. A segment scoring at least ``m`` shares a known
+minimum number of q-grams with the query, so it is found through the rarest posting lists
+(prefix filter) and confirmed by counting in the others (count filter); only those survivors,
+within the length bounds the score allows, are scored.
+The index lives in memory in immutable numpy segments (merged like an LSM tree as units
+arrive) and catches up with the store by its generation counter.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import threading
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
+
+from service.store import StoredUnit, TMStore, lang_family, process_lock
+
+if TYPE_CHECKING:
+    from service.semantic import SemanticQuery
+
+LANGS = ("zh", "en")
+_WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]")
+_OCC_BITS = 8
+_MAX_OCC = (1 << _OCC_BITS) - 1
+_SEGMENT_MAX = 1 << 18
+_FORMAT = 1
+_FEW = 256  # candidates left for rapidfuzz to settle without more counting
+_TOP_CODE = 0x10FFFF
+_SURROGATES = range(0xD800, 0xE000)
+
+
+def tokenize(text: str, lang: str) -> list[str]:
+    """English: words (with inner hyphens, apostrophes, dots) and punctuation marks.
+    Chinese: every character but whitespace."""
+    text = unicodedata.normalize("NFC", text)
+    if lang == "zh":
+        return list("".join(text.split()))
+    return _WORD.findall(text)
+
+
+def _code(number: int) -> str:
+    """The ``number``-th private code point, skipping surrogates (folded past U+10FFFF)."""
+    cp = number % (_TOP_CODE - len(_SURROGATES)) + 1
+    if cp >= _SURROGATES.start:
+        cp += len(_SURROGATES)
+    return chr(cp)
+
+
+class Vocabulary:
+    """Token (English word, Chinese bigram) → one code point, shared by a side's index."""
+
+    def __init__(self) -> None:
+        self._codes: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def tokens(self) -> list[str]:
+        """Every token, in code order (what ``restore`` takes back)."""
+        return list(self._codes)
+
+    def restore(self, tokens: list[str]) -> None:
+        self._codes = {tok: _code(number) for number, tok in enumerate(tokens)}
+
+    def encode(self, tokens: Iterable[str], *, grow: bool) -> str:
+        codes = self._codes
+        tokens = list(tokens)
+        try:
+            return "".join(map(codes.__getitem__, tokens))
+        except KeyError:
+            pass
+        if grow:
+            with self._lock:
+                for tok in tokens:
+                    if tok not in codes:
+                        codes[tok] = _code(len(codes))
+            return "".join(map(codes.__getitem__, tokens))
+        # Unknown query tokens get codes from the top of the range: they match nothing.
+        unknown: dict[str, str] = {}
+        out = []
+        for tok in tokens:
+            code = codes.get(tok)
+            if code is None:
+                code = unknown.setdefault(tok, chr(_TOP_CODE - len(unknown)))
+            out.append(code)
+        return "".join(out)
+
+
+class SideEncoder:
+    """Turns segments of one language into the strings fuzzy scores and the index work on.
+
+    The scored string has one code point per token (English words and marks, Chinese
+    characters). The index keys are its ``q``-grams: single tokens for English, character
+    bigrams for Chinese, whose single characters are too common to narrow the search.
+    """
+
+    def __init__(self, lang: str):
+        self.lang = lang
+        self.q = 2 if lang == "zh" else 1
+        self.vocab = Vocabulary() if lang == "en" else None
+        self.bigrams = Vocabulary() if lang == "zh" else None
+
+    def encode(self, text: str, *, grow: bool = False) -> str:
+        if self.vocab is None:
+            return "".join(unicodedata.normalize("NFC", text).split())
+        return self.vocab.encode(tokenize(text, self.lang), grow=grow)
+
+    def grams(self, encoded: str, *, grow: bool = False) -> str:
+        """The index keys of an encoded segment, one code point per q-gram."""
+        if self.bigrams is None:
+            return encoded
+        return self.bigrams.encode(map(str.__add__, encoded, encoded[1:]), grow=grow)
+
+
+def fuzzy_ratio(a: str, b: str) -> float:
+    """Similarity in [0, 1] of two encoded segments (1 - distance / longer length)."""
+    return Levenshtein.normalized_similarity(a, b)
+
+
+def percent(ratio: float) -> int:
+    """CAT-style integer percentage, floored so that only identical segments give 100."""
+    return int(math.floor(ratio * 100 + 1e-9))
+
+
+def _keys(strings: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(sorted unique keys, offsets, posting rows): the inverted index of ``strings``.
+
+    A key is ``code_point << 8 | occurrence``: the k-th occurrence of a token in a segment is
+    its own key, so counting shared keys counts shared tokens with multiplicity.
+    """
+    lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(0, np.int32)
+    cps = np.frombuffer("".join(strings).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+    rows = np.repeat(np.arange(len(strings), dtype=np.int64), lengths)
+    packed = np.sort((rows << 21) | cps)
+    rows, cps = packed >> 21, packed & ((1 << 21) - 1)
+    run_start = np.ones(total, dtype=bool)
+    run_start[1:] = packed[1:] != packed[:-1]
+    starts = np.flatnonzero(run_start)
+    occ = np.arange(total) - np.repeat(starts, np.diff(np.append(starts, total)))
+    keys = (cps << _OCC_BITS) | np.minimum(occ, _MAX_OCC)
+    packed = np.sort((keys << 32) | rows)
+    return _csr(packed >> 32, (packed & 0xFFFFFFFF).astype(np.int32))
+
+
+def _csr(keys: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Postings sorted by (key, row) → (unique keys, offsets, rows)."""
+    if not len(keys):
+        return np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(0, np.int32)
+    first = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    return keys[first], np.append(first, len(keys)).astype(np.int64), rows
+
+
+def _unique_counts(rows: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of ``rows`` (all < ``size``) and how often each occurs."""
+    if len(rows) * 16 < size:
+        rows = np.sort(rows)
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        return rows[starts], np.diff(np.r_[starts, len(rows)])
+    counts = np.bincount(rows, minlength=size)
+    found = np.flatnonzero(counts)
+    return found, counts[found]
+
+
+class _Segment:
+    """An immutable slice of the index: unit ids, their scored strings, postings of q-grams."""
+
+    def __init__(self, ids: np.ndarray, strings: list[str], keys, offsets, rows):
+        self.ids = ids
+        self.strings = strings
+        self.lengths = np.fromiter(map(len, strings), dtype=np.int32, count=len(strings))
+        self.keys, self.offsets, self.rows = keys, offsets, rows
+
+    @classmethod
+    def build(cls, ids: np.ndarray, strings: list[str], grams: list[str]) -> _Segment:
+        return cls(ids, strings, *_keys(grams))
+
+    @classmethod
+    def merge(cls, a: _Segment, b: _Segment, deleted: np.ndarray) -> _Segment:
+        """One segment holding both, without ``deleted`` ids; postings merged, not rebuilt."""
+        ids = np.concatenate([a.ids, b.ids])
+        strings = a.strings + b.strings
+        keys = np.concatenate(
+            [np.repeat(a.keys, np.diff(a.offsets)), np.repeat(b.keys, np.diff(b.offsets))]
+        )
+        rows = np.concatenate([a.rows.astype(np.int64), b.rows.astype(np.int64) + len(a)])
+        if len(deleted):
+            keep = ~np.isin(ids, deleted)
+            if not keep.all():
+                new_row = np.cumsum(keep) - 1
+                kept = keep[rows]
+                keys, rows = keys[kept], new_row[rows[kept]]
+                ids = ids[keep]
+                strings = [s for s, k in zip(strings, keep.tolist(), strict=True) if k]
+        packed = np.sort((keys << 32) | rows)
+        keys, rows = packed >> 32, (packed & 0xFFFFFFFF).astype(np.int32)
+        return cls(ids, strings, *_csr(keys, rows))
+
+    def __len__(self) -> int:
+        return len(self.strings)
+
+    def candidates(self, qkeys: np.ndarray, n: int, m: float, q: int) -> np.ndarray | None:
+        """Rows that can score at least ``m`` against a query of ``n`` tokens (None: all).
+
+        A row of length ``L`` within ``m`` has at most ``d = (1 - m) * max(n, L)`` edits,
+        and each edit spoils at most ``q`` q-grams, so it shares at least
+        ``need = max(n, L) - q + 1 - q * d`` of them with the query (lengths outside
+        [m·n, n/m] cannot reach ``m`` at all). So one of the ``len(qkeys) - need + 1``
+        rarest posting lists holds it (prefix filter); the rows found there are then
+        checked against the longer lists, rarest first, dropping each as soon as it can
+        no longer reach ``need`` (count filter), until few are left for rapidfuzz.
+        """
+        lo, hi = math.ceil(m * n - 1e-9), math.floor(n / m + 1e-9)
+        slack = max(0, n - q + 1) - len(qkeys)  # q-grams merged by the occurrence cap
+
+        def need(lengths: np.ndarray) -> np.ndarray:
+            longest = np.maximum(n, lengths)
+            return longest - q + 1 - q * np.floor((1 - m) * longest + 1e-9) - slack
+
+        need_min = int(need(np.array([n]))[0])
+        if need_min < 1:  # too low a threshold for q-grams to narrow the search: scan
+            return None
+        if not len(self.keys):
+            return np.zeros(0, np.int64)
+        pos = np.minimum(np.searchsorted(self.keys, qkeys), len(self.keys) - 1)
+        present = self.keys[pos] == qkeys
+        df = np.where(present, self.offsets[pos + 1] - self.offsets[pos], 0)
+        order = np.argsort(df, kind="stable")
+        head = len(qkeys) - need_min + 1
+        if not df[order[:head]].any():
+            return np.zeros(0, np.int64)
+        lists = [self.rows[self.offsets[pos[i]] : self.offsets[pos[i] + 1]] for i in order]
+        rows, count = _unique_counts(np.concatenate(lists[:head]), len(self))
+        lengths = self.lengths[rows]
+        fit = (lengths >= lo) & (lengths <= hi)
+        rows, count, lengths = rows[fit], count[fit], lengths[fit]
+        tail = lists[head:]
+        wanted = need(lengths)
+        alive = count + len(tail) >= wanted
+        rows, count, wanted = rows[alive], count[alive], wanted[alive]
+        for left, posting in zip(range(len(tail) - 1, -1, -1), tail, strict=True):
+            if len(rows) <= _FEW:
+                break
+            at = np.minimum(np.searchsorted(posting, rows), len(posting) - 1)
+            count = count + (posting[at] == rows)
+            alive = count + left >= wanted
+            rows, count, wanted = rows[alive], count[alive], wanted[alive]
+        return rows
+
+
+def _load_segment(path: Path) -> _Segment:
+    with np.load(path) as z:
+        text = z["text"].tobytes().decode("utf-32-le")
+        ends = np.cumsum(z["lengths"]).tolist()
+        starts = [0, *ends[:-1]]
+        strings = [text[a:b] for a, b in zip(starts, ends, strict=True)]
+        return _Segment(z["ids"], strings, z["keys"], z["offsets"], z["rows"])
+
+
+class FuzzyIndex:
+    """The in-memory n-gram (token) index of both sides of the memory."""
+
+    def __init__(self) -> None:
+        self.encoders = {lang: SideEncoder(lang) for lang in LANGS}
+        self._segments: dict[str, list[_Segment]] = {lang: [] for lang in LANGS}
+        self._deleted: set[int] = set()
+        self._deleted_array = np.zeros(0, np.int64)
+        self.generation = -1
+        self.max_id = 0
+        self._live = 0  # units indexed and not deleted
+        self._sync_lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return self._live
+
+    # -- persistence: saved at shutdown, so a restart need not re-tokenise the memory ----
+    def save(self, folder: Path) -> None:
+        """Write the index to ``folder`` (replaced whole; a crash leaves the old one).
+
+        Workers of one service share the folder: one at a time saves, and none replaces
+        an index that is as new as its own.
+        """
+        with self._sync_lock, process_lock(folder.with_name(folder.name + ".lock")):
+            try:
+                saved = json.loads((folder / "meta.json").read_text())["generation"]
+            except (OSError, ValueError, KeyError):
+                saved = -1
+            if saved >= self.generation:
+                return
+            tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            for lang, segments in self._segments.items():
+                enc = self.encoders[lang]
+                vocab = enc.vocab or enc.bigrams
+                (tmp / f"{lang}-vocab.json").write_text(
+                    json.dumps(list(vocab.tokens()), ensure_ascii=False)
+                )
+                for number, seg in enumerate(segments):
+                    text = "".join(seg.strings).encode("utf-32-le")
+                    np.savez(
+                        tmp / f"{lang}-{number}.npz", ids=seg.ids, lengths=seg.lengths,
+                        text=np.frombuffer(text, dtype=np.uint32), keys=seg.keys,
+                        offsets=seg.offsets, rows=seg.rows,
+                    )
+            meta = {
+                "version": _FORMAT,
+                "generation": self.generation,
+                "max_id": self.max_id,
+                "deleted": sorted(self._deleted),
+                "segments": {lang: len(segs) for lang, segs in self._segments.items()},
+            }
+            (tmp / "meta.json").write_text(json.dumps(meta))
+            shutil.rmtree(folder, ignore_errors=True)
+            os.replace(tmp, folder)
+
+    def load(self, folder: Path, store: TMStore) -> bool:
+        """Take the index saved in ``folder`` if it can belong to ``store``; ``sync`` then
+        brings it up to date. False (and nothing changed) when there is none or it is not."""
+        try:
+            meta = json.loads((folder / "meta.json").read_text())
+            if (
+                meta["version"] != _FORMAT
+                or not 0 <= meta["generation"] <= store.generation
+                or meta["max_id"] > store.max_id()
+            ):
+                return False
+            encoders = {lang: SideEncoder(lang) for lang in LANGS}
+            segments: dict[str, list[_Segment]] = {}
+            for lang in LANGS:
+                enc = encoders[lang]
+                tokens = json.loads((folder / f"{lang}-vocab.json").read_text())
+                (enc.vocab or enc.bigrams).restore(tokens)
+                segments[lang] = [
+                    _load_segment(folder / f"{lang}-{n}.npz") for n in range(meta["segments"][lang])
+                ]
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        with self._sync_lock:
+            self.encoders, self._segments = encoders, segments
+            self._deleted = set(meta["deleted"])
+            self._deleted_array = np.fromiter(sorted(self._deleted), dtype=np.int64)
+            self.generation, self.max_id = meta["generation"], meta["max_id"]
+            self._live = sum(
+                int((~np.isin(seg.ids, self._deleted_array)).sum()) for seg in segments["zh"]
+            )
+        return True
+
+    def sync(self, store: TMStore, batch: int = 100_000) -> int:
+        """Catch up with ``store``: index new units, forget deleted ones. Returns units added."""
+        with self._sync_lock:
+            generation = store.generation
+            if generation == self.generation:
+                return 0
+            if self.generation >= 0:
+                gone = [i for i in store.deleted_since(self.generation) if i not in self._deleted]
+                if gone:
+                    self._live -= sum(1 for i in gone if i <= self.max_id)
+                    self._deleted.update(gone)
+                    self._deleted_array = np.fromiter(sorted(self._deleted), dtype=np.int64)
+            added = 0
+            chunk: list[tuple[int, str, str]] = []
+            for row in store.iter_segments(after_id=self.max_id):
+                chunk.append(row)
+                if len(chunk) >= batch:
+                    added += self._add(chunk)
+                    chunk = []
+            if chunk:
+                added += self._add(chunk)
+            self.generation = generation
+            return added
+
+    def _add(self, rows: list[tuple[int, str, str]]) -> int:
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        for side, lang in ((1, "zh"), (2, "en")):
+            enc = self.encoders[lang]
+            strings = [enc.encode(r[side], grow=True) for r in rows]
+            grams = [enc.grams(s, grow=True) for s in strings]
+            segments = list(self._segments[lang])
+            segments.append(_Segment.build(ids, strings, grams))
+            del grams
+            while (
+                len(segments) > 1
+                and len(segments[-2]) <= 2 * len(segments[-1])
+                and len(segments[-2]) + len(segments[-1]) <= _SEGMENT_MAX
+            ):
+                last, before = segments.pop(), segments.pop()
+                segments.append(_Segment.merge(before, last, self._deleted_array))
+            self._segments[lang] = segments  # swapped in whole: readers never see a half
+        self.max_id = int(ids[-1])
+        self._live += len(rows)
+        return len(rows)
+
+    def search(
+        self, text: str, lang: str, min_ratio: float, limit: int | None = None
+    ) -> list[tuple[float, int]]:
+        """(ratio, unit id) with ratio ≥ ``min_ratio``, best first (ties: lower id); the
+        first ``limit`` of them, or all."""
+        enc = self.encoders[lang]
+        query = enc.encode(text)
+        n = len(query)
+        if n == 0:
+            return []
+        m = max(min_ratio, 1e-6)
+        qkeys = _keys([enc.grams(query)])[0]
+        scores: list[np.ndarray] = []
+        ids: list[np.ndarray] = []
+        for segment in self._segments[lang]:
+            rows = segment.candidates(qkeys, n, m, enc.q)
+            if rows is None:
+                rows, choices = np.arange(len(segment)), segment.strings
+            elif len(rows):
+                choices = [segment.strings[r] for r in rows]
+            else:
+                continue
+            got = process.cdist(
+                [query], choices, scorer=Levenshtein.normalized_similarity,
+                score_cutoff=min_ratio - 1e-9, dtype=np.float64,
+            )[0]
+            keep = got >= min_ratio - 1e-9
+            scores.append(got[keep])
+            ids.append(segment.ids[rows[keep]])
+        if not scores:
+            return []
+        all_scores, all_ids = np.concatenate(scores), np.concatenate(ids)
+        if self._deleted:
+            alive = ~np.isin(all_ids, self._deleted_array)
+            all_scores, all_ids = all_scores[alive], all_ids[alive]
+        order = np.lexsort((all_ids, -all_scores))[:limit]
+        return [(float(all_scores[i]), int(all_ids[i])) for i in order]
+
+    def score(self, text: str, lang: str, others: Iterable[str]) -> list[float]:
+        """Fuzzy ratio of ``text`` against each of ``others`` (for semantic-only hits)."""
+        enc = self.encoders[lang]
+        query = enc.encode(text)
+        return [fuzzy_ratio(query, enc.encode(o)) for o in others]
+
+
+@dataclass
+class Match:
+    """One lookup result; ``source`` is the unit's segment in the query's language."""
+
+    unit: StoredUnit
+    lang: str  # the query's language, "zh" or "en"
+    fuzzy: int
+    semantic: float | None
+    kind: str
+    ratio: float = 0.0
+
+    def to_json(self) -> dict:
+        u = self.unit
+        other = "en" if self.lang == "zh" else "zh"
+        same = lang_family(u.source_lang) == self.lang
+        return {
+            "id": u.id,
+            "source": u.side(self.lang),
+            "target": u.side(other),
+            "source_lang": u.source_lang if same else u.target_lang,
+            "target_lang": u.target_lang if same else u.source_lang,
+            "fuzzy": self.fuzzy,
+            # Cosine clipped to [0, 1]; null when semantic search is off.
+            "semantic": None if self.semantic is None else round(min(1, max(0, self.semantic)), 4),
+            "kind": self.kind,
+            "document": u.document,
+            "speaker": u.speaker,
+            "props": u.props,
+            "creationdate": u.creationdate,
+            "origin": u.origin,
+        }
+
+
+def _passes(unit: StoredUnit, document: str | None, speaker: str | None) -> bool:
+    return (document is None or unit.document == document) and (
+        speaker is None or unit.speaker == speaker
+    )
+
+
+def lookup(
+    store: TMStore,
+    fuzzy: FuzzyIndex,
+    text: str,
+    lang: str,
+    *,
+    limit: int = 5,
+    min_fuzzy: int = 70,
+    semantic: SemanticQuery | None = None,
+    min_semantic: float = 0.0,
+    document: str | None = None,
+    speaker: str | None = None,
+) -> list[Match]:
+    """Best matches for ``text``: fuzzy ones (≥ ``min_fuzzy``) first, then semantic-only ones.
+
+    ``semantic`` (None when semantic search is off) gives the cosine of fuzzy hits and the
+    nearest units by meaning. Filters by document and speaker apply to both kinds.
+    """
+    matches: list[Match] = []
+    seen: set[int] = set()
+    filtered = document is not None or speaker is not None
+    # Unfiltered, a few more than asked for, so that semantic similarity can break ties.
+    ranked = fuzzy.search(text, lang, min_fuzzy / 100, None if filtered else limit * 4)
+    pos = 0
+    step = max(limit * 4, 20)
+    while pos < len(ranked) and len(matches) < limit:
+        part = ranked[pos : pos + step]
+        pos += step
+        units = store.get(i for _, i in part)
+        for ratio, uid in part:
+            unit = units.get(uid)
+            if unit is None or not _passes(unit, document, speaker):
+                continue
+            matches.append(Match(unit, lang, percent(ratio), None, "fuzzy", ratio))
+            seen.add(uid)
+        if not filtered:
+            break
+    if semantic is not None and matches:
+        sims = semantic.similarities([m.unit.id for m in matches])
+        for m in matches:
+            m.semantic = sims.get(m.unit.id)
+    # Among equal fuzzy ratios, the semantically closer unit first.
+    matches.sort(key=lambda m: (-m.ratio, -(m.semantic or 0.0), m.unit.id))
+    matches = matches[:limit]
+    if semantic is not None and len(matches) < limit:
+        hits = semantic.hits(limit * (20 if filtered else 4))
+        wanted = [(u, sim) for u, sim in hits if u not in seen and sim >= min_semantic]
+        units = store.get(uid for uid, _ in wanted)
+        extra = [(units[uid], sim) for uid, sim in wanted if uid in units]
+        extra = [(u, s) for u, s in extra if _passes(u, document, speaker)]
+        extra = extra[: limit - len(matches)]
+        ratios = fuzzy.score(text, lang, [u.side(lang) for u, _ in extra])
+        for (unit, sim), ratio in zip(extra, ratios, strict=True):
+            matches.append(Match(unit, lang, percent(ratio), sim, "semantic", ratio))
+    return matches
