@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from aligner.embed import DEFAULT_ENCODER
 
@@ -48,6 +49,9 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--data", type=Path, help="data folder (default $CONCORDIA_DATA_DIR)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="server processes (one per core for lookups)"
+    )
     serve.set_defaults(func=run_serve)
 
 
@@ -118,11 +122,10 @@ def run_align(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+def run_serve(args: argparse.Namespace) -> NoReturn:
+    """Hand over to the service's own launcher (run, not imported: aligner never imports it)."""
+    argv = [sys.executable, "-m", "service.api", "--host", args.host, "--port", str(args.port)]
+    argv += ["--workers", str(args.workers)]
     if args.data is not None:
-        os.environ["CONCORDIA_DATA_DIR"] = str(args.data)
-    # The service is named by string so that the aligner package never imports it.
-    uvicorn.run("service.api:create_app", factory=True, host=args.host, port=args.port)
-    return 0
+        argv += ["--data", str(args.data)]
+    os.execv(sys.executable, argv)
