@@ -5,10 +5,9 @@
 Every configuration runs in its own child process with a fresh, empty embedding cache, so
 the embedding time is real (it includes loading the encoder) and the peak resident memory
 (ru_maxrss) is that configuration's own. Prints strict and lax precision, recall and F1,
-seconds embedding and aligning, and peak memory, with the issue's targets. Three methods:
-``embedding`` (ours, the encoder as ``load_encoder`` builds it, BLAS threads = CPU count),
-``embedding-1thread`` (the same with a single BLAS thread for the encoder) and ``length``
-(the Gale-Church baseline).
+seconds embedding and aligning, and peak memory, with the issue's targets. Two methods:
+``embedding`` (ours, the default encoder as ``load_encoder`` builds it) and ``length`` (the
+Gale-Church baseline).
 
 ``--calibrate`` instead refits the constants that turn a bead's DP value into a probability
 (``CALIBRATION_SLOPE`` and ``CALIBRATION_MIDPOINT`` in aligner/align.py): a class-balanced
@@ -43,13 +42,8 @@ def run_one(data: Path, corpus: str, method: str) -> dict:
 
     docs = read_corpus(data / corpus)
     verses = read_verses(data / corpus, docs) if CORPORA[corpus] else None
-    encoder = None
-    if method == "embedding-1thread":
-        from aligner.embed import CachedEncoder, UseM3Encoder, default_cache_path
-
-        encoder = CachedEncoder(UseM3Encoder(threads=1), default_cache_path())
     start = time.perf_counter()
-    result = evaluate(docs, method=method.split("-")[0], verses=verses, encoder=encoder)
+    result = evaluate(docs, method=method, verses=verses)
     total = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     return {
@@ -81,7 +75,7 @@ def report(data: Path) -> None:
     print(header)
     print("-" * len(header))
     for corpus in CORPORA:
-        for method in ("embedding", "embedding-1thread", "length"):
+        for method in ("embedding", "length"):
             r = child(data, corpus, method)
             print(f"{corpus:8} {method:17} {r['precision_strict']:6.3f} {r['recall_strict']:6.3f} "
                   f"{r['f1_strict']:6.3f} | {r['precision_lax']:6.3f} {r['recall_lax']:6.3f} "
