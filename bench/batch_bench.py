@@ -2,22 +2,32 @@
 
 The 100 document pairs are cut from the UN Parallel Corpus dev set (../shared/data/unpc-dev):
 pair k holds lines 40k .. 40k+39 of zh.txt and of en.txt (line i of one translates line i of
-the other), written as NAME.zh.txt / NAME.en.txt with a blank line between sentences. Every run
-gets a fresh embedding cache, so each one embeds every sentence; the Dask runs include starting
-the cluster and loading the encoder on each worker (that is the overhead measured). First, a
+the other), written as NAME.zh.txt / NAME.en.txt with a blank line between sentences. First, a
 few pairs are aligned in this process with use-m3 on 2 BLAS threads and on 1: the batch gives
 each process one thread.
 
-    python bench/batch_bench.py [--pairs 100] [--lines 40]
+Each configuration is a fresh ``python -m aligner batch DOCS --out OUT [--workers N]`` with a
+fresh embedding cache, so every run embeds every sentence and pays for its own start: the
+interpreter, imports, loading the encoder and the lexicon, and for Dask starting and closing the
+cluster. Wall time is measured around that command. The machine is shared, so the runs go in
+rounds (every other round in reverse order) and the figures are medians over the rounds.
+
+    per-pair overhead = (wall with a 1-worker LocalCluster - wall single process) / wall single
+
+The pieces come from the run's summary.json (``stage_seconds``) and its per-pair reports.
+
+    python bench/batch_bench.py [--pairs 100] [--lines 40] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import json
 import logging
-import multiprocessing
 import os
+import resource
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,15 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from threadpoolctl import threadpool_limits  # noqa: E402
-
-from aligner.batch import (  # noqa: E402
-    PIPELINE_LOGGER,
-    BatchSettings,
-    prepare_worker,
-    read_manifest,
-    run_batch,
-)
+from aligner.batch import PIPELINE_LOGGER, read_manifest  # noqa: E402
 from aligner.tmx import read_tmx  # noqa: E402
 
 SHARED = Path(os.environ.get("CONCORDIA_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -77,105 +79,107 @@ def blas_threads_check(pairs, count: int = 5) -> None:
         )
 
 
-def timed_run(pairs, out: Path, settings, cache: Path, limit: int | None, **where):
-    """(wall seconds, mean seconds inside align_pair) of one batch run, with a fresh encoder
-    and embedding cache: single-process runs go to a new process of their own."""
-    os.environ["CONCORDIA_CACHE_DIR"] = str(cache)  # new (worker) processes inherit it
-    if where:
-        return _run(pairs, out, settings, None, where)
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_run, (pairs, out, settings, limit, where))
-
-
-def _run(pairs, out: Path, settings, limit: int | None, where: dict):
-    logging.getLogger(PIPELINE_LOGGER).setLevel(logging.ERROR)
-    with threadpool_limits(limit) if limit else contextlib.nullcontext():
-        started = time.perf_counter()
-        summary = run_batch(pairs, out, settings, **where)
-        seconds = time.perf_counter() - started
-    if summary.failed:
-        sys.exit(f"{len(summary.failed)} pairs failed: {summary.failed[0]['reason']}")
-    return seconds, sum(r["seconds"] for r in summary.reports) / len(summary.reports)
-
-
-def cluster_start_up(cache: Path, workers: int = 1) -> float:
-    """Seconds to start a LocalCluster, load the encoder on its workers and close it again."""
-    from dask.distributed import Client, LocalCluster
-
-    os.environ["CONCORDIA_CACHE_DIR"] = str(cache)
-    started = time.perf_counter()
-    with (
-        LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        client.run(prepare_worker, "use-m3", logging.ERROR)
-    return time.perf_counter() - started
-
-
-RUNS = [  # name, run_batch arguments, thread limit in this process
-    ("single process", {}, None),
-    ("single process, 1 thread", {}, 1),  # what each Dask worker gets (OMP_NUM_THREADS=1 etc.)
-    ("Dask LocalCluster, 1 worker", {"workers": 1}, None),
-    ("Dask LocalCluster, 2 workers", {"workers": 2}, None),
+RUNS = [  # name, extra command-line arguments
+    ("single process", []),
+    ("Dask LocalCluster, 1 worker", ["--workers", "1"]),
+    ("Dask LocalCluster, 2 workers", ["--workers", "2"]),
 ]
+STAGES = ("start", "load", "align", "close", "merge")
+
+
+def _children_cpu() -> float:
+    """CPU seconds of the finished commands run from here, their worker processes included."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_run(docs: Path, out: Path, cache: Path, args: list[str]) -> dict:
+    """One ``aligner batch`` command: its wall seconds and the pieces from summary.json."""
+    command = [sys.executable, "-m", "aligner", "batch", str(docs), "--out", str(out), *args]
+    environ = {**os.environ, "CONCORDIA_CACHE_DIR": str(cache)}
+    cpu_before, started = _children_cpu(), time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, env=environ, capture_output=True, text=True)
+    wall, cpu = time.perf_counter() - started, _children_cpu() - cpu_before
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    reports = summary["reports"]
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "process": wall - summary["seconds"],  # interpreter, imports, manifest, exit
+        **{stage: summary["stage_seconds"].get(stage, 0.0) for stage in STAGES},
+        "inside": sum(r["seconds"] for r in reports) / len(reports),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--lines", type=int, default=40, help="sentences per document")
+    parser.add_argument("--rounds", type=int, default=3, help="runs of each configuration")
     args = parser.parse_args()
-    logging.getLogger(PIPELINE_LOGGER).setLevel(logging.ERROR)  # "no speaker headings" per pair
+    logging.getLogger(PIPELINE_LOGGER).setLevel(logging.ERROR)  # "no speaker headings"
     with tempfile.TemporaryDirectory(prefix="concordia-batch-bench-") as tmp:
         work = Path(tmp)
-        (work / "docs").mkdir()
-        build_pairs(work / "docs", args.pairs, args.lines)
-        pairs = read_manifest(work / "docs")
-        settings = BatchSettings.create()
+        docs = work / "docs"
+        docs.mkdir()
+        build_pairs(docs, args.pairs, args.lines)
+        pairs = read_manifest(docs)
         print(
             f"{len(pairs)} document pairs of {args.lines} unpc-dev sentences per side, "
-            f"{len(os.sched_getaffinity(0))} CPU cores usable, encoder {settings.encoder}; "
+            f"{len(os.sched_getaffinity(0))} CPU cores usable, encoder use-m3; "
             f"load average before: {os.getloadavg()[0]:.1f}"
         )
         blas_threads_check(pairs)
-        os.environ.pop("CONCORDIA_CACHE_DIR", None)
-        seconds = {}
-        for number, (name, where, limit) in enumerate(RUNS):
-            out, cache = work / f"out{number}", work / f"cache{number}"
-            seconds[name], inside = timed_run(pairs, out, settings, cache, limit, **where)
-            rate = len(pairs) / seconds[name] * 60
-            print(
-                f"{name:30s} {seconds[name]:6.1f} s  {rate:6.1f} pairs/min  "
-                f"({inside * 1000:.0f} ms per pair inside align_pair; "
-                f"load average after: {os.getloadavg()[0]:.1f})"
-            )
-        merged = [
-            [(u.source, u.target) for u in read_tmx(work / f"out{n}" / "merged.tmx")]
-            for n in range(len(RUNS))
-        ]
-        single, single_1, one, two = (seconds[name] for name, _, _ in RUNS)
+        runs: dict[str, list[dict]] = {name: [] for name, _ in RUNS}
+        outs = []
+        for round_ in range(args.rounds):
+            for name, extra in RUNS if round_ % 2 == 0 else RUNS[::-1]:
+                tag = f"{len(outs)}"
+                outs.append(work / f"out{tag}")
+                run = timed_run(docs, outs[-1], work / f"cache{tag}", extra)
+                runs[name].append(run)
+                print(
+                    f"round {round_ + 1}: {name:30s} {run['wall']:6.1f} s "
+                    f"(load average {os.getloadavg()[0]:.1f})"
+                )
+        merged = [[(u.source, u.target) for u in read_tmx(out / "merged.tmx")] for out in outs]
         print(f"outputs identical across the runs: {all(m == merged[0] for m in merged)}")
-        print(f"speed-up, 2 workers vs 1 worker:                 {one / two:.2f}x (target >= 1.6)")
-        print(f"speed-up, 2 workers vs single process, 1 thread: {single_1 / two:.2f}x")
-        print(f"speed-up, 2 workers vs single process:           {single / two:.2f}x")
-        for baseline_name, baseline in (("1 thread", single_1), ("unrestricted", single)):
-            overhead = (one - baseline) / len(pairs)
-            print(
-                f"per-pair overhead of Dask, 1 worker vs single process ({baseline_name}): "
-                f"{overhead * 1000:.0f} ms = {overhead / (baseline / len(pairs)) * 100:.1f} % "
-                "of the single-process time per pair (target <= 10 %)"
-            )
-        fixed = cluster_start_up(work / "cache-start-up")
+
+        med = {
+            name: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
+            for name, rs in runs.items()
+        }
         print(
-            f"of the {one - single_1:.1f} s between 1 worker and single process (1 thread): "
-            f"{fixed:.1f} s start a 1-worker LocalCluster, load the encoder there and close it "
-            f"again (timed alone); the remaining {(one - single_1 - fixed):.1f} s is "
-            f"{(one - single_1 - fixed) / len(pairs) * 1000:.0f} ms per pair"
+            f"\nmedians of {args.rounds} rounds, in seconds; cpu: CPU time of the command and its "
+            "workers; process: interpreter, imports, exit"
+        )
+        print(
+            f"{'':30s} {'wall':>6s} {'pairs/min':>9s} {'cpu':>6s} {'process':>7s} "
+            + " ".join(f"{stage:>6s}" for stage in STAGES)
+            + "  ms/pair inside align_pair"
+        )
+        for name, m in med.items():
+            print(
+                f"{name:30s} {m['wall']:6.1f} {len(pairs) / m['wall'] * 60:9.1f} "
+                f"{m['cpu']:6.1f} {m['process']:7.2f} "
+                + " ".join(f"{m[stage]:6.2f}" for stage in STAGES)
+                + f"  {m['inside'] * 1000:.0f}"
+            )
+        single, one, two = (med[name] for name, _ in RUNS)
+        print(
+            f"speed-up, 2 workers vs 1 worker:       {one['wall'] / two['wall']:.2f}x "
+            "(target >= 1.6)"
+        )
+        print(f"speed-up, 2 workers vs single process: {single['wall'] / two['wall']:.2f}x")
+        gap = one["wall"] - single["wall"]
+        pieces = ", ".join(f"{key} {one[key] - single[key]:+.2f}" for key in ("process", *STAGES))
+        print(
+            f"per-pair overhead of Dask, 1 worker vs single process: "
+            f"{gap / len(pairs) * 1000:.0f} ms = {gap / single['wall'] * 100:.1f} % of the "
+            f"single-process time (target <= 10 %)\n  the {gap:.2f} s in seconds: {pieces}\n"
+            f"  in CPU time: {(one['cpu'] - single['cpu']) / single['cpu'] * 100:.1f} %"
         )
 
 

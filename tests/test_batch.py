@@ -96,6 +96,8 @@ def test_batch_writes_reports_goes_past_failures_and_resumes(docs, tmp_path, cap
     assert "bad: FAILED: bad.zh.txt: expected Chinese text" in captured.err  # plain log lines
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert (summary["pairs"], summary["ok"], summary["failed"]) == (4, 3, 1)
+    assert list(summary["stage_seconds"]) == ["load", "align", "merge"]
+    assert 0 < sum(summary["stage_seconds"].values()) <= summary["seconds"] + 0.01  # rounding
     reports = {r["id"]: r for r in summary["reports"]}
     assert "expected Chinese text" in reports["bad"]["reason"]
     assert not (out / "pairs" / "bad.tmx").exists()
@@ -149,19 +151,41 @@ def test_progress_bar_on_a_terminal(docs, tmp_path):
     assert "pair bad failed: bad.zh.txt: expected Chinese" in shown
 
 
+def worker_state() -> tuple:
+    """Run on a worker: its glibc trim setting, whether Dask profiles it, what it has loaded."""
+    import os
+
+    import dask
+
+    from aligner.lexicon import load_dictionary
+
+    return (
+        os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+        dask.config.get("distributed.worker.profile.enabled"),
+        batch.encoder_loads(),
+        load_dictionary.cache_info().currsize,
+    )
+
+
 def test_dask_cluster_gives_the_single_process_outputs(docs, tmp_path):
+    import dask
     from dask.distributed import Client, LocalCluster
 
     pairs = read_manifest(docs)
     settings = BatchSettings.create()
     single = run_batch(pairs, tmp_path / "single", settings)
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster:
+    with (
+        dask.config.set(batch.LOCAL_CLUSTER_CONFIG),
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+    ):
         spread = run_batch(pairs, tmp_path / "dask", settings, scheduler=cluster.scheduler_address)
         with Client(cluster) as client:
-            loads = client.run(batch.encoder_loads)
-    assert list(loads.values()) == [{"use-m3": 1}, {"use-m3": 1}]  # once per worker, 4 pairs
+            states = client.run(worker_state)
+    # no trim threshold (it slows numpy down), no profiler; encoder and lexicon loaded once
+    assert list(states.values()) == [(None, False, {"use-m3": 1}, 1)] * 2
+    assert list(spread.stages) == ["start", "load", "align", "close", "merge"]
 
     def comparable(report: dict) -> dict:
         return {k: v for k, v in report.items() if k != "seconds"}
