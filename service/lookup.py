@@ -384,13 +384,7 @@ class FuzzyIndex:
                     self._deleted.update(gone)
                     self._deleted_array = np.fromiter(sorted(self._deleted), dtype=np.int64)
             added = 0
-            chunk: list[tuple[int, str, str]] = []
-            for row in store.iter_segments(after_id=self.max_id):
-                chunk.append(row)
-                if len(chunk) >= batch:
-                    added += self._add(chunk)
-                    chunk = []
-            if chunk:
+            for chunk in store.iter_segment_batches(after_id=self.max_id, batch=batch):
                 added += self._add(chunk)
             self.generation = generation
             return added

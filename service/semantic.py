@@ -280,13 +280,7 @@ class SemanticIndex:
                     self._forget(gone)
                     changed = True
             added = 0
-            chunk: list[tuple[int, str, str]] = []
-            for row in store.iter_segments(after_id=self.max_id):
-                chunk.append(row)
-                if len(chunk) >= batch:
-                    added += self._add(chunk)
-                    chunk = []
-            if chunk:
+            for chunk in store.iter_segment_batches(after_id=self.max_id, batch=batch):
                 added += self._add(chunk)
             self.generation = generation
             if added or changed or not self._path("zh").exists():

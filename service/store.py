@@ -414,8 +414,11 @@ class TMStore:
                 found[row[0]] = _row_to_unit(row)
         return found
 
-    def iter_segments(self, after_id: int = 0, batch: int = 5000) -> Iterator[tuple[int, str, str]]:
-        """(id, zh, en) of units with id > ``after_id`` in id order, streamed."""
+    def iter_segment_batches(
+        self, after_id: int = 0, batch: int = 5000
+    ) -> Iterator[list[tuple[int, str, str]]]:
+        """(id, zh, en) of units with id > ``after_id`` in id order, streamed in lists of
+        at most ``batch`` rows."""
         conn = self.connect()
         try:
             last = after_id
@@ -425,7 +428,7 @@ class TMStore:
                 ).fetchall()
                 if not rows:
                     return
-                yield from rows
+                yield rows
                 last = rows[-1][0]
         finally:
             conn.close()
