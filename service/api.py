@@ -18,7 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -33,6 +33,9 @@ from service.jobs import JobManager, create_router
 from service.lookup import FuzzyIndex, lookup
 from service.security import API_KEY_HEADER, check_key, require_read_access, require_write_key
 from service.store import TMStore
+
+if TYPE_CHECKING:
+    from service.semantic import SemanticQuery
 
 log = logging.getLogger("concordia.service")
 
@@ -270,11 +273,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "worker": os.getpid(),  # which process answered, with several uvicorn workers
         }
 
-    def do_lookup(req: LookupRequest) -> JSONResponse:
-        sem = service.semantic
-        query = None
-        if req.semantic and sem is not None and len(sem):
-            query = sem.query(req.text, req.source_lang)
+    def do_lookup(req: LookupRequest, query: SemanticQuery | None) -> JSONResponse:
         matches = lookup(
             service.store,
             service.fuzzy,
@@ -302,7 +301,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         check_segment(req.text)
         if not req.text.strip():
             raise ServiceError(422, "invalid_request", "text: the segment is blank")
-        return await timed(do_lookup, req, executor=lookup_thread)
+        # Registered now, so that the lookups queued meanwhile are embedded in one batch.
+        sem = service.semantic
+        query = None
+        if req.semantic and sem is not None and len(sem):
+            query = sem.query(req.text, req.source_lang)
+        return await timed(do_lookup, req, query, executor=lookup_thread)
 
     def do_concordance(term: str, lang: str | None, limit: int, offset: int) -> dict:
         units = service.store.concordance(term, lang, limit=limit, offset=offset)

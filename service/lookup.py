@@ -34,7 +34,7 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from service.store import StoredUnit, TMStore, lang_family, process_lock
+from service.store import StoredUnit, TMStore, lang_family, normalise_text, process_lock
 
 if TYPE_CHECKING:
     from service.semantic import SemanticQuery
@@ -496,6 +496,11 @@ class Match:
         }
 
 
+def same_text(a: str, b: str) -> bool:
+    """Whether two segments are the same text to the encoder (which normalises them so)."""
+    return a == b or normalise_text(a) == normalise_text(b)
+
+
 def _passes(unit: StoredUnit, document: str | None, speaker: str | None) -> bool:
     return (document is None or unit.document == document) and (
         speaker is None or unit.speaker == speaker
@@ -533,7 +538,11 @@ def lookup(
         units = store.get(i for _, i in part)
         for ratio, uid in part:
             unit = units.get(uid)
-            if unit is None or not _passes(unit, document, speaker):
+            if unit is None:
+                continue
+            if semantic is not None and ratio >= 1.0 and same_text(unit.side(lang), text):
+                semantic.same_as(uid)  # its stored vector spares embedding the query
+            if not _passes(unit, document, speaker):
                 continue
             matches.append(Match(unit, lang, percent(ratio), None, "fuzzy", ratio))
             seen.add(uid)

@@ -11,8 +11,9 @@ store (new units embedded, deleted ones dropped); missing files, another encoder
 they do not belong to mean a full rebuild. HNSW cannot remove vectors: deleted ids are
 filtered out of results and dropped when the index is next rebuilt.
 
-Concurrent queries are embedded together (micro-batching), which keeps query latency low
-when many clients ask at once.
+Queries waiting together are embedded together (micro-batching), which keeps query latency
+low when many clients ask at once; a query that is a stored segment takes that segment's
+vector instead of being embedded.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -43,20 +43,25 @@ _QUERY_CACHE = 4096  # query embeddings kept: translators look the same segment 
 _ADD_BATCH = 64  # vectors added per lock hold: lookups wait at most one small batch
 
 
-class _QueryBatcher:
-    """Embeds query texts from many threads in shared batches on one worker thread."""
+class _QueryEmbedder:
+    """Query embeddings, computed when a lookup first needs one, with every query waiting.
+
+    A lookup's text is registered when its request arrives; the first lookup that needs a
+    vector embeds all registered texts in one batch, so under load the requests queued
+    behind it find theirs ready (a batch of 4 costs each ~35 % less than 4 single calls).
+    Recent queries keep their vectors: translators look the same segment up again.
+    """
 
     def __init__(self, encode: Callable[[Sequence[str]], np.ndarray], max_batch: int = 32):
         self._encode = encode
         self._max = max_batch
         self._cache: OrderedDict[str, Future] = OrderedDict()
-        self._lock = threading.Lock()
-        self._queue: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="concordia-embed", daemon=True)
-        self._thread.start()
+        self._pending: dict[str, Future] = {}
+        self._lock = threading.Lock()  # guards the cache and the pending texts
+        self._batch_lock = threading.Lock()  # one batch at a time
 
     def submit(self, text: str) -> Future:
-        """A future for the embedding of ``text`` (already done for a recent query)."""
+        """The future embedding of ``text`` (already done for a recent query)."""
         with self._lock:
             done = self._cache.get(text)
             if done is not None:
@@ -66,38 +71,40 @@ class _QueryBatcher:
             self._cache[text] = done
             if len(self._cache) > _QUERY_CACHE:
                 self._cache.popitem(last=False)
-        self._queue.put((text, done))
+            self._pending[text] = done
         return done
 
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(5)
+    def vector(self, text: str, future: Future) -> np.ndarray:
+        """The embedding of ``text``; computes the waiting batch if nobody has yet."""
+        if not future.done():
+            self._embed_pending(text)
+        return future.result()
 
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            batch = [item]
-            while len(batch) < self._max:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._queue.put(None)
-                    break
-                batch.append(more)
+    def settle(self, text: str, future: Future, vector: np.ndarray) -> None:
+        """Give ``text`` a vector known otherwise (it is a stored segment), if still waiting."""
+        with self._lock:
+            if self._pending.get(text) is future:
+                del self._pending[text]
+                future.set_result(vector)
+
+    def _embed_pending(self, text: str) -> None:
+        with self._batch_lock:
+            with self._lock:
+                if text not in self._pending:  # embedded by the batch that held this lock
+                    return
+                batch = [(text, self._pending.pop(text))]
+                while self._pending and len(batch) < self._max:
+                    batch.append(self._pending.popitem())
             try:
-                vectors = self._encode([text for text, _ in batch])
+                vectors = self._encode([t for t, _ in batch])
             except Exception as exc:  # handed to every waiting request, and not kept
                 with self._lock:
-                    for text, done in batch:
-                        if self._cache.get(text) is done:
-                            del self._cache[text]
+                    for t, done in batch:
+                        if self._cache.get(t) is done:
+                            del self._cache[t]
                 for _, done in batch:
                     done.set_exception(exc)
-                continue
+                return
             for (_, done), vector in zip(batch, vectors, strict=True):
                 done.set_result(np.array(vector, dtype=np.float32))  # not a view of the batch
 
@@ -142,16 +149,26 @@ def all_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
 
 
 class SemanticQuery:
-    """One lookup's side of semantic search; embedding runs while fuzzy search does."""
+    """One lookup's side of semantic search; the text is embedded when first needed."""
 
-    def __init__(self, index: SemanticIndex, vector: Future, lang: str):
+    def __init__(self, index: SemanticIndex, text: str, lang: str):
         self._index = index
-        self._future = vector
+        self.text = text
         self.lang = lang
+        self._future = index._embedder.submit(text)
 
     @property
     def vector(self) -> np.ndarray:
-        return np.asarray(self._future.result(), dtype=np.float32)
+        return self._index._embedder.vector(self.text, self._future)
+
+    def same_as(self, unit_id: int) -> None:
+        """The text is unit ``unit_id``'s segment: its stored vector serves, unless the
+        text was embedded already."""
+        if self._future.done():
+            return
+        stored = self._index.stored_vector(unit_id, self.lang)
+        if stored is not None:
+            self._index._embedder.settle(self.text, self._future, stored)
 
     def hits(self, k: int) -> list[tuple[int, float]]:
         """(unit id, cosine) of the ``k`` nearest segments in the query's language."""
@@ -180,7 +197,7 @@ class SemanticIndex:
         self.max_id = 0
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
-        self._batcher = _QueryBatcher(self._encode["query"])
+        self._embedder = _QueryEmbedder(self._encode["query"])
 
     # -- persistence -------------------------------------------------------------------
     def _path(self, lang: str) -> Path:
@@ -247,7 +264,6 @@ class SemanticIndex:
         os.replace(tmp, self.data_dir / META)
 
     def close(self) -> None:
-        self._batcher.close()
         self._pool.shutdown()
 
     # -- keeping up with the store ------------------------------------------------------
@@ -349,11 +365,19 @@ class SemanticIndex:
 
     # -- queries -----------------------------------------------------------------------
     def embed_query(self, text: str) -> np.ndarray:
-        return np.asarray(self._batcher.submit(text).result(), dtype=np.float32)
+        return SemanticQuery(self, text, "en").vector
 
     def query(self, text: str, lang: str) -> SemanticQuery:
-        """Start embedding ``text`` now; the answer's methods wait for it when first needed."""
-        return SemanticQuery(self, self._batcher.submit(text), lang)
+        """A query to search with; its embedding is batched with others waiting meanwhile."""
+        return SemanticQuery(self, text, lang)
+
+    def stored_vector(self, unit_id: int, lang: str) -> np.ndarray | None:
+        """The indexed vector of a unit's segment in ``lang`` (None if not indexed)."""
+        with self._lock:
+            try:
+                return self._indexes[lang].reconstruct(int(unit_id))
+            except RuntimeError:
+                return None
 
     def search(self, vector: np.ndarray, lang: str, k: int) -> list[tuple[int, float]]:
         """The ``k`` nearest segments in ``lang``: (unit id, cosine), best first."""
