@@ -363,7 +363,7 @@ def _scan(text: str, lang: str) -> tuple[list[int], float]:
     query = encoders[lang].encode(text)
     scores = process.cdist(
         [query], strings[lang], scorer=Levenshtein.normalized_similarity,
-        score_cutoff=MIN_FUZZY / 100 - 1e-9, dtype=np.float64, workers=1,
+        score_cutoff=MIN_FUZZY / 100 - 1e-6, dtype=np.float64, workers=1,  # see lookup._cutoff
     )[0]
     hit = np.flatnonzero(scores >= MIN_FUZZY / 100 - 1e-9)
     order = np.lexsort((ids[hit], -scores[hit]))[:5]

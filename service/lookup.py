@@ -136,6 +136,18 @@ def fuzzy_ratio(a: str, b: str) -> float:
     return Levenshtein.normalized_similarity(a, b)
 
 
+def _cutoff(min_ratio: float) -> float:
+    """rapidfuzz's ``score_cutoff`` for scores of at least ``min_ratio``, exact ones included.
+
+    rapidfuzz 3.14 returns 0 for some scores lying exactly on the cutoff or within ~1e-9
+    below it: at 60 % and 80 % every match scoring exactly the threshold was lost. So the
+    cutoff is set 1e-6 lower and the scores are compared exactly afterwards; ratios are
+    fractions of segment lengths (under 2,000 by default), so none but the threshold itself
+    lies in that gap.
+    """
+    return max(0.0, min_ratio - 1e-6)
+
+
 def percent(ratio: float) -> int:
     """CAT-style integer percentage, floored so that only identical segments give 100."""
     return int(math.floor(ratio * 100 + 1e-9))
@@ -174,6 +186,8 @@ def _csr(keys: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
 
 def _unique_counts(rows: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Distinct values of ``rows`` (all < ``size``) and how often each occurs."""
+    if not len(rows):
+        return rows, np.zeros(0, np.int64)
     if len(rows) * 3 < size:
         # The rows come as sorted posting lists laid end to end: a stable sort (timsort)
         # merges those runs, several times faster than quicksort or counting all ``size``.
@@ -255,12 +269,14 @@ class _Segment:
         if not df[order[:head]].any():
             return np.zeros(0, np.int64)
         lists = [self.rows[starts[i] : ends[i]] for i in order]
-        rows, count = _unique_counts(np.concatenate(lists[:head]), len(self))
+        found = np.concatenate(lists[:head])
+        # Lengths outside [lo, hi] can never make it: dropped before counting, which sorts.
+        lengths = self.lengths[found]
+        rows, count = _unique_counts(found[(lengths >= lo) & (lengths <= hi)], len(self))
         tail = lists[head:]
-        # q-grams each length needs, by table; lengths outside [lo, hi] can never make it.
-        table = np.full(hi + 2, len(qkeys) + 1, dtype=np.int64)
-        table[lo : hi + 1] = need(np.arange(lo, hi + 1))
-        wanted = table[np.minimum(self.lengths[rows], hi + 1)]
+        table = np.zeros(hi + 1, dtype=np.int64)  # q-grams each length needs
+        table[lo:] = need(np.arange(lo, hi + 1))
+        wanted = table[self.lengths[rows]]
         keep = np.flatnonzero(count + len(tail) >= wanted)
         rows, count, wanted = rows[keep], count[keep], wanted[keep]
         for left, posting in zip(range(len(tail) - 1, -1, -1), tail, strict=True):
@@ -428,7 +444,7 @@ class FuzzyIndex:
         def score(choices: list[str], choice_ids: np.ndarray) -> None:
             got = process.cdist(
                 [query], choices, scorer=Levenshtein.normalized_similarity,
-                score_cutoff=min_ratio - 1e-9, dtype=np.float64,
+                score_cutoff=_cutoff(min_ratio), dtype=np.float64,
             )[0]
             keep = got >= min_ratio - 1e-9
             scores.append(got[keep])

@@ -1,0 +1,78 @@
+"""The fuzzy index finds exactly what scoring every unit would find, on real UNPC pairs."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from rapidfuzz.distance import Levenshtein
+
+from service.lookup import FuzzyIndex, SideEncoder, tokenize
+from service.store import TMStore
+from tests.test_store import unpc_units
+
+
+def edited(text: str, lang: str, rng: random.Random, edits: int) -> str:
+    tokens = tokenize(text, lang)
+    for _ in range(edits):
+        if len(tokens) < 3:
+            break
+        i = rng.randrange(len(tokens))
+        if rng.random() < 0.4:
+            del tokens[i]
+        else:
+            tokens[i] = rng.choice(["的", "和", "国"] if lang == "zh" else ["the", "of", "new"])
+    return "".join(tokens) if lang == "zh" else " ".join(tokens)
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, shared_data):
+    store = TMStore(tmp_path_factory.mktemp("fuzzy") / "data")
+    units = unpc_units(shared_data, 3000)
+    index = FuzzyIndex()
+    for start in range(0, len(units), 400):  # units arriving in parts: several segments
+        store.import_units(units[start : start + 400])
+        index.sync(store)
+    gone = store.get([7])[7]
+    store.delete([7, 1500])
+    index.sync(store)
+    rows = {uid: (zh, en) for uid, zh, en in (r for b in store.iter_segment_batches() for r in b)}
+    yield index, [(u.source, u.target) for u in units], rows, (gone.zh, gone.en)
+    store.close()
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("threshold", [0.6, 0.7, 0.9])
+def test_search_agrees_with_scoring_every_unit(indexed, lang, threshold):
+    index, units, rows, gone = indexed
+    assert len(index._segments[lang]) > 1
+    side = 0 if lang == "zh" else 1
+    encoder = SideEncoder(lang)
+    encoded = {uid: encoder.encode(texts[side], grow=True) for uid, texts in rows.items()}
+    rng = random.Random(threshold)
+    queries = [edited(units[rng.randrange(len(units))][side], lang, rng, rng.randint(0, 4))
+               for _ in range(40)]
+    queries.append(gone[side])  # a deleted unit: not found
+    for query in queries:
+        q = encoder.encode(query)
+        expected = sorted(
+            ((Levenshtein.normalized_similarity(q, s), uid) for uid, s in encoded.items()),
+            key=lambda hit: (-hit[0], hit[1]),
+        )
+        expected = [(r, uid) for r, uid in expected if r >= threshold - 1e-9]
+        got = index.search(query, lang, threshold)
+        assert [uid for _, uid in got] == [uid for _, uid in expected], query
+        assert [r for r, _ in got] == pytest.approx([r for r, _ in expected])
+    assert any(index.search(q, lang, threshold) for q in queries)
+
+
+@pytest.mark.parametrize("percent", [60, 70, 80])
+def test_a_match_exactly_on_the_threshold_is_found(indexed, percent):
+    """rapidfuzz alone drops scores lying exactly on its cutoff at 60 % and 80 %."""
+    index, _, rows, _ = indexed
+    uid, en = next((u, t[1]) for u, t in rows.items() if len(tokenize(t[1], "en")) == 20)
+    tokens = tokenize(en, "en")
+    for i in range(1, 1 + (100 - percent) // 5):  # 1 of 20 tokens replaced: 5 points less
+        tokens[i] = "zzz"
+    hits = {u: r for r, u in index.search(" ".join(tokens), "en", percent / 100)}
+    assert hits[uid] == pytest.approx(percent / 100)
