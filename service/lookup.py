@@ -206,6 +206,7 @@ class _Segment:
         self.ids = ids
         self.strings = strings
         self.lengths = np.fromiter(map(len, strings), dtype=np.int32, count=len(strings))
+        self.longest = int(self.lengths.max()) if len(strings) else 0
         self.keys, self.offsets, self.rows = keys, offsets, rows
 
     @classmethod
@@ -236,27 +237,31 @@ class _Segment:
     def __len__(self) -> int:
         return len(self.strings)
 
-    def candidates(self, qkeys: np.ndarray, n: int, m: float, q: int) -> np.ndarray | None:
-        """Rows that can score at least ``m`` against a query of ``n`` tokens (None: all).
+    def candidates(self, qkeys: np.ndarray, n: int, m: float, q: int) -> np.ndarray:
+        """Rows that can score at least ``m`` against a query of ``n`` tokens.
 
         A row of length ``L`` within ``m`` has at most ``d = (1 - m) * max(n, L)`` edits,
         and each edit spoils at most ``q`` q-grams, so it shares at least
-        ``need = max(n, L) - q + 1 - q * d`` of them with the query (lengths outside
-        [m·n, n/m] cannot reach ``m`` at all). So one of the ``len(qkeys) - need + 1``
-        rarest posting lists holds it (prefix filter); the rows found there are then
-        checked against the longer lists, rarest first, dropping each as soon as it can
-        no longer reach ``need`` (count filter), until few are left for rapidfuzz.
+        ``need(L) = max(n, L) - q + 1 - q * d`` of them with the query (lengths outside
+        [m·n, n/m] cannot reach ``m`` at all). With ``need_min`` the least of these, one of
+        the ``len(qkeys) - need_min + 1`` rarest posting lists holds it (prefix filter); the
+        rows found there are then checked against the longer lists, rarest first, dropping
+        each as soon as it can no longer reach its ``need`` (count filter), until few are
+        left for rapidfuzz. When ``need_min`` < 1 q-grams cannot narrow the search, and
+        every row of a possible length is a candidate.
         """
-        lo, hi = math.ceil(m * n - 1e-9), math.floor(n / m + 1e-9)
+        lo = math.ceil(m * n - 1e-9)
+        hi = min(math.floor(n / m + 1e-9), self.longest)
+        if hi < lo:
+            return np.zeros(0, np.int64)
         slack = max(0, n - q + 1) - len(qkeys)  # q-grams merged by the occurrence cap
-
-        def need(lengths: np.ndarray) -> np.ndarray:
-            longest = np.maximum(n, lengths)
-            return longest - q + 1 - q * np.floor((1 - m) * longest + 1e-9) - slack
-
-        need_min = int(need(np.array([n]))[0])
-        if need_min < 1:  # too low a threshold for q-grams to narrow the search: scan
-            return None
+        table = np.zeros(hi + 1, dtype=np.int64)  # q-grams each length needs
+        longest = np.maximum(n, np.arange(lo, hi + 1))
+        table[lo:] = longest - q + 1 - q * np.floor((1 - m) * longest + 1e-9) - slack
+        # need(L) is not monotonic in L: rounding can let a longer row need fewer q-grams.
+        need_min = int(table[lo:].min())
+        if need_min < 1:
+            return np.flatnonzero((self.lengths >= lo) & (self.lengths <= hi))
         if not len(self.keys):
             return np.zeros(0, np.int64)
         pos = np.minimum(np.searchsorted(self.keys, qkeys), len(self.keys) - 1)
@@ -274,8 +279,6 @@ class _Segment:
         lengths = self.lengths[found]
         rows, count = _unique_counts(found[(lengths >= lo) & (lengths <= hi)], len(self))
         tail = lists[head:]
-        table = np.zeros(hi + 1, dtype=np.int64)  # q-grams each length needs
-        table[lo:] = need(np.arange(lo, hi + 1))
         wanted = table[self.lengths[rows]]
         keep = np.flatnonzero(count + len(tail) >= wanted)
         rows, count, wanted = rows[keep], count[keep], wanted[keep]
@@ -438,39 +441,27 @@ class FuzzyIndex:
             return []
         m = max(min_ratio, 1e-6)
         qkeys = _keys([enc.grams(query)])[0]
-        scores: list[np.ndarray] = []
-        ids: list[np.ndarray] = []
-
-        def score(choices: list[str], choice_ids: np.ndarray) -> None:
-            got = process.cdist(
-                [query], choices, scorer=Levenshtein.normalized_similarity,
-                score_cutoff=_cutoff(min_ratio), dtype=np.float64,
-            )[0]
-            keep = got >= min_ratio - 1e-9
-            scores.append(got[keep])
-            ids.append(choice_ids[keep])
-
-        # Candidates of every segment are scored in one call.
-        choices: list[str] = []
+        choices: list[str] = []  # the candidates of every segment, scored in one call
         choice_ids: list[np.ndarray] = []
         for segment in self._segments[lang]:
             rows = segment.candidates(qkeys, n, m, enc.q)
-            if rows is None:
-                score(segment.strings, segment.ids)
-            elif len(rows):
+            if len(rows):
                 strings = segment.strings
                 choices.extend([strings[r] for r in rows.tolist()])
                 choice_ids.append(segment.ids[rows])
-        if choices:
-            score(choices, np.concatenate(choice_ids))
-        if not scores:
+        if not choices:
             return []
-        all_scores, all_ids = np.concatenate(scores), np.concatenate(ids)
+        scores = process.cdist(
+            [query], choices, scorer=Levenshtein.normalized_similarity,
+            score_cutoff=_cutoff(min_ratio), dtype=np.float64,
+        )[0]
+        ids = np.concatenate(choice_ids)
+        keep = scores >= min_ratio - 1e-9
         if self._deleted:
-            alive = ~np.isin(all_ids, self._deleted_array)
-            all_scores, all_ids = all_scores[alive], all_ids[alive]
-        order = np.lexsort((all_ids, -all_scores))[:limit]
-        return [(float(all_scores[i]), int(all_ids[i])) for i in order]
+            keep &= ~np.isin(ids, self._deleted_array)
+        scores, ids = scores[keep], ids[keep]
+        order = np.lexsort((ids, -scores))[:limit]
+        return [(float(scores[i]), int(ids[i])) for i in order]
 
     def score(self, text: str, lang: str, others: Iterable[str]) -> list[float]:
         """Fuzzy ratio of ``text`` against each of ``others`` (for semantic-only hits)."""
