@@ -44,7 +44,7 @@ _WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]")
 _OCC_BITS = 8
 _MAX_OCC = (1 << _OCC_BITS) - 1
 _SEGMENT_MAX = 1 << 18
-_FORMAT = 1
+_FORMAT = 2  # 2: rows in order of length
 _FEW = 256  # candidates left for rapidfuzz to settle without more counting
 _TOP_CODE = 0x10FFFF
 _SURROGATES = range(0xD800, 0xE000)
@@ -200,39 +200,45 @@ def _unique_counts(rows: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]
 
 
 class _Segment:
-    """An immutable slice of the index: unit ids, their scored strings, postings of q-grams."""
+    """An immutable slice of the index: unit ids, their scored strings, postings of q-grams.
+
+    Rows are numbered in order of length, so the rows of the lengths a query can match form
+    one range and a posting list is cut to them by comparing row numbers.
+    """
 
     def __init__(self, ids: np.ndarray, strings: list[str], keys, offsets, rows):
         self.ids = ids
         self.strings = strings
         self.lengths = np.fromiter(map(len, strings), dtype=np.int32, count=len(strings))
-        self.longest = int(self.lengths.max()) if len(strings) else 0
         self.keys, self.offsets, self.rows = keys, offsets, rows
 
     @classmethod
     def build(cls, ids: np.ndarray, strings: list[str], grams: list[str]) -> _Segment:
-        return cls(ids, strings, *_keys(grams))
+        order = np.argsort(np.fromiter(map(len, strings), np.int64, len(strings)), kind="stable")
+        pick = order.tolist()
+        return cls(ids[order], [strings[i] for i in pick], *_keys([grams[i] for i in pick]))
 
     @classmethod
     def merge(cls, a: _Segment, b: _Segment, deleted: np.ndarray) -> _Segment:
         """One segment holding both, without ``deleted`` ids; postings merged, not rebuilt."""
         ids = np.concatenate([a.ids, b.ids])
-        strings = a.strings + b.strings
+        kept = np.arange(len(ids))
+        if len(deleted):
+            kept = np.flatnonzero(~np.isin(ids, deleted))
+        order = kept[np.argsort(np.concatenate([a.lengths, b.lengths])[kept], kind="stable")]
+        new_row = np.full(len(ids), -1, dtype=np.int64)
+        new_row[order] = np.arange(len(order))
         keys = np.concatenate(
             [np.repeat(a.keys, np.diff(a.offsets)), np.repeat(b.keys, np.diff(b.offsets))]
         )
-        rows = np.concatenate([a.rows.astype(np.int64), b.rows.astype(np.int64) + len(a)])
-        if len(deleted):
-            keep = ~np.isin(ids, deleted)
-            if not keep.all():
-                new_row = np.cumsum(keep) - 1
-                kept = keep[rows]
-                keys, rows = keys[kept], new_row[rows[kept]]
-                ids = ids[keep]
-                strings = [s for s, k in zip(strings, keep.tolist(), strict=True) if k]
+        rows = new_row[np.concatenate([a.rows, b.rows.astype(np.int64) + len(a)])]
+        live = rows >= 0
+        keys, rows = keys[live], rows[live]
+        strings = a.strings + b.strings
+        strings = [strings[i] for i in order.tolist()]
         packed = np.sort((keys << 32) | rows)
         keys, rows = packed >> 32, (packed & 0xFFFFFFFF).astype(np.int32)
-        return cls(ids, strings, *_csr(keys, rows))
+        return cls(ids[order], strings, *_csr(keys, rows))
 
     def __len__(self) -> int:
         return len(self.strings)
@@ -251,8 +257,9 @@ class _Segment:
         every row of a possible length is a candidate.
         """
         lo = math.ceil(m * n - 1e-9)
-        hi = min(math.floor(n / m + 1e-9), self.longest)
-        if hi < lo:
+        hi = min(math.floor(n / m + 1e-9), int(self.lengths[-1]) if len(self) else 0)
+        first, last = np.searchsorted(self.lengths, [lo, hi + 1]).tolist()  # rows [first, last)
+        if first >= last:
             return np.zeros(0, np.int64)
         slack = max(0, n - q + 1) - len(qkeys)  # q-grams merged by the occurrence cap
         table = np.zeros(hi + 1, dtype=np.int64)  # q-grams each length needs
@@ -261,7 +268,7 @@ class _Segment:
         # need(L) is not monotonic in L: rounding can let a longer row need fewer q-grams.
         need_min = int(table[lo:].min())
         if need_min < 1:
-            return np.flatnonzero((self.lengths >= lo) & (self.lengths <= hi))
+            return np.arange(first, last)
         if not len(self.keys):
             return np.zeros(0, np.int64)
         pos = np.minimum(np.searchsorted(self.keys, qkeys), len(self.keys) - 1)
@@ -276,8 +283,7 @@ class _Segment:
         lists = [self.rows[starts[i] : ends[i]] for i in order]
         found = np.concatenate(lists[:head])
         # Lengths outside [lo, hi] can never make it: dropped before counting, which sorts.
-        lengths = self.lengths[found]
-        rows, count = _unique_counts(found[(lengths >= lo) & (lengths <= hi)], len(self))
+        rows, count = _unique_counts(found[(found >= first) & (found < last)], len(self))
         tail = lists[head:]
         wanted = table[self.lengths[rows]]
         keep = np.flatnonzero(count + len(tail) >= wanted)
