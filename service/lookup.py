@@ -332,8 +332,9 @@ class FuzzyIndex:
         """
         with self._sync_lock, process_lock(folder.with_name(folder.name + ".lock")):
             try:
-                saved = json.loads((folder / "meta.json").read_text())["generation"]
-            except (OSError, ValueError, KeyError):
+                meta = json.loads((folder / "meta.json").read_text())
+                saved = meta["generation"] if meta["version"] == _FORMAT else -1
+            except (OSError, ValueError, KeyError, TypeError):
                 saved = -1
             if saved >= self.generation:
                 return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -82,3 +83,21 @@ def test_a_match_exactly_on_the_threshold_is_found(indexed, percent):
         tokens[i] = "zzz"
     hits = {u: r for r, u in index.search(" ".join(tokens), "en", percent / 100)}
     assert hits[uid] == pytest.approx(percent / 100)
+
+
+def test_an_index_saved_in_an_older_format_is_rebuilt_and_replaced(tmp_path, shared_data):
+    store = TMStore(tmp_path / "data")
+    store.import_units(unpc_units(shared_data, 50))
+    index = FuzzyIndex()
+    index.sync(store)
+    index.save(tmp_path / "fuzzy")
+    meta_path = tmp_path / "fuzzy" / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps(dict(meta, version=meta["version"] - 1)))
+    again = FuzzyIndex()
+    assert not again.load(tmp_path / "fuzzy", store)  # another format: built from the store
+    again.sync(store)
+    again.save(tmp_path / "fuzzy")  # as new as the saved one, but that one is unusable
+    assert json.loads(meta_path.read_text())["version"] == meta["version"]
+    assert FuzzyIndex().load(tmp_path / "fuzzy", store)
+    store.close()
