@@ -232,12 +232,18 @@ class _Segment:
             [np.repeat(a.keys, np.diff(a.offsets)), np.repeat(b.keys, np.diff(b.offsets))]
         )
         rows = new_row[np.concatenate([a.rows, b.rows.astype(np.int64) + len(a)])]
-        live = rows >= 0
-        keys, rows = keys[live], rows[live]
+        del new_row
+        if len(order) < len(ids):  # postings of deleted rows go
+            live = rows >= 0
+            keys, rows = keys[live], rows[live]
         strings = a.strings + b.strings
         strings = [strings[i] for i in order.tolist()]
-        packed = np.sort((keys << 32) | rows)
-        keys, rows = packed >> 32, (packed & 0xFFFFFFFF).astype(np.int32)
+        keys <<= 32  # (key, row) packed and sorted in place: these arrays are the peak
+        keys |= rows
+        del rows
+        keys.sort()
+        rows = (keys & 0xFFFFFFFF).astype(np.int32)
+        keys >>= 32
         return cls(ids[order], strings, *_csr(keys, rows))
 
     def __len__(self) -> int:
