@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
+import numpy as np
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
@@ -30,7 +31,7 @@ from aligner.models import TranslationUnit
 from service.config import Settings
 from service.errors import ServiceError, error_body, install_error_handlers, not_found
 from service.jobs import JobManager, create_router
-from service.lookup import FuzzyIndex, lookup
+from service.lookup import LANGS, FuzzyIndex, lookup
 from service.security import API_KEY_HEADER, check_key, require_read_access, require_write_key
 from service.store import TMStore
 
@@ -309,7 +310,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await timed(do_lookup, req, query, executor=lookup_thread)
 
     def do_concordance(term: str, lang: str | None, limit: int, offset: int) -> dict:
-        units = service.store.concordance(term, lang, limit=limit, offset=offset)
+        # The fuzzy index names the few units a rare term can be in; without it, finding
+        # that it is in none meant reading every unit (0.9 s at 1,000,000 units).
+        indexed = service.fuzzy.max_id
+        found = [service.fuzzy.containing(term, side) for side in ((lang,) if lang else LANGS)]
+        among = None
+        if all(ids is not None for ids in found):
+            among = functools.reduce(np.union1d, found)
+            among = among[among <= indexed]
+        units = service.store.concordance(
+            term, lang, limit=limit, offset=offset, among=among, after=indexed
+        )
         out = []
         for unit in units:
             entry = {"id": unit.id, "source_lang": unit.source_lang,

@@ -18,6 +18,7 @@ arrive) and catches up with the store by its generation counter.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -73,6 +74,7 @@ class Vocabulary:
     def __init__(self) -> None:
         self._codes: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._lowered: list[str] = []  # the tokens in code order, lower-cased when first asked
 
     def tokens(self) -> list[str]:
         """Every token, in code order (what ``restore`` takes back)."""
@@ -80,6 +82,18 @@ class Vocabulary:
 
     def restore(self, tokens: list[str]) -> None:
         self._codes = {tok: _code(number) for number, tok in enumerate(tokens)}
+        self._lowered = []
+
+    def code(self, token: str) -> str | None:
+        return self._codes.get(token)
+
+    def codes_containing(self, part: str) -> list[str]:
+        """Codes of the tokens that contain ``part`` (lower case), ignoring their case."""
+        with self._lock:
+            known = len(self._lowered)
+            self._lowered += [t.lower() for t in itertools.islice(self._codes, known, None)]
+            lowered = self._lowered
+        return [_code(number) for number, token in enumerate(lowered) if part in token]
 
     def encode(self, tokens: Iterable[str], *, grow: bool) -> str:
         codes = self._codes
@@ -248,6 +262,16 @@ class _Segment:
 
     def __len__(self) -> int:
         return len(self.strings)
+
+    def postings(self, codes: list[str]) -> list[np.ndarray]:
+        """The posting lists (rows) of these q-gram codes, absent ones left out."""
+        keys = np.array([ord(c) << _OCC_BITS for c in codes], dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.keys, keys), max(len(self.keys) - 1, 0))
+        return [
+            self.rows[self.offsets[p] : self.offsets[p + 1]]
+            for p, k in zip(pos.tolist(), keys.tolist(), strict=True)
+            if len(self.keys) and self.keys[p] == k
+        ]
 
     def candidates(self, qkeys: np.ndarray, n: int, m: float, q: int) -> np.ndarray:
         """Rows that can score at least ``m`` against a query of ``n`` tokens.
@@ -475,6 +499,45 @@ class FuzzyIndex:
         scores, ids = scores[keep], ids[keep]
         order = np.lexsort((ids, -scores))[:limit]
         return [(float(scores[i]), int(ids[i])) for i in order]
+
+    def containing(self, term: str, lang: str, most: float = 0.02) -> np.ndarray | None:
+        """Ids of indexed units whose ``lang`` side may contain ``term``, in id order: every
+        unit that does, and a few more. None where the index would not narrow the search
+        (a one-character Chinese term, or q-grams held by over ``most`` of the units).
+
+        Chinese: units holding every character bigram of the term. English, case ignored:
+        units holding, for each token of the term, a token that contains it (a term's token
+        always lies within one token of a text containing the term).
+        """
+        enc = self.encoders[lang]
+        if lang == "zh":
+            chars = "".join(unicodedata.normalize("NFC", term).split())
+            groups = [[enc.bigrams.code(a + b)] for a, b in zip(chars, chars[1:], strict=False)]
+            groups = [g if g[0] is not None else [] for g in groups]
+        else:
+            groups = [enc.vocab.codes_containing(t.lower()) for t in set(tokenize(term, "en"))]
+        if not groups:
+            return None
+        if not all(groups):  # a q-gram no unit holds
+            return np.zeros(0, np.int64)
+        found = []
+        for segment in self._segments[lang]:
+            lists = sorted(
+                (np.concatenate(segment.postings(g) or [np.zeros(0, np.int32)]) for g in groups),
+                key=len,
+            )
+            if len(lists[0]) > most * len(segment):
+                return None
+            rows = np.unique(lists[0])
+            for more in lists[1:]:
+                if len(more) > most * len(segment) or not len(rows):
+                    break
+                rows = rows[np.isin(rows, more)]
+            found.append(segment.ids[rows])
+        ids = np.sort(np.concatenate(found)) if found else np.zeros(0, np.int64)
+        if self._deleted:
+            ids = ids[~np.isin(ids, self._deleted_array)]
+        return ids
 
     def score(self, text: str, lang: str, others: Iterable[str]) -> list[float]:
         """Fuzzy ratio of ``text`` against each of ``others`` (for semantic-only hits)."""

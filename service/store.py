@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -473,11 +473,20 @@ class TMStore:
             conn.close()
 
     def concordance(
-        self, term: str, lang: str | None = None, *, limit: int = 20, offset: int = 0
+        self,
+        term: str,
+        lang: str | None = None,
+        *,
+        limit: int = 20,
+        offset: int = 0,
+        among: Sequence[int] | None = None,
+        after: int = 0,
     ) -> list[StoredUnit]:
-        """Units whose zh or en side (or only ``lang``'s side) contains ``term``.
+        """Units whose zh or en side (or only ``lang``'s side) contains ``term``, in id order.
 
-        English is matched case-insensitively, Chinese exactly.
+        English is matched case-insensitively, Chinese exactly. ``among``: ids (ascending,
+        none above ``after``) that an index found may contain it; then only those are read,
+        and of the units above ``after`` (not indexed yet) those that contain it.
         """
         checks = []
         params: list = []
@@ -487,11 +496,27 @@ class TMStore:
         if lang in (None, "en"):
             checks.append("instr(lower(en), ?) > 0")
             params.append(term.lower())
-        sql = (
-            f"SELECT {_COLUMNS} FROM unit WHERE {' OR '.join(checks)} "
-            "ORDER BY id LIMIT ? OFFSET ?"
-        )
-        return [_row_to_unit(r) for r in self._conn().execute(sql, (*params, limit, offset))]
+        sql = f"SELECT {_COLUMNS} FROM unit WHERE id > ? AND ({' OR '.join(checks)}) ORDER BY id"
+        if among is None:
+            rows = self._conn().execute(sql + " LIMIT ? OFFSET ?", (0, *params, limit, offset))
+            return [_row_to_unit(r) for r in rows]
+        wanted, found = offset + limit, []
+        folded = term.lower()
+        for start in range(0, len(among), 500):
+            part = [int(i) for i in among[start : start + 500]]
+            units = self.get(part)
+            for uid in part:
+                unit = units.get(uid)
+                if unit is not None and (
+                    (lang in (None, "zh") and term in unit.zh)
+                    or (lang in (None, "en") and folded in unit.en.lower())
+                ):
+                    found.append(unit)
+            if len(found) >= wanted:
+                return found[offset:wanted]
+        rows = self._conn().execute(sql + " LIMIT ?", (after, *params, wanted - len(found)))
+        found += [_row_to_unit(r) for r in rows]
+        return found[offset:wanted]
 
     def stats(self) -> dict:
         conn = self._conn()

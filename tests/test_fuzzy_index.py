@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 
+import numpy as np
 import pytest
 from rapidfuzz.distance import Levenshtein
 
@@ -39,14 +40,14 @@ def indexed(tmp_path_factory, shared_data):
             store.delete([7, 300])
             index.sync(store)
     rows = {uid: (zh, en) for uid, zh, en in (r for b in store.iter_segment_batches() for r in b)}
-    yield index, [(u.source, u.target) for u in units], rows, (gone.zh, gone.en)
+    yield index, [(u.source, u.target) for u in units], rows, (gone.zh, gone.en), store
     store.close()
 
 
 @pytest.mark.parametrize("lang", ["zh", "en"])
 @pytest.mark.parametrize("threshold", [0.4, 0.6, 0.7, 0.9])
 def test_search_agrees_with_scoring_every_unit(indexed, lang, threshold):
-    index, units, rows, gone = indexed
+    index, units, rows, gone, _ = indexed
     assert len(index._segments[lang]) > 1
     side = 0 if lang == "zh" else 1
     encoder = SideEncoder(lang)
@@ -76,7 +77,7 @@ def test_search_agrees_with_scoring_every_unit(indexed, lang, threshold):
 @pytest.mark.parametrize("percent", [60, 70, 80])
 def test_a_match_exactly_on_the_threshold_is_found(indexed, percent):
     """rapidfuzz alone drops scores lying exactly on its cutoff at 60 % and 80 %."""
-    index, _, rows, _ = indexed
+    index, _, rows, _, _ = indexed
     uid, en = next((u, t[1]) for u, t in rows.items() if len(tokenize(t[1], "en")) == 20)
     tokens = tokenize(en, "en")
     for i in range(1, 1 + (100 - percent) // 5):  # 1 of 20 tokens replaced: 5 points less
@@ -100,4 +101,45 @@ def test_an_index_saved_in_an_older_format_is_rebuilt_and_replaced(tmp_path, sha
     again.save(tmp_path / "fuzzy")  # as new as the saved one, but that one is unusable
     assert json.loads(meta_path.read_text())["version"] == meta["version"]
     assert FuzzyIndex().load(tmp_path / "fuzzy", store)
+    store.close()
+
+
+CONCORDANCE_TERMS = [
+    ("列支敦士登", "zh"), ("安全理事会", None), ("会", "zh"), ("联合国", "zh"), ("的", None),
+    ("Liechtenstein", "en"), ("security council", None), ("SECURITY", "en"), ("ecurity Coun", "en"),
+    ("non-indigenous", "en"), ("indigenous", None), ("the", "en"), (", and", "en"), ("zzzq", None),
+    ("per 100,000", "en"), ("U.N", "en"), ("。", "zh"),
+]
+
+
+@pytest.mark.parametrize(("term", "lang"), CONCORDANCE_TERMS)
+def test_concordance_through_the_index_finds_what_reading_every_unit_finds(indexed, term, lang):
+    index, _, rows, _, store = indexed
+    everything = store.concordance(term, lang, limit=10_000)
+    sides = ("zh", "en") if lang is None else (lang,)
+    found = [index.containing(term, side) for side in sides]
+    if any(ids is None for ids in found):  # too common or too short for the index
+        assert len(everything) > 0.02 * len(rows) or len(term) == 1
+        return
+    among = np.unique(np.concatenate(found))
+    assert len(among) <= max(3 * len(everything), 50)  # it narrows the search
+    for offset, limit in ((0, 10_000), (0, 3), (2, 5)):
+        got = store.concordance(term, lang, limit=limit, offset=offset, among=among,
+                                after=index.max_id)
+        assert [u.id for u in got] == [u.id for u in everything[offset : offset + limit]]
+
+
+def test_concordance_sees_units_the_index_has_not_yet(tmp_path, shared_data):
+    store = TMStore(tmp_path / "data")
+    units = unpc_units(shared_data, 300)
+    store.import_units(units[:200])
+    index = FuzzyIndex()
+    index.sync(store)
+    store.import_units(units[200:])  # not indexed yet
+    term = units[250].source[3:9]
+    among = index.containing(term, "zh")
+    assert among is not None and 251 not in among
+    got = store.concordance(term, "zh", among=among, after=index.max_id)
+    assert 251 in [u.id for u in got]
+    assert [u.id for u in got] == [u.id for u in store.concordance(term, "zh")]
     store.close()
