@@ -19,7 +19,8 @@ sent once by default (--rounds), so every semantic lookup embeds its query afres
 
 Phases, in one run:
   fuzzy    --fuzzy-size units, fuzzy only (CONCORDIA_ENCODER=none): latency, baseline,
-           agreement, import throughput (without embedding), server peak memory.
+           agreement, concordance against reading the store, import throughput (without
+           embedding), server peak memory.
   semantic --semantic-size units with use-m3 embeddings: fuzzy + semantic latency, recall@10
            of the HNSW index against exact search, import throughput with embedding,
            server peak memory.
@@ -48,6 +49,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -419,6 +421,51 @@ def brute_force(data: Path, queries, server_top: dict[int, list[int]], clients: 
     return times, loaded, agree / len(queries), disagreements
 
 
+def concordance_terms(units, n: int = 100, seed: int = 13) -> list[tuple[str, str]]:
+    """(term, lang): Chinese 4-character pieces and English words of 9+ letters from the
+    memory (mostly rare in it), and as many that are nowhere in it (reversed)."""
+    rng = random.Random(seed)
+    terms: list[tuple[str, str]] = []
+    while len(terms) < n:
+        zh, en = units[rng.randrange(len(units))]
+        if len(terms) % 2 == 0:
+            if len(zh) < 8:
+                continue
+            start = rng.randrange(len(zh) - 4)
+            term, lang = zh[start : start + 4], "zh"
+        else:
+            words = re.findall(r"[A-Za-z]{9,}", en)
+            if not words:
+                continue
+            term, lang = rng.choice(words), "en"
+        terms.append((term if len(terms) % 4 < 2 else term[::-1], lang))
+    return terms
+
+
+def concordance_times(server: Server, terms) -> list[float]:
+    """Seconds of each GET /tm/concordance, one at a time (first page, 20 units)."""
+    client, times = _Client(server), []
+    for term, lang in terms:
+        query = urllib.parse.urlencode({"term": term, "lang": lang})
+        began = time.perf_counter()
+        client.call("GET", f"/tm/concordance?{query}")
+        times.append(time.perf_counter() - began)
+    return times
+
+
+def concordance_scan_times(data: Path, terms) -> list[float]:
+    """The same first pages read from the store without the index (every unit checked)."""
+    from service.store import TMStore
+
+    store, times = TMStore(data), []
+    for term, lang in terms:
+        began = time.perf_counter()
+        store.concordance(term, lang, limit=20)
+        times.append(time.perf_counter() - began)
+    store.close()
+    return times
+
+
 def fuzzy_phase(args, units, queries, warmup) -> dict:
     size = args.fuzzy_size
     data = args.work / f"fuzzy-{size}"
@@ -439,9 +486,12 @@ def fuzzy_phase(args, units, queries, warmup) -> dict:
         # One at a time, the queries the scan answers too.
         out["single"], _, _ = run_clients(server, queries[: args.scan_queries], 1, 1, False)
         out["floor"] = http_floor(server, args.clients)
+        terms = concordance_terms(units[:size])
+        out["concordance"] = concordance_times(server, terms)
         out["peak_rss"] = server.peak_rss()
     finally:
         server.stop()
+    out["concordance_scan"] = concordance_scan_times(data, terms)
     out["latencies"] = latencies
     print(f"fuzzy: brute-force baseline over {size:,} units", flush=True)
     scanned = queries[: args.scan_queries]
@@ -573,6 +623,10 @@ def main() -> int:
             f"{brute_p50 / http_p50:5.1f}x at p50 {pct(f['brute'], 95) / http_p95:5.1f}x at p95",
             f"  top-5 (>= 70 %) agreement with the scan: {f['agreement']:.1%} "
             f"of {min(len(queries), args.scan_queries)} queries   (target >= 99 %)",
+            f"  concordance, {len(f['concordance'])} terms (half in the memory, half nowhere), "
+            f"one at a time: p50 {ms(pct(f['concordance'], 50))}  "
+            f"p95 {ms(pct(f['concordance'], 95))}; reading the store without the index "
+            f"p50 {ms(pct(f['concordance_scan'], 50))}  p95 {ms(pct(f['concordance_scan'], 95))}",
             f"  server peak memory  {gib(f['peak_rss'])}; start-up {f['server_start_s']:.1f} s",
         ]
         if "import_units_per_s" in f:
