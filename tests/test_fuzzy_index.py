@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from rapidfuzz.distance import Levenshtein
 
+from aligner.models import TranslationUnit
 from service.lookup import FuzzyIndex, SideEncoder, tokenize
 from service.store import TMStore
 from tests.test_store import unpc_units
@@ -142,4 +143,22 @@ def test_concordance_sees_units_the_index_has_not_yet(tmp_path, shared_data):
     got = store.concordance(term, "zh", among=among, after=index.max_id)
     assert 251 in [u.id for u in got]
     assert [u.id for u in got] == [u.id for u in store.concordance(term, "zh")]
+    store.close()
+
+
+def test_a_longer_row_needing_fewer_bigrams_than_the_query_is_found(tmp_path):
+    """At 70 % a 13-character query needs 6 shared bigrams, a 14-character row only 5
+    (rounding): the row below keeps just the query's 5 commonest bigrams and is still found."""
+    query = "甲乙丙丁戊己庚辛壬癸子丑寅"
+    row = query[0] + "卯" + query[2:5] + "辰" + query[6:9] + "巳" + query[10:12] + "午" + query[12]
+    assert Levenshtein.normalized_similarity(query, row) >= 0.7
+    store = TMStore(tmp_path / "data")
+    fillers = [  # hold the 5 bigrams the row shares with the query, making them the commonest
+        TranslationUnit(f"会议{query[2:5]}和{query[6:9]}及{query[10:12]}第{i}号", f"filler {i}")
+        for i in range(40)
+    ]
+    store.import_units([TranslationUnit(row, "the row"), *fillers])
+    index = FuzzyIndex()
+    index.sync(store)
+    assert [uid for _, uid in index.search(query, "zh", 0.7)] == [1]
     store.close()
