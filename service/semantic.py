@@ -67,11 +67,12 @@ class _QueryEmbedder:
             if done is not None:
                 self._cache.move_to_end(text)
                 return done
-            done = Future()
+            done = self._pending.get(text)  # still waiting, though pushed out of the cache
+            if done is None:
+                done = self._pending[text] = Future()
             self._cache[text] = done
             if len(self._cache) > _QUERY_CACHE:
                 self._cache.popitem(last=False)
-            self._pending[text] = done
         return done
 
     def vector(self, text: str, future: Future) -> np.ndarray:

@@ -92,3 +92,16 @@ def test_a_stored_segment_is_not_embedded_again(memory):
     assert calls == [[edited]]  # not the same text: embedded
     assert matches[0].unit.id == 6 and matches[0].fuzzy < 100
     assert 0.8 < matches[0].semantic < 1.0
+
+
+def test_a_waiting_query_pushed_out_of_the_cache_is_still_answered(memory, shared_data,
+                                                                   monkeypatch):
+    _, _, index, _ = memory
+    monkeypatch.setattr("service.semantic._QUERY_CACHE", 2)
+    texts = [u.target for u in unpc_units(shared_data, 4, start=700)]
+    first = index.query(texts[0], "en")
+    for text in texts[1:]:  # the first text leaves the cache of 2 while still waiting
+        index.query(text, "en")
+    again = index.query(texts[0], "en")
+    assert again._future is first._future  # one embedding, which both lookups wait for
+    assert float(np.dot(first.vector, again.vector)) == pytest.approx(1.0)
