@@ -5,15 +5,17 @@ Levenshtein distance counted in tokens for English (words and punctuation marks,
 does) and in characters for Chinese (as translate-toolkit does); 100 means the segments are
 identical token for token. Scores are floored, so only identical segments reach 100.
 
-Lookups never scan the memory. Each English token is mapped to one private code point, so a
+Lookups do not scan the memory. Each English token is mapped to one private code point, so a
 segment becomes a short string and rapidfuzz's bit-parallel Levenshtein scores it. An inverted
 index maps every (q-gram, occurrence number) to the segments that hold it, q-grams being
 English tokens and Chinese character bigrams. A segment scoring at least ``m`` shares a known
 minimum number of q-grams with the query, so it is found through the rarest posting lists
 (prefix filter) and confirmed by counting in the others (count filter); only those survivors,
-within the length bounds the score allows, are scored.
+within the length bounds the score allows, are scored. (A query too short for q-grams to
+narrow the search at its threshold scores every segment of a length that can match.)
 The index lives in memory in immutable numpy segments (merged like an LSM tree as units
-arrive) and catches up with the store by its generation counter.
+arrive) and catches up with the store by its generation counter. It also names the units
+a concordance term can be in (``FuzzyIndex.containing``).
 """
 
 from __future__ import annotations
