@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import secrets
+from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -166,10 +167,7 @@ def write_tmx(
     case and ``_``); the header ``srclang`` is byte-identical to the source ``tuv`` code.
     ``creationid`` is used for units that carry none. The file appears only when complete.
     """
-    src = _checked_lang(source_lang, "source")
-    tgt = _checked_lang(target_lang, "target")
-    if src == tgt:
-        raise TMXError(f"source and target languages are both {src!r}")
+    src, tgt = _checked_pair(source_lang, target_lang)
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     now = tmx_date()
@@ -178,7 +176,8 @@ def write_tmx(
     fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
-            count = _write_stream(handle, units, src, tgt, now, creationid)
+            # The last count it yields is the total.
+            count = deque(_serialise(handle, units, src, tgt, now, creationid), maxlen=1)[0]
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, target)
@@ -188,14 +187,60 @@ def write_tmx(
     return count
 
 
-def _write_stream(
-    handle: BinaryIO,
+def tmx_chunks(
+    units: Iterable[TranslationUnit],
+    *,
+    source_lang: str = "zh-CN",
+    target_lang: str = "en-US",
+    creationid: str = CREATION_TOOL,
+    size: int = 1 << 16,
+) -> Iterator[bytes]:
+    """What ``write_tmx`` writes, as byte chunks of about ``size`` made as the units come:
+    a large memory is served from its first unit on, with no file first. A unit in other
+    languages raises TMXError mid-stream (what was sent is then not a whole document)."""
+    src, tgt = _checked_pair(source_lang, target_lang)
+    sink = _Sink()
+    for _ in _serialise(sink, units, src, tgt, tmx_date(), creationid):
+        if sink.size >= size:
+            yield sink.take()
+    yield sink.take()
+
+
+class _Sink:
+    """A write-only byte buffer that hands over what it holds."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        self.size += len(data)
+        return len(data)
+
+    def take(self) -> bytes:
+        data = b"".join(self.parts)
+        self.parts, self.size = [], 0
+        return data
+
+
+def _checked_pair(source_lang: str, target_lang: str) -> tuple[str, str]:
+    src = _checked_lang(source_lang, "source")
+    tgt = _checked_lang(target_lang, "target")
+    if src == tgt:
+        raise TMXError(f"source and target languages are both {src!r}")
+    return src, tgt
+
+
+def _serialise(
+    handle: BinaryIO | _Sink,
     units: Iterable[TranslationUnit],
     src: str,
     tgt: str,
     now: str,
     creationid: str,
-) -> int:
+) -> Iterator[int]:
+    """Write the document to ``handle``, yielding the count of ``tu`` written after each unit."""
     header = etree.Element(
         "header",
         {
@@ -224,8 +269,9 @@ def _write_stream(
                     if tu is not None:
                         xf.write(tu, pretty_print=True)
                         count += 1
+                    yield count
             xf.write("\n")
-    return count
+    yield count
 
 
 class _TuBuilder:

@@ -19,8 +19,8 @@ sent once by default (--rounds), so every semantic lookup embeds its query afres
 
 Phases, in one run:
   fuzzy    --fuzzy-size units, fuzzy only (CONCORDIA_ENCODER=none): latency, baseline,
-           agreement, concordance against reading the store, import throughput (without
-           embedding), server peak memory.
+           agreement, concordance against reading the store, export (first byte against
+           writing a file first), import throughput (without embedding), server peak memory.
   semantic --semantic-size units with use-m3 embeddings: fuzzy + semantic latency, recall@10
            of the HNSW index against exact search, import throughput with embedding,
            server peak memory.
@@ -466,6 +466,30 @@ def concordance_scan_times(data: Path, terms) -> list[float]:
     return times
 
 
+def export_timing(server: Server) -> tuple[float, float, int]:
+    """GET /tm/export of the whole memory: (seconds to the first byte, seconds, bytes)."""
+    began, first, size = time.perf_counter(), None, 0
+    with httpx.stream("GET", server.url + "/tm/export", timeout=60) as answer:
+        answer.raise_for_status()
+        for chunk in answer.iter_bytes():
+            first = first or time.perf_counter() - began
+            size += len(chunk)
+    return first or 0.0, time.perf_counter() - began, size
+
+
+def export_file_seconds(data: Path, work: Path) -> float:
+    """The baseline: the same TMX written to a file first, as a server would before sending."""
+    from service.store import TMStore
+
+    store, path = TMStore(data), work / "export.tmx"
+    began = time.perf_counter()
+    write_tmx(path, (u.to_translation_unit() for u in store.iter_units()))
+    seconds = time.perf_counter() - began
+    store.close()
+    path.unlink()
+    return seconds
+
+
 def fuzzy_phase(args, units, queries, warmup) -> dict:
     size = args.fuzzy_size
     data = args.work / f"fuzzy-{size}"
@@ -488,10 +512,12 @@ def fuzzy_phase(args, units, queries, warmup) -> dict:
         out["floor"] = http_floor(server, args.clients)
         terms = concordance_terms(units[:size])
         out["concordance"] = concordance_times(server, terms)
+        out["export"] = export_timing(server)
         out["peak_rss"] = server.peak_rss()
     finally:
         server.stop()
     out["concordance_scan"] = concordance_scan_times(data, terms)
+    out["export_file_s"] = export_file_seconds(data, args.work)
     out["latencies"] = latencies
     print(f"fuzzy: brute-force baseline over {size:,} units", flush=True)
     scanned = queries[: args.scan_queries]
@@ -627,6 +653,9 @@ def main() -> int:
             f"one at a time: p50 {ms(pct(f['concordance'], 50))}  "
             f"p95 {ms(pct(f['concordance'], 95))}; reading the store without the index "
             f"p50 {ms(pct(f['concordance_scan'], 50))}  p95 {ms(pct(f['concordance_scan'], 95))}",
+            f"  export of the whole memory: first byte after {ms(f['export'][0])}, "
+            f"{f['export'][2] / 2**20:,.0f} MiB in {f['export'][1]:.1f} s; "
+            f"writing it to a file first takes {f['export_file_s']:.1f} s before any byte",
             f"  server peak memory  {gib(f['peak_rss'])}; start-up {f['server_start_s']:.1f} s",
         ]
         if "import_units_per_s" in f:

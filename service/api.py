@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import numpy as np
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
@@ -362,9 +362,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             str | None, Query(pattern=r"^\d{8}T\d{6}Z$", description="imported at or after")
         ] = None,
         source_lang: Annotated[Literal["zh", "en"], Query(description="direction")] = "zh",
-    ) -> FileResponse:
-        """The memory (or the units matching the filters) as a TMX 1.4b file."""
-        from aligner.tmx import write_tmx
+    ) -> StreamingResponse:
+        """The memory (or the units matching the filters) as a TMX 1.4b file, sent as it is
+        written: the first units arrive at once, however large the memory."""
+        from aligner.tmx import tmx_chunks
 
         target = "en" if source_lang == "zh" else "zh"
         src_code, tgt_code = LANG_CODES[source_lang], LANG_CODES[target]
@@ -382,14 +383,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 document=document, speaker=speaker, created_since=since
             )
         )
-        tmp = Path(tempfile.mkdtemp(prefix="export-", dir=_tmp_dir(settings)))
-        path = tmp / "export.tmx"
-        write_tmx(path, oriented, source_lang=src_code, target_lang=tgt_code)
-        return FileResponse(
-            path,
+        return StreamingResponse(
+            tmx_chunks(oriented, source_lang=src_code, target_lang=tgt_code),
             media_type=TMX_MEDIA,
-            filename="concordia-memory.tmx",
-            background=BackgroundTask(_remove_tree, tmp),
+            headers={"Content-Disposition": 'attachment; filename="concordia-memory.tmx"'},
         )
 
     @app.get("/tm/stats", tags=["memory"], dependencies=reads)

@@ -21,6 +21,7 @@ from aligner.tmx import (
     normalize_lang,
     pairs_to_units,
     read_tmx,
+    tmx_chunks,
     write_tmx,
 )
 
@@ -400,3 +401,24 @@ def test_reader_streams_units_before_the_end_of_the_file(tmp_path: Path) -> None
             seen += 1
     assert 1800 < seen < 2100  # about two thirds of the units came out before the error
     assert [u.target for u in read_tmx(out)][-1] == "Sentence 2999."
+
+
+def test_chunks_are_the_file_and_come_before_the_units_run_out(tmp_path, shared_data, monkeypatch):
+    monkeypatch.setattr("aligner.tmx.tmx_date", lambda when=None: "20261126T120000Z")
+    zh = (shared_data / "unpc-dev" / "zh.txt").read_text(encoding="utf-8").splitlines()
+    en = (shared_data / "unpc-dev" / "en.txt").read_text(encoding="utf-8").splitlines()
+    units = [TranslationUnit(z, e, props={"x-doc": "UNPC"}) for z, e in zip(zh, en, strict=True)]
+    taken = []
+
+    def arriving():
+        for unit in units:
+            taken.append(unit)
+            yield unit
+
+    chunks = tmx_chunks(arriving(), size=4096)
+    first = next(chunks)
+    assert len(first) >= 4096 and len(taken) < len(units) // 10  # sent while units still come
+    streamed = first + b"".join(chunks)
+    assert len(taken) == len(units)
+    write_tmx(tmp_path / "whole.tmx", units)
+    assert streamed == (tmp_path / "whole.tmx").read_bytes()
