@@ -366,14 +366,15 @@ class SemanticIndex:
 
     # -- queries -----------------------------------------------------------------------
     def embed_query(self, text: str) -> np.ndarray:
-        return SemanticQuery(self, text, "en").vector
+        future = self._embedder.submit(text)
+        return self._embedder.vector(text, future)
 
     def query(self, text: str, lang: str) -> SemanticQuery:
         """A query to search with; its embedding is batched with others waiting meanwhile."""
         return SemanticQuery(self, text, lang)
 
     def stored_vector(self, unit_id: int, lang: str) -> np.ndarray | None:
-        """The indexed vector of a unit's segment in ``lang`` (None if not indexed)."""
+        """The indexed vector of a unit's segment in ``lang`` (None if not indexed yet)."""
         with self._lock:
             try:
                 return self._indexes[lang].reconstruct(int(unit_id))
@@ -400,15 +401,8 @@ class SemanticIndex:
 
     def similarities(self, vector: np.ndarray, lang: str, ids: Sequence[int]) -> dict[int, float]:
         """Cosine of ``vector`` with the stored segments of the given units."""
-        found: dict[int, float] = {}
-        with self._lock:
-            index = self._indexes[lang]
-            for uid in ids:
-                try:
-                    found[uid] = float(np.dot(index.reconstruct(int(uid)), vector))
-                except RuntimeError:  # not indexed (yet)
-                    continue
-        return found
+        stored = {uid: self.stored_vector(uid, lang) for uid in ids}
+        return {uid: float(np.dot(v, vector)) for uid, v in stored.items() if v is not None}
 
     def stats(self) -> dict:
         return {
