@@ -7,6 +7,10 @@ class InputError(ValueError):
     """Bad input (unreadable, empty, wrong kind, wrong language): reported as one clear line."""
 
 
+class TextLostError(RuntimeError):
+    """A reader or cutter lost or invented text: a bug in the program, never the user's input."""
+
+
 def describe(exc: BaseException) -> str | None:
     """The one-line message for an error the user can act on, or None for a real bug."""
     from aligner.embed import EncoderError

@@ -15,9 +15,10 @@ import io
 import re
 import statistics
 import unicodedata
+from collections import Counter
 from pathlib import Path
 
-from aligner.errors import InputError
+from aligner.errors import InputError, TextLostError
 from aligner.models import Document
 from aligner.speakers import EN_SPEAKER, PAREN_EN, PAREN_ZH, ZH_SPEAKER
 
@@ -83,8 +84,10 @@ def read_bytes(data: bytes, name: str, lang: str | None = None) -> Document:
         )
     if not data.strip():
         raise InputError(f"{name}: the file is empty")
+    encoding = ""
     if suffix == ".txt":
-        lines = _decode(data, name).splitlines()
+        text, encoding = _decode(data, name)
+        lines = text.splitlines()
         from_pdf = False
     elif suffix == ".docx":
         lines = _docx_lines(data, name)
@@ -106,10 +109,42 @@ def read_bytes(data: bytes, name: str, lang: str | None = None) -> Document:
             f"{name}: expected {want[lang]} text but it looks like {want[detected]}"
         )
     symbol = _symbol_from_lines(lines) or symbol_from_name(name)
-    paragraphs = reflow(lines, lang, from_pdf=from_pdf)
+    paragraphs, removed = reflow(lines, lang, from_pdf=from_pdf)
     if not paragraphs:
         raise InputError(f"{name}: no text found")
-    return Document(paragraphs=paragraphs, lang=lang, source=name, symbol=symbol)
+    doc = Document(
+        paragraphs=paragraphs, lang=lang, source=name, symbol=symbol,
+        removed=removed, encoding=encoding,
+    )
+    check_lossless("\n".join(lines), doc)
+    return doc
+
+
+def _letters(text: str) -> str:
+    return "".join(ch for ch in text if ch.isalnum())
+
+
+def check_lossless(raw_text: str, doc: Document) -> None:
+    """Raise TextLostError unless every letter and digit of ``raw_text`` is in the document once.
+
+    The letters and digits of the paragraphs and of the removed furniture together must be those
+    of the input, and the paragraphs' must come in the input's order.
+    """
+    raw = _letters(raw_text)
+    body = _letters("".join(doc.paragraphs))
+    removed = _letters("".join(doc.removed))
+    if len(raw) == len(body) + len(removed) and Counter(raw) == Counter(body) + Counter(removed):
+        chars = iter(raw)
+        if all(ch in chars for ch in body):
+            return
+        raise TextLostError(f"{doc.source}: the reader reordered the text")
+    missing = Counter(raw) - Counter(body) - Counter(removed)
+    extra = Counter(body) + Counter(removed) - Counter(raw)
+    raise TextLostError(
+        f"{doc.source}: the reader lost {sum(missing.values())} letters or digits"
+        f" ({''.join(sorted(missing.elements()))[:40]!r}) and added {sum(extra.values())}"
+        f" ({''.join(sorted(extra.elements()))[:40]!r})"
+    )
 
 
 def detect_language(text: str) -> str | None:
@@ -137,7 +172,7 @@ def symbol_from_name(name: str) -> str:
 # ---------------------------------------------------------------- decoding and extraction
 
 
-def _decode(data: bytes, name: str) -> str:
+def _decode(data: bytes, name: str) -> tuple[str, str]:
     if data.startswith(b"\xef\xbb\xbf"):
         encoding, data = "utf-8", data[3:]
     elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -160,7 +195,7 @@ def _decode(data: bytes, name: str) -> str:
         raise InputError(f"{name}: binary data, not text")
     if not text.strip():
         raise InputError(f"{name}: the file is empty")
-    return text
+    return text, encoding
 
 
 def _is_control(ch: str) -> bool:
@@ -228,14 +263,17 @@ def _symbol_from_lines(lines: list[str]) -> str:
 # ---------------------------------------------------------------- reflow
 
 
-def reflow(lines: list[str], lang: str, *, from_pdf: bool = False) -> list[str]:
-    """Turn lines into paragraphs: page furniture dropped, wrapped lines joined."""
+def reflow(
+    lines: list[str], lang: str, *, from_pdf: bool = False
+) -> tuple[list[str], list[str]]:
+    """Turn lines into paragraphs, wrapped lines joined; also the page furniture dropped."""
+    removed = [line.strip() for line in lines if _FURNITURE.match(line.strip())]
     kept = [line for line in lines if not _FURNITURE.match(line.strip())]
     nonblank = [line for line in kept if line.strip()]
     if not nonblank:
-        return []
+        return [], removed
     if not from_pdf and not _looks_wrapped(nonblank, lang):
-        return [p for p in (_clean(line.strip(), lang) for line in nonblank) if p]
+        return [p for p in (_clean(line.strip(), lang) for line in nonblank) if p], removed
     blocks = _blocks(kept)
     paragraphs: list[str] = []
     for block in blocks:
@@ -243,7 +281,7 @@ def reflow(lines: list[str], lang: str, *, from_pdf: bool = False) -> list[str]:
             paragraphs.extend(_reflow_zh(block))
         else:
             paragraphs.extend(_reflow_en(block))
-    return [p for p in paragraphs if p]
+    return [p for p in paragraphs if p], removed
 
 
 def _looks_wrapped(lines: list[str], lang: str) -> bool:

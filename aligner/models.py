@@ -13,6 +13,10 @@ class Document:
     lang: str  # "zh" or "en"
     source: str = ""  # file name or path it came from
     symbol: str = ""  # UN document symbol (e.g. "S/PV.8017") when known
+    # Page furniture the reader dropped (headers, footers, job and page numbers), as printed:
+    # every letter and digit read is either in ``paragraphs`` or here, exactly once.
+    removed: list[str] = field(default_factory=list)
+    encoding: str = ""  # the encoding a text file was decoded with; "" for .docx and .pdf
 
 
 @dataclass
