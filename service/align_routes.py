@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from service.memory_routes import TMX_MEDIA
-from service.security import API_KEY_HEADER, check_key
+from service.security import check_key
 from service.state import State, remove_tree
 
 
@@ -31,11 +31,7 @@ def create_router() -> APIRouter:
     ):
         """Align two documents; answer the pairs as JSON or TMX, optionally adding them."""
         settings = state.settings
-        key = request.headers.get(API_KEY_HEADER)
-        if add_to_memory:
-            check_key(settings, key, "writes")
-        elif not settings.open_reads:
-            check_key(settings, key, "reads")
+        check_key(request, "write" if add_to_memory else "align")
         from aligner.ingest import read_bytes
         from aligner.pipeline import align_documents
         from aligner.tmx import pairs_to_units, write_tmx

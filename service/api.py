@@ -23,7 +23,7 @@ from service.errors import install_error_handlers
 from service.jobs import JobManager
 from service.jobs import create_router as jobs_router
 from service.middleware import UploadLimit
-from service.security import API_KEY_HEADER
+from service.security import API_KEY_HEADER, KeyRing
 from service.state import ServiceState
 
 log = logging.getLogger("concordia.service")
@@ -48,12 +48,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="Concordia",
         description="Chinese ↔ English translation memory and alignment for UN documents. "
-        f"Writes need the API key in the `{API_KEY_HEADER}` header.",
+        f"Keys go in the `{API_KEY_HEADER}` header; alignments, jobs and writes need one.",
         version="0.1.0",
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.service = service
+    app.state.keys = KeyRing.from_settings(settings)
     install_error_handlers(app)
     app.add_middleware(UploadLimit, limit=settings.max_upload_bytes)
 

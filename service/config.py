@@ -1,4 +1,9 @@
-"""Service settings, read from the environment (``CONCORDIA_*``) or built directly in tests."""
+"""Service settings and limits: one registry, read from the environment or built in tests.
+
+``REGISTRY`` names every setting once: its ``Settings`` field, environment variable, default
+and help text. ``Settings.from_env`` reads them, ``python -m service.config`` prints them as
+the README's table, and a test checks that the two agree.
+"""
 
 from __future__ import annotations
 
@@ -14,82 +19,198 @@ class ConfigError(ValueError):
     """A setting in the environment has a value the service cannot use."""
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
+@dataclass(frozen=True)
+class Setting:
+    """One setting: ``kind`` is int, float, bool, str, path, or an optional str/path."""
+
+    field: str
+    env: str
+    default: object
+    kind: str
+    help: str
+    minimum: float = 1
+
+
+REGISTRY: tuple[Setting, ...] = (
+    # -- where things live
+    Setting("data_dir", "CONCORDIA_DATA_DIR", Path("data"), "path",
+            "data folder: the memory, its indexes, jobs, the embedding cache"),
+    Setting("cache_dir", "CONCORDIA_CACHE_DIR", None, "path?",
+            "embedding cache folder (default DATA/cache)"),
+    Setting("embed_cache_mb", "CONCORDIA_EMBED_CACHE_MB", 512, "int",
+            "size bound of the on-disk embedding cache; oldest entries evicted beyond it"),
+    # -- keys and who may do what
+    Setting("api_key", "CONCORDIA_API_KEY", None, "str?",
+            "one key with every scope (read, align, write, admin); trimmed of spaces"),
+    Setting("keys_file", "CONCORDIA_KEYS_FILE", None, "path?",
+            "TOML file of named keys with scopes, stored as SHA-256; re-read when it changes"),
+    Setting("open_reads", "CONCORDIA_OPEN_READS", True, "bool",
+            "lookups, concordance, export and stats without a key"),
+    Setting("open_align", "CONCORDIA_OPEN_ALIGN", False, "bool",
+            "`POST /align` without a key (never into the memory)"),
+    # -- what one request may make the server do
+    Setting("max_upload_bytes", "CONCORDIA_MAX_UPLOAD_BYTES", 50 * MIB, "int",
+            "request body (413 beyond)"),
+    Setting("max_expanded_bytes", "CONCORDIA_MAX_EXPANDED_BYTES", 200 * MIB, "int",
+            "decompressed size of a job's zip (413 beyond)"),
+    Setting("max_archive_entries", "CONCORDIA_MAX_ARCHIVE_ENTRIES", 10_000, "int",
+            "entries in a job's zip, counted before its directory is read (413 beyond)"),
+    Setting("max_document_bytes", "CONCORDIA_MAX_DOCUMENT_BYTES", 32 * MIB, "int",
+            "decompressed size of one .docx or .pdf, checked before it is parsed (413)"),
+    Setting("max_document_parts", "CONCORDIA_MAX_DOCUMENT_PARTS", 2_000, "int",
+            "parts of one .docx (zip entries) or pages of one .pdf (413 beyond)"),
+    Setting("max_segment_chars", "CONCORDIA_MAX_SEGMENT_CHARS", 2000, "int",
+            "characters of a segment looked up or imported"),
+    Setting("max_align_chars", "CONCORDIA_MAX_ALIGN_CHARS", 1_000_000, "int",
+            "characters of one side of an alignment (413 beyond)"),
+    Setting("max_align_sentences", "CONCORDIA_MAX_ALIGN_SENTENCES", 20_000, "int",
+            "sentences of one side of an alignment (413 beyond)"),
+    Setting("align_sync_chars", "CONCORDIA_ALIGN_SYNC_CHARS", 200_000, "int",
+            "characters of both sides above which `/align` answers 202 with a job instead"),
+    Setting("request_timeout_s", "CONCORDIA_REQUEST_TIMEOUT", 30.0, "float",
+            "seconds a request may compute (504 beyond; the work still holds its slot)"),
+    Setting("max_heavy", "CONCORDIA_MAX_HEAVY", 2, "int",
+            "alignments, imports, job uploads and exports at once, per process (429)"),
+    Setting("max_heavy_per_key", "CONCORDIA_MAX_HEAVY_PER_KEY", 1, "int",
+            "the same per key (anonymous callers share one) (429)"),
+    Setting("retry_after_s", "CONCORDIA_RETRY_AFTER", 5, "int",
+            "the `Retry-After` seconds of a 429"),
+    # -- jobs
+    Setting("max_queued_jobs", "CONCORDIA_MAX_QUEUED_JOBS", 20, "int",
+            "jobs queued or running at once (429 beyond)"),
+    Setting("job_retention_hours", "CONCORDIA_JOB_RETENTION_HOURS", 168.0, "float",
+            "finished jobs (files and status) are deleted this long after they end"),
+    # -- semantic search
+    Setting("encoder", "CONCORDIA_ENCODER", "use-m3", "str",
+            "`use-m3`, `st:<model>`, or `none` for fuzzy lookup only"),
+    Setting("semantic_exact_below", "CONCORDIA_SEMANTIC_EXACT_BELOW", 50_000, "int",
+            "units below which semantic search is exact; HNSW from there on"),
+    # -- the HTTP server (uvicorn)
+    Setting("max_connections", "CONCORDIA_MAX_CONNECTIONS", 200, "int",
+            "open connections per process (503 beyond)"),
+    Setting("header_timeout_s", "CONCORDIA_HEADER_TIMEOUT", 10.0, "float",
+            "seconds a client has to send a request's headers (connection closed beyond)"),
+    Setting("body_timeout_s", "CONCORDIA_BODY_TIMEOUT", 120.0, "float",
+            "seconds a client has to send a request's body (408 beyond)"),
+    Setting("keep_alive_s", "CONCORDIA_KEEP_ALIVE", 5.0, "float",
+            "seconds an idle kept-alive connection stays open"),
+    Setting("max_header_bytes", "CONCORDIA_MAX_HEADER_BYTES", 16 * 1024, "int",
+            "size of a request's headers (connection refused beyond)"),
+)
+
+_BY_FIELD = {s.field: s for s in REGISTRY}
+
+
+def _default(name: str):
+    return _BY_FIELD[name].default
+
+
+def _parse(setting: Setting, raw: str):
+    kind, name = setting.kind, setting.env
+    if kind in ("str", "str?"):
+        return raw
+    if kind in ("path", "path?"):
+        return Path(raw)
+    if kind == "bool":
+        lowered = raw.lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
     try:
-        value = int(raw)
+        value = int(raw) if kind == "int" else float(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+        what = "an integer" if kind == "int" else "a number"
+        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
+    if value < setting.minimum or value != value:
+        raise ConfigError(f"{name} must be at least {setting.minimum:g}, got {raw}")
     return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {value}")
-    return value
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw in {"1", "true", "yes", "on"}:
-        return True
-    if raw in {"0", "false", "no", "off"}:
-        return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
 @dataclass
 class Settings:
-    """Everything the service can be configured with.
+    """Everything the service can be configured with; see ``REGISTRY`` for each one."""
 
-    ``api_key`` None means writes are refused (there is no key to check them against).
-    ``encoder`` is an ``aligner.embed`` spec, or ``"none"`` for a fuzzy-only service.
-    Memories with at least ``semantic_exact_below`` segments on a side use an approximate
-    (HNSW) semantic index; smaller ones are searched exactly.
-    """
-
-    data_dir: Path = Path("data")
-    api_key: str | None = None
-    open_reads: bool = True
-    max_upload_bytes: int = 50 * MIB
-    max_segment_chars: int = 2000
-    request_timeout_s: float = 30.0
-    encoder: str = "use-m3"
-    semantic_exact_below: int = 50_000
+    data_dir: Path = _default("data_dir")
+    cache_dir: Path | None = _default("cache_dir")
+    embed_cache_mb: int = _default("embed_cache_mb")
+    api_key: str | None = _default("api_key")
+    keys_file: Path | None = _default("keys_file")
+    open_reads: bool = _default("open_reads")
+    open_align: bool = _default("open_align")
+    max_upload_bytes: int = _default("max_upload_bytes")
+    max_expanded_bytes: int = _default("max_expanded_bytes")
+    max_archive_entries: int = _default("max_archive_entries")
+    max_document_bytes: int = _default("max_document_bytes")
+    max_document_parts: int = _default("max_document_parts")
+    max_segment_chars: int = _default("max_segment_chars")
+    max_align_chars: int = _default("max_align_chars")
+    max_align_sentences: int = _default("max_align_sentences")
+    align_sync_chars: int = _default("align_sync_chars")
+    request_timeout_s: float = _default("request_timeout_s")
+    max_heavy: int = _default("max_heavy")
+    max_heavy_per_key: int = _default("max_heavy_per_key")
+    retry_after_s: int = _default("retry_after_s")
+    max_queued_jobs: int = _default("max_queued_jobs")
+    job_retention_hours: float = _default("job_retention_hours")
+    encoder: str = _default("encoder")
+    semantic_exact_below: int = _default("semantic_exact_below")
+    max_connections: int = _default("max_connections")
+    header_timeout_s: float = _default("header_timeout_s")
+    body_timeout_s: float = _default("body_timeout_s")
+    keep_alive_s: float = _default("keep_alive_s")
+    max_header_bytes: int = _default("max_header_bytes")
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
-        if self.api_key is not None and not self.api_key.strip():
-            self.api_key = None
+        if self.api_key is not None:
+            self.api_key = self.api_key.strip() or None  # a trailing space is no part of it
+        if self.keys_file is not None:
+            self.keys_file = Path(self.keys_file)
+        if self.cache_dir is not None:
+            self.cache_dir = Path(self.cache_dir)
 
     @property
     def semantic_enabled(self) -> bool:
         return self.encoder.lower() != "none"
 
+    @property
+    def embed_cache_path(self) -> Path:
+        """The SQLite embedding cache the service's alignments use."""
+        return (self.cache_dir or self.data_dir / "cache") / "embeddings.sqlite"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Settings from ``CONCORDIA_*`` variables; unset ones keep their defaults."""
+        """Settings from ``CONCORDIA_*`` variables; unset or empty ones keep their defaults."""
         env = os.environ if environ is None else environ
-        return cls(
-            data_dir=Path(env.get("CONCORDIA_DATA_DIR", "").strip() or "data"),
-            api_key=env.get("CONCORDIA_API_KEY") or None,
-            open_reads=_bool(env, "CONCORDIA_OPEN_READS", True),
-            max_upload_bytes=_int(env, "CONCORDIA_MAX_UPLOAD_BYTES", 50 * MIB),
-            max_segment_chars=_int(env, "CONCORDIA_MAX_SEGMENT_CHARS", 2000),
-            request_timeout_s=_float(env, "CONCORDIA_REQUEST_TIMEOUT", 30.0),
-            encoder=env.get("CONCORDIA_ENCODER", "").strip() or "use-m3",
-            semantic_exact_below=_int(env, "CONCORDIA_SEMANTIC_EXACT_BELOW", 50_000),
-        )
+        values = {}
+        for setting in REGISTRY:
+            raw = env.get(setting.env, "").strip()
+            if raw:
+                values[setting.field] = _parse(setting, raw)
+        return cls(**values)
+
+
+def _shown(setting: Setting) -> str:
+    value = setting.default
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int) and value >= MIB and value % MIB == 0:
+        return f"{value // MIB} MiB"
+    if isinstance(value, int | float):
+        return f"{value:,g}" if isinstance(value, float) else f"{value:,}"
+    return f"`{value}`"
+
+
+def markdown_table() -> str:
+    """The settings as the README's table."""
+    rows = ["| variable | default | what it sets |", "| --- | --- | --- |"]
+    rows += [f"| `{s.env}` | {_shown(s)} | {s.help} |" for s in REGISTRY]
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

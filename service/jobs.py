@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Annotated, BinaryIO, TextIO
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse
 
 from aligner.batch import (
@@ -530,13 +530,15 @@ def _public_report(report: dict, input_dir: Path) -> dict:
 
 
 def create_router(manager: JobManager) -> APIRouter:
-    """``/jobs`` endpoints over ``manager``; writes need the API key."""
-    from service.security import require_read_access, require_write_key
+    """``/jobs`` endpoints over ``manager``: starting and cancelling one needs the ``align``
+    scope, ``write`` when it adds to the memory."""
+    from service.security import check_key, require_align_key, require_read_access
 
     router = APIRouter(prefix="/jobs", tags=["jobs"])
 
-    @router.post("", status_code=202, dependencies=[Depends(require_write_key)])
+    @router.post("", status_code=202)
     def submit_job(
+        request: Request,
         file: Annotated[
             UploadFile | None, File(description="zip of NAME.zh.* / NAME.en.* pairs")
         ] = None,
@@ -551,6 +553,7 @@ def create_router(manager: JobManager) -> APIRouter:
         min_score: Annotated[float | None, Form()] = None,
     ) -> dict:
         """Start a job: a zip in ``file``, or ``manifest`` plus ``files``; answers its id."""
+        check_key(request, "write" if add_to_memory else "align")
         options = {"add_to_memory": add_to_memory, "mode": mode, "min_score": min_score}
         try:
             BatchSettings.create(min_score=min_score, mode=mode)
@@ -582,7 +585,7 @@ def create_router(manager: JobManager) -> APIRouter:
             filename=f"job-{job_id}.tmx",
         )
 
-    @router.delete("/{job_id}", dependencies=[Depends(require_write_key)])
+    @router.delete("/{job_id}", dependencies=[Depends(require_align_key)])
     def cancel_job(job_id: str) -> dict:
         return manager.cancel(job_id).to_json()
 

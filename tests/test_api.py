@@ -331,12 +331,13 @@ def test_align_two_documents_into_the_memory(tmp_path, shared_data):
 def _align_checks(client: TestClient, files: dict) -> None:
     refused = client.post("/align", files=files, data={"add_to_memory": "true"})
     assert refused.status_code == 401
-    answer = client.post("/align", files=files, data={"document": "MAC/001"})
+    assert client.post("/align", files=files).status_code == 401  # alignment costs: keyed
+    answer = client.post("/align", files=files, data={"document": "MAC/001"}, headers=AUTH)
     assert answer.status_code == 200, answer.text
     pairs = answer.json()["pairs"]
     assert len(pairs) >= 8 and all(p["zh"] and p["en"] for p in pairs)
     assert answer.json()["imported"] is None
-    tmx = client.post("/align", files=files, data={"format": "tmx"})
+    tmx = client.post("/align", files=files, data={"format": "tmx"}, headers=AUTH)
     assert tmx.headers["content-type"].startswith("application/x-tmx+xml")
     added = client.post(
         "/align", files=files, data={"add_to_memory": "true", "document": "MAC/001"}, headers=AUTH
