@@ -17,7 +17,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from service import align_routes, memory_routes
+from service import align_routes, memory_routes, review_routes
 from service.config import Settings
 from service.errors import install_error_handlers
 from service.jobs import JobManager
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.service = service
     app.state.keys = KeyRing.from_settings(settings)
+    app.state.jobs = manager
     install_error_handlers(app)
     app.add_middleware(UploadLimit, limit=settings.max_upload_bytes)
 
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(memory_routes.create_router())
     app.include_router(align_routes.create_router())
     app.include_router(jobs_router(manager))
+    app.include_router(review_routes.create_router())
     return app
 
 

@@ -453,6 +453,16 @@ class JobManager:
             raise ServiceError(409, "job_not_done", f"job {job_id} is {job.state}, not done")
         return self.root / job_id / "out" / MERGED_TMX
 
+    def pair_inputs(self, job_id: str, pair_id: str) -> tuple[Path, Path, str]:
+        """The two input documents of one pair of a finished job and its symbol (for a review)."""
+        job = self.get(job_id)
+        if job.state != "done":
+            raise ServiceError(409, "job_not_done", f"job {job_id} is {job.state}, not done")
+        for pair in _read_pairs(self.root / job_id):
+            if pair.id == pair_id and not pair.error:
+                return Path(pair.zh), Path(pair.en), pair.symbol
+        raise ServiceError(404, "pair_not_found", f"job {job_id} has no aligned pair {pair_id!r}")
+
     # -- the runner
 
     def _run(self) -> None:
