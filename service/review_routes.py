@@ -23,6 +23,7 @@ from service.review import (
     reviewed_units,
     summary,
 )
+from service.security import KeyInfo
 from service.session import require_read, require_write
 from service.state import ServiceState, State
 
@@ -110,7 +111,7 @@ def create_router() -> APIRouter:
     @router.post("/reviews", status_code=201)
     async def create(
         state: State,
-        _: Annotated[str, Depends(require_write)],
+        _: Annotated[KeyInfo, Depends(require_write)],
         zh: Annotated[UploadFile, File(description="the Chinese document (.txt/.docx/.pdf)")],
         en: Annotated[UploadFile, File(description="the English document (.txt/.docx/.pdf)")],
         mode: Annotated[Literal["auto", "record", "plain"], Form()] = "auto",
@@ -129,7 +130,7 @@ def create_router() -> APIRouter:
     @router.post("/reviews/from-job/{job_id}/{pair_id}", status_code=201)
     async def from_job(
         job_id: str, pair_id: str, request: Request, state: State,
-        _: Annotated[str, Depends(require_write)],
+        _: Annotated[KeyInfo, Depends(require_write)],
     ) -> dict:
         """Open one pair of a finished batch job for review (aligned again from its inputs)."""
         jobs = request.app.state.jobs
@@ -154,7 +155,7 @@ def create_router() -> APIRouter:
 
     @router.post("/reviews/{review_id}/changes")
     async def change(
-        review_id: str, body: Change, state: State, who: Annotated[str, Depends(require_write)]
+        review_id: str, body: Change, state: State, who: Annotated[KeyInfo, Depends(require_write)]
     ) -> dict:
         """Apply one operation; answers the new version and the splice of the bead list
         (``start``, how many beads were ``removed``, the new ``beads``)."""
@@ -164,7 +165,7 @@ def create_router() -> APIRouter:
         def run() -> dict:
             store = reviews(state)
             done = store.change(
-                review_id, version, op, max_chars=state.settings.max_segment_chars, by=who
+                review_id, version, op, max_chars=state.settings.max_segment_chars, by=who.name
             )
             return {
                 "version": done.version,
@@ -177,7 +178,7 @@ def create_router() -> APIRouter:
 
     @router.post("/reviews/{review_id}/finish")
     async def finish(
-        review_id: str, body: Finish, state: State, _: Annotated[str, Depends(require_write)]
+        review_id: str, body: Finish, state: State, _: Annotated[KeyInfo, Depends(require_write)]
     ) -> dict:
         """Mark the review finished by ``reviewer``; add its confirmed pairs to the memory."""
         from aligner.tmx import tmx_date
@@ -231,7 +232,7 @@ def create_router() -> APIRouter:
     async def import_sheet(
         review_id: str,
         state: State,
-        who: Annotated[str, Depends(require_write)],
+        who: Annotated[KeyInfo, Depends(require_write)],
         file: Annotated[UploadFile, File(description="a sheet exported by GET .../sheet")],
     ) -> dict:
         """Bring back a reviewed spreadsheet: its texts and statuses, as one undoable change."""
@@ -250,7 +251,7 @@ def create_router() -> APIRouter:
                 done = reviews(state).change(
                     review_id, version,
                     {"op": "import", "build": lambda r: beads_from_sheet(r, rows, limit)},
-                    max_chars=limit, by=who,
+                    max_chars=limit, by=who.name,
                 )
             except Conflict as exc:
                 raise ServiceError(
@@ -266,7 +267,7 @@ def create_router() -> APIRouter:
 
     @router.delete("/reviews/{review_id}")
     def delete_review(
-        review_id: str, state: State, _: Annotated[str, Depends(require_write)]
+        review_id: str, state: State, _: Annotated[KeyInfo, Depends(require_write)]
     ) -> dict:
         reviews(state).delete(review_id)
         return {"deleted": review_id}

@@ -6,8 +6,8 @@ expiry: it goes when the browser closes). A request that authenticates with that
 changes data must also carry the page's CSRF token (header ``X-CSRF-Token`` or form field
 ``csrf``) equal to the ``concordia_csrf`` cookie: a double-submitted token that another site can
 neither read nor set. API clients sending ``X-API-Key`` need no token (a browser never adds
-that header by itself). The key itself is checked by ``service.security`` on every request, so
-a key changed or revoked on the server stops working at once ("expired").
+that header by itself). The key itself is checked by ``service.security.authorize`` on every
+request, so a key changed or revoked on the server stops working at once ("expired").
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import secrets
 from fastapi import Request
 
 from service.errors import ServiceError
-from service.security import API_KEY_HEADER, check_key
+from service.security import API_KEY_HEADER, KeyInfo, authorize, keyring
 
 KEY_COOKIE = "concordia_key"
 CSRF_COOKIE = "concordia_csrf"
@@ -64,35 +64,24 @@ def check_csrf(request: Request, sent: str | None) -> None:
         )
 
 
-def can_read(request: Request) -> bool:
-    """Whether reads are allowed to this request (open, or a valid key)."""
-    settings = request.app.state.settings
-    if settings.open_reads:
-        return True
-    key, _ = sent_key(request)
-    try:
-        check_key(settings, key, "reads")
-    except ServiceError:
-        return False
-    return True
+def who(request: Request, scope: str) -> KeyInfo:
+    """The caller if its key (header or login cookie) has ``scope``; else a 401/403 error.
 
-
-def require_read(request: Request) -> None:
-    """Dependency: reads, by header key or login cookie, when reads are closed."""
-    settings = request.app.state.settings
-    if not settings.open_reads:
-        key, _ = sent_key(request)
-        check_key(settings, key, "reads")
-
-
-def require_write(request: Request) -> str:
-    """Dependency: a write by header key, or by login cookie with the CSRF token.
-
-    Returns who is writing, for the edit history ("key" or "login").
+    A write by login cookie must also carry the page's CSRF token.
     """
     key, from_cookie = sent_key(request)
-    check_key(request.app.state.settings, key, "writes")
-    if from_cookie:
+    info = authorize(keyring(request), key, scope)
+    if from_cookie and scope != "read":
         check_csrf(request, request.headers.get(CSRF_HEADER))
-        return "login"
-    return "key"
+    request.state.key = info
+    return info
+
+
+def require_read(request: Request) -> KeyInfo:
+    """Dependency: reads, by header key or login cookie, where reads are not open."""
+    return who(request, "read")
+
+
+def require_write(request: Request) -> KeyInfo:
+    """Dependency: a change, by header key, or by login cookie with the CSRF token."""
+    return who(request, "write")
