@@ -222,17 +222,23 @@ def test_text_encodings(encode):
     assert doc.paragraphs == read_document(ZH).paragraphs
 
 
+OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504)
+
+
 @pytest.mark.parametrize(
     ("data", "name", "message"),
     [
-        (b"text", "record.doc", "unsupported file type (.doc) (save it as .docx)"),
+        (OLE, "record.doc", "unsupported file type (.doc) (save it as .docx)"),
+        (OLE, "record", "unsupported file type (Word 97-2003) (save it as .docx)"),
+        (b"{\\rtf1 text}", "minutes", "unsupported file type (RTF) (save it as .docx)"),
         (b"<html>", "record.html", "unsupported file type (.html)"),
-        (b"text", "record", "unsupported file type (no extension)"),
+        (b"<!DOCTYPE html><p>text", "record.txt", "unsupported file type (.txt)"),
         (b"", "record.txt", "the file is empty"),
         (b" \n\r\n\t", "record.txt", "the file is empty"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "record.txt", "binary data"),
-        ("Résolution adoptée".encode("latin-1"), "record.txt", "not valid UTF-8"),
-        (b"%PDF-1.4 rest", "record.txt", "this is a PDF file"),
+        (bytes(range(256)) * 8, "record", "binary data"),
+        (b"%PDF-1.4 rest", "record.txt", "not a readable PDF"),
+        (b"PK\x03\x04 a zip", "record", "a zip archive, not a .docx"),
         (b"%PDF-1.4 broken", "record.pdf", "not a readable PDF"),
         (b"PK\x03\x04broken", "record.docx", "not a readable .docx"),
         (b"not a zip", "record.docx", "not a readable .docx"),
@@ -315,10 +321,10 @@ def real_documents(shared_data):
 
 
 def _raw_text(path: Path) -> str:
-    from aligner.ingest import _pdf_lines
+    from aligner.ingest import _pdf_pages
 
     if path.suffix == ".pdf":
-        return "\n".join(_pdf_lines(path.read_bytes(), path.name))
+        return "\n".join(line for page in _pdf_pages(path.read_bytes(), path.name) for line in page)
     return path.read_text(encoding="utf-8")
 
 
