@@ -87,7 +87,8 @@ def strip_furniture(pages: list[list[str]]) -> tuple[list[str], list[str]]:
 
 def _edges(lines: list[str], starts: list[int], strong: list[bool]) -> dict[int, int]:
     """Lines near a page break or a header/footer line → which break they are near."""
-    anchors = sorted(set(starts) | {i for i, s in enumerate(strong) if s})
+    ends = {len(lines)} if starts else set()  # the foot of the last page
+    anchors = sorted(set(starts) | ends | {i for i, s in enumerate(strong) if s})
     edges: dict[int, int] = {}
     for anchor in anchors:
         for step in (-1, 1):

@@ -166,6 +166,8 @@ def _ends_final_zh(line: str) -> bool:
     return line.rstrip(" \u2004").rstrip(_CLOSE_ZH + ")").endswith(tuple(_FINAL_ZH))
 
 
+_DASHES = ("—", "–")
+_OPEN_EN = "\"'“‘(["
 _HYPHEN_END = re.compile(r"([A-Za-z]+)-$")
 _WORD_START = re.compile(r"^([A-Za-z]+)")
 _COMPOUND_END = re.compile(r"[A-Za-z]-[A-Za-z]+-$")  # "Officer-in-" | "Charge"
@@ -187,7 +189,11 @@ def _reflow_en(lines: list[str], full: float) -> list[str]:
         current = _join_en(current, line, vocabulary) if current else line
         bare = line.rstrip(_CLOSE_EN)
         short = len(line) < 0.8 * full
-        if (short and bare.endswith(tuple(_FINAL_EN))) or len(line) < 0.6 * full:
+        # A line that ends short of where the next word would have fitted ends its paragraph.
+        following = stripped[i + 1].split(" ", 1)[0] if i + 1 < len(stripped) else ""
+        room = len(line) + 1 + len(following) < 0.85 * full
+        continued = following.lstrip(_OPEN_EN)[:1].islower()  # no paragraph starts so
+        if not continued and ((short and bare.endswith(tuple(_FINAL_EN))) or room):
             paragraphs.append(_clean(current, "en"))
             current = ""
     if current:
@@ -216,8 +222,12 @@ def _join_en(current: str, line: str, vocabulary: set[str]) -> str:
         if right[0].isupper() or compound or known:
             return current + line
         return current[:-1] + line
-    if current.endswith(("—", "–", "/")) or line.startswith(("—", "–")):
+    if current.endswith("/"):
         return current + line
+    if current.endswith(_DASHES):  # "aggressor —" | "the": spaced; "word—" | "next": not
+        return current + (" " if current[-2:-1].isspace() else "") + line
+    if line.startswith(_DASHES):
+        return current + (" " if line[1:2].isspace() else "") + line
     return current + " " + line
 
 
