@@ -198,16 +198,19 @@ def _decode(data: bytes, name: str) -> tuple[str, str]:
 
 
 def _detect(data: bytes, name: str) -> tuple[str, str]:
+    """The encoding and the text, as charset-normalizer reads them into Chinese or English."""
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data, cp_isolation=_ENCODINGS).best()
-    if best is None:
-        raise InputError(
-            f"{name}: binary data, or text in an encoding other than UTF-8, UTF-16, GB18030,"
-            " Big5 or Windows-1252"
-        )
-    encoding = best.encoding.replace("_", "-")
-    return str(best), encoding
+    for match in from_bytes(data, cp_isolation=_ENCODINGS):
+        text = str(match)
+        letters = [ch for ch in text if ch.isalpha()]
+        ours = sum(1 for ch in letters if _CJK.match(ch) or _LATIN.match(ch))
+        if letters and ours >= 0.9 * len(letters):
+            return match.encoding.replace("_", "-"), text
+    raise InputError(
+        f"{name}: binary data, or text in an encoding other than UTF-8, UTF-16, GB18030,"
+        " Big5 or Windows-1252"
+    )
 
 
 def _checked(text: str, name: str) -> str:
