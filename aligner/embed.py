@@ -5,7 +5,10 @@ Encoders are named by a spec string:
   ``st:<name-or-path>`` any sentence-transformers model, e.g. ``st:sentence-transformers/LaBSE``
 
 Every encoder is wrapped in an embedding cache keyed by encoder name and text, kept in memory
-and, unless disabled, in a SQLite file, so aligning the same documents twice embeds nothing.
+(the most recently used ``MEMORY_ENTRIES``) and, unless disabled, in a SQLite file bounded in
+size (oldest entries evicted), so aligning the same documents twice embeds nothing. The file
+is ``$CONCORDIA_CACHE_DIR/embeddings.sqlite`` (default ``~/.cache/concordia``); the service
+puts it in its data folder with :func:`configure_cache`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -22,6 +26,10 @@ from typing import Protocol
 import numpy as np
 
 DEFAULT_ENCODER = "use-m3"
+MEMORY_ENTRIES = 16_384  # vectors kept in memory per encoder (32 MiB at 512 dimensions)
+DEFAULT_CACHE_BYTES = 512 * 1024 * 1024
+_ROW_OVERHEAD = 96  # bytes of a cache row besides its vector: key, index entry, page slack
+_configured: dict[str, object] = {}
 
 
 class EncoderError(RuntimeError):
@@ -109,7 +117,14 @@ class SentenceTransformerEncoder:
         return _normalise(vectors)
 
 
+def configure_cache(path: Path, max_bytes: int = DEFAULT_CACHE_BYTES) -> None:
+    """Make ``path`` the default on-disk cache of this process, bounded to ``max_bytes``."""
+    _configured.update(path=Path(path), max_bytes=int(max_bytes))
+
+
 def default_cache_path() -> Path:
+    if "path" in _configured:
+        return _configured["path"]  # type: ignore[return-value]
     root = os.environ.get("CONCORDIA_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "concordia"
     )
@@ -119,20 +134,26 @@ def default_cache_path() -> Path:
 class CachedEncoder:
     """Wraps an encoder with a (name, text)-keyed cache: in memory, optionally on disk.
 
-    Only texts never seen before are sent to the wrapped encoder, deduplicated.
+    Only texts never seen before are sent to the wrapped encoder, deduplicated. The file
+    holds at most about ``max_bytes``: beyond, the oldest tenth of its entries is evicted.
     """
 
-    def __init__(self, encoder: Encoder, path: Path | None = None):
+    def __init__(
+        self, encoder: Encoder, path: Path | None = None, max_bytes: int = DEFAULT_CACHE_BYTES
+    ):
         self.inner = encoder
         self.name = encoder.name
         self.path = path
-        self._memory: dict[str, np.ndarray] = {}
+        self.max_bytes = max_bytes
+        self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._rows = 0
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
             self._set_up_db()
+            self._rows = self._db.execute("SELECT COUNT(*) FROM embedding").fetchone()[0]
 
     def _set_up_db(self, attempts: int = 6) -> None:
         """Switch the cache file to WAL and create its table.
@@ -172,33 +193,54 @@ class CachedEncoder:
                 found[key] = np.frombuffer(blob, dtype=np.float32)
         return found
 
+    def _max_rows(self, dim: int) -> int:
+        return max(1, self.max_bytes // (dim * 4 + _ROW_OVERHEAD))
+
+    def _store(self, rows: list[tuple[str, bytes]], dim: int) -> None:
+        """Write new vectors; evict the oldest tenth when the file would pass its bound."""
+        assert self._db is not None
+        self._db.executemany("INSERT OR REPLACE INTO embedding VALUES (?, ?)", rows)
+        self._rows += len(rows)
+        limit = self._max_rows(dim)
+        if self._rows > limit:
+            excess = self._rows - limit + limit // 10
+            self._db.execute(
+                "DELETE FROM embedding WHERE rowid IN "
+                "(SELECT rowid FROM embedding ORDER BY rowid LIMIT ?)",
+                (excess,),
+            )
+            self._rows = self._db.execute("SELECT COUNT(*) FROM embedding").fetchone()[0]
+        self._db.commit()
+
+    def _remember(self, found: dict[str, np.ndarray]) -> None:
+        for key, vector in found.items():
+            self._memory[key] = vector
+            self._memory.move_to_end(key)
+        while len(self._memory) > MEMORY_ENTRIES:
+            self._memory.popitem(last=False)
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         keys = [self._key(t) for t in texts]
         with self._lock:
-            missing = list(dict.fromkeys(k for k in keys if k not in self._memory))
+            found = {k: self._memory[k] for k in dict.fromkeys(keys) if k in self._memory}
+            missing = [k for k in dict.fromkeys(keys) if k not in found]
             if missing:
-                self._memory.update(self._load(missing))
+                found.update(self._load(missing))
             todo = {}
             for key, text in zip(keys, texts, strict=True):
-                if key not in self._memory:
+                if key not in found:
                     todo.setdefault(key, text)
             if todo:
-                vectors = self.inner.encode(list(todo.values()))
-                for key, vec in zip(todo, vectors, strict=True):
-                    self._memory[key] = vec
+                vectors = np.asarray(self.inner.encode(list(todo.values())), dtype=np.float32)
+                found.update(zip(todo, vectors, strict=True))
                 if self._db is not None:
-                    self._db.executemany(
-                        "INSERT OR REPLACE INTO embedding VALUES (?, ?)",
-                        [
-                            (k, v.astype(np.float32).tobytes())
-                            for k, v in zip(todo, vectors, strict=True)
-                        ],
-                    )
-                    self._db.commit()
+                    rows = [(k, v.tobytes()) for k, v in zip(todo, vectors, strict=True)]
+                    self._store(rows, vectors.shape[1])
+            self._remember(found)
             if not keys:
                 dim = getattr(self.inner, "dim", 0)
                 return np.zeros((0, dim), dtype=np.float32)
-            return np.vstack([self._memory[k] for k in keys]).astype(np.float32, copy=False)
+            return np.vstack([found[k] for k in keys]).astype(np.float32, copy=False)
 
 
 _LOADED: dict[tuple[str, str], CachedEncoder] = {}
@@ -207,10 +249,12 @@ _LOADED: dict[tuple[str, str], CachedEncoder] = {}
 def load_encoder(spec: str = DEFAULT_ENCODER, cache: bool | Path = True) -> CachedEncoder:
     """Return the encoder named by ``spec``, loaded once per process.
 
-    ``cache``: True for the default on-disk cache (``$CONCORDIA_CACHE_DIR``), a path for
-    another SQLite file, False for an in-memory cache only.
+    ``cache``: True for the default on-disk cache (``$CONCORDIA_CACHE_DIR``, or the one set
+    by :func:`configure_cache`), a path for another SQLite file, False for an in-memory
+    cache only.
     """
     path: Path | None
+    max_bytes = int(_configured.get("max_bytes", DEFAULT_CACHE_BYTES))  # type: ignore[arg-type]
     if cache is True:
         path = default_cache_path()
     elif cache is False:
@@ -227,5 +271,5 @@ def load_encoder(spec: str = DEFAULT_ENCODER, cache: bool | Path = True) -> Cach
             raise EncoderError(
                 f"unknown encoder '{spec}': use 'use-m3' or 'st:<model name or path>'"
             )
-        _LOADED[key] = CachedEncoder(inner, path)
+        _LOADED[key] = CachedEncoder(inner, path, max_bytes)
     return _LOADED[key]

@@ -7,6 +7,10 @@ class InputError(ValueError):
     """Bad input (unreadable, empty, wrong kind, wrong language): reported as one clear line."""
 
 
+class InputTooLarge(InputError):
+    """Input over a limit on what reading it may cost (expanded size, parts, pages, length)."""
+
+
 class TextLostError(RuntimeError):
     """A reader or cutter lost or invented text: a bug in the program, never the user's input."""
 

@@ -13,9 +13,10 @@ import re
 import unicodedata
 import zipfile
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
-from aligner.errors import InputError, TextLostError
+from aligner.errors import InputError, InputTooLarge, TextLostError
 from aligner.furniture import record_symbol, strip_furniture
 from aligner.models import Document
 from aligner.reflow import reflow
@@ -28,7 +29,26 @@ _ENCODINGS = ["utf_8", "gb18030", "big5", "utf_16", "utf_16_le", "utf_16_be", "c
 _HTML = re.compile(rb"^\s*<(?:!doctype\s+html|html|\?xml)", re.IGNORECASE)
 
 
-def read_document(path: str | Path, lang: str | None = None) -> Document:
+@dataclass(frozen=True)
+class ReadLimits:
+    """What reading one document may cost; checked before the document is parsed.
+
+    ``max_bytes``: a text file, the expanded parts of a .docx, the text of a PDF;
+    ``max_parts``: zip entries of a .docx, pages of a PDF; ``max_tags``: XML tags of a
+    .docx (a printed page holds a few hundred; each costs memory once parsed).
+    """
+
+    max_bytes: int = 32 * 1024 * 1024
+    max_parts: int = 2_000
+    max_tags: int = 2_000_000
+
+
+DEFAULT_LIMITS = ReadLimits()
+
+
+def read_document(
+    path: str | Path, lang: str | None = None, limits: ReadLimits = DEFAULT_LIMITS
+) -> Document:
     """Read the file at ``path`` (a PDF, a .docx or text) as a Document.
 
     ``lang`` ("zh"/"en") is checked against the text; None detects it.
@@ -37,20 +57,27 @@ def read_document(path: str | Path, lang: str | None = None) -> Document:
     if path.is_dir():
         raise IsADirectoryError(21, "Is a directory", str(path))
     data = path.read_bytes()
-    return read_bytes(data, path.name, lang)
+    return read_bytes(data, path.name, lang, limits)
 
 
-def read_bytes(data: bytes, name: str, lang: str | None = None) -> Document:
-    """Read a file's bytes; ``name`` is only for messages and the symbol, the bytes decide."""
+def read_bytes(
+    data: bytes, name: str, lang: str | None = None, limits: ReadLimits = DEFAULT_LIMITS
+) -> Document:
+    """Read a file's bytes; ``name`` is only for messages and the symbol, the bytes decide.
+
+    Over ``limits`` (checked before parsing) raises ``InputTooLarge``.
+    """
     if not data.strip():
         raise InputError(f"{name}: the file is empty")
     kind = file_kind(data, name)
     encoding = ""
     if kind == "pdf":
-        pages = _pdf_pages(data, name)
+        pages = _pdf_pages(data, name, limits)
     elif kind == "docx":
-        pages = [_docx_lines(data, name)]
+        pages = [_docx_lines(data, name, limits)]
     else:
+        if len(data) > limits.max_bytes:
+            raise InputTooLarge(f"{name}: larger than {limits.max_bytes} bytes")
         text, encoding = _decode(data, name)
         pages = [page.splitlines() for page in text.split("\f")]
     lines = [line for page in pages for line in page]
@@ -117,10 +144,14 @@ def _refused_kind(data: bytes) -> str:
 
 
 def _is_docx(data: bytes) -> bool:
+    from aligner.archive import BrokenArchive, directory_size
+
     try:
+        if directory_size(io.BytesIO(data))[0] > DEFAULT_LIMITS.max_parts:
+            return False  # not read any further: its directory alone would cost
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             return "word/document.xml" in archive.namelist()
-    except (zipfile.BadZipFile, OSError):
+    except (zipfile.BadZipFile, BrokenArchive, OSError):
         return False
 
 
@@ -225,10 +256,23 @@ def _is_control(ch: str) -> bool:
     return unicodedata.category(ch) == "Cc" and ch not in "\n\r\t\f\v"
 
 
-def _docx_lines(data: bytes, name: str) -> list[str]:
+def _docx_lines(data: bytes, name: str, limits: ReadLimits = DEFAULT_LIMITS) -> list[str]:
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
+    from aligner.archive import BrokenArchive, check_zip
+
+    try:
+        check_zip(
+            io.BytesIO(data),
+            max_entries=limits.max_parts,
+            max_bytes=limits.max_bytes,
+            what=name,
+            count_tags=lambda member: member.lower().endswith((".xml", ".rels")),
+            max_tags=limits.max_tags,
+        )
+    except BrokenArchive as exc:
+        raise InputError(f"{name}: not a readable .docx file ({exc})") from None
     try:
         document = docx.Document(io.BytesIO(data))
     except (PackageNotFoundError, KeyError, ValueError, OSError) as exc:
@@ -256,7 +300,7 @@ def _docx_text(p, qn: str) -> str:
     )
 
 
-def _pdf_pages(data: bytes, name: str) -> list[list[str]]:
+def _pdf_pages(data: bytes, name: str, limits: ReadLimits = DEFAULT_LIMITS) -> list[list[str]]:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -264,7 +308,14 @@ def _pdf_pages(data: bytes, name: str) -> list[list[str]]:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise InputError(f"{name}: the PDF is encrypted; save an unprotected copy")
-        pages = [(page.extract_text() or "").splitlines() for page in reader.pages]
+        if len(reader.pages) > limits.max_parts:
+            raise InputTooLarge(f"{name}: more than {limits.max_parts} pages")
+        pages, size = [], 0
+        for page in reader.pages:
+            pages.append((page.extract_text() or "").splitlines())
+            size += sum(len(line) for line in pages[-1])
+            if size > limits.max_bytes:
+                raise InputTooLarge(f"{name}: more than {limits.max_bytes} characters of text")
     except InputError:
         raise
     except (PdfReadError, ValueError, KeyError, OSError) as exc:

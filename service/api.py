@@ -57,7 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.keys = KeyRing.from_settings(settings)
     app.state.jobs = manager
     install_error_handlers(app)
-    app.add_middleware(UploadLimit, limit=settings.max_upload_bytes)
+    app.add_middleware(
+        UploadLimit, limit=settings.max_upload_bytes, timeout_s=settings.body_timeout_s
+    )
 
     @app.get("/health", tags=["service"])
     def health() -> dict:

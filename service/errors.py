@@ -9,6 +9,7 @@ errors from the aligner library, and anything unexpected (logged here, reported 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aligner.embed import EncoderError
-from aligner.errors import InputError
+from aligner.errors import InputError, InputTooLarge
 
 log = logging.getLogger("concordia.service")
 
@@ -24,11 +25,12 @@ log = logging.getLogger("concordia.service")
 class ServiceError(Exception):
     """An error answered to the client as JSON with an HTTP status and a stable code."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
 
 
 def bad_request(message: str, code: str = "invalid_input") -> ServiceError:
@@ -41,6 +43,20 @@ def not_found(message: str) -> ServiceError:
 
 def payload_too_large(limit: int) -> ServiceError:
     return ServiceError(413, "payload_too_large", f"upload larger than the limit of {limit} bytes")
+
+
+def too_busy(message: str, retry_after: int) -> ServiceError:
+    """429 with ``Retry-After``: a limit on work at once was reached; try again later."""
+    return ServiceError(429, "too_busy", message, {"Retry-After": str(retry_after)})
+
+
+def without_paths(message: str, *roots: Path | str) -> str:
+    """``message`` with the server's folders (``roots``, absolute or not) taken out."""
+    for root in roots:
+        for form in {str(root), str(Path(root).resolve())}:
+            if form and form != ".":
+                message = message.replace(form + "/", "").replace(form, "the data folder")
+    return message
 
 
 def error_body(code: str, message: str) -> dict:
@@ -77,7 +93,7 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 
 async def _service_error(_: Request, exc: ServiceError) -> JSONResponse:
-    return error_response(exc.status, exc.code, exc.message)
+    return error_response(exc.status, exc.code, exc.message, exc.headers)
 
 
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -90,9 +106,20 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
 
 
-async def _input_error(_: Request, exc: InputError) -> JSONResponse:
-    code = "invalid_tmx" if type(exc).__name__ == "TMXError" else "invalid_input"
-    return error_response(400, code, str(exc) or code.replace("_", " "))
+async def _input_error(request: Request, exc: InputError) -> JSONResponse:
+    if isinstance(exc, InputTooLarge):
+        status, code = 413, "input_too_large"
+    else:
+        status = 400
+        code = "invalid_tmx" if type(exc).__name__ == "TMXError" else "invalid_input"
+    message = without_paths(str(exc), request.app.state.settings.data_dir)
+    return error_response(status, code, message or code.replace("_", " "))
+
+
+async def _out_of_range(request: Request, exc: OverflowError) -> JSONResponse:
+    # Handled here rather than as a 500, which would also close a kept-alive connection.
+    log.info("number out of range on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(400, "out_of_range", "a number in the request is out of range")
 
 
 async def _encoder_error(_: Request, exc: EncoderError) -> JSONResponse:
@@ -111,4 +138,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(EncoderError, _encoder_error)
+    app.add_exception_handler(OverflowError, _out_of_range)
     app.add_exception_handler(Exception, _unexpected)

@@ -11,7 +11,7 @@ import functools
 import logging
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -19,9 +19,11 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
-from service.config import Settings
+from aligner.embed import configure_cache
+from service.config import MIB, Settings
 from service.errors import ServiceError
 from service.lookup import FuzzyIndex
+from service.middleware import HeavyLimiter, Slot
 from service.store import TMStore
 
 log = logging.getLogger("concordia.service")
@@ -45,6 +47,10 @@ class ServiceState:
         # once in the shared thread pool only fight over the GIL (each switch waits up to
         # 5 ms), which made latency under 8 concurrent clients several times the CPU time.
         self.lookup_thread = ThreadPoolExecutor(1, thread_name_prefix="concordia-lookup")
+        configure_cache(settings.embed_cache_path, settings.embed_cache_mb * MIB)
+        self.heavy = HeavyLimiter(
+            settings.max_heavy, settings.max_heavy_per_key, settings.retry_after_s
+        )
 
     @property
     def _fuzzy_dir(self) -> Path:
@@ -91,8 +97,21 @@ class ServiceState:
             self.semantic.close()
         self.store.close()
 
-    async def run(self, fn: Callable[..., T], *args, on_lookup_thread: bool = False, **kwargs) -> T:
-        """Run blocking ``fn`` off the event loop, within the request timeout."""
+    async def run(
+        self,
+        fn: Callable[..., T],
+        *args,
+        on_lookup_thread: bool = False,
+        slot: Slot | None = None,
+        **kwargs,
+    ) -> T:
+        """Run blocking ``fn`` off the event loop, within the request timeout.
+
+        A heavy request's ``slot`` stays taken until ``fn`` really ends: the thread cannot be
+        stopped, so work abandoned at the timeout still counts against the limits.
+        """
+        if slot is not None:
+            fn = _holding(slot.share(), fn)
         if on_lookup_thread:
             work = asyncio.get_running_loop().run_in_executor(
                 self.lookup_thread, functools.partial(fn, *args, **kwargs)
@@ -118,6 +137,27 @@ class ServiceState:
         path = self.settings.data_dir / "tmp"
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+
+def _holding(slot: Slot, fn: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(fn)
+    def run(*args, **kwargs) -> T:
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            slot.release()
+
+    return run
+
+
+def heavy_work(request: Request) -> Iterator[Slot]:
+    """Dependency for heavy routes (after the key check): a slot, or 429 with Retry-After."""
+    key = getattr(request.state, "key", None)
+    slot = get_state(request).heavy.acquire(key.name if key is not None else "anonymous")
+    try:
+        yield slot
+    finally:
+        slot.release()
 
 
 def get_state(request: Request) -> ServiceState:
