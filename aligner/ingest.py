@@ -95,7 +95,8 @@ def read_bytes(
         )
     symbol = record_symbol(lines) or symbol_from_name(name)
     body, removed = strip_furniture(pages)
-    paragraphs = reflow(body, lang, from_pdf=kind == "pdf")
+    printed = kind == "pdf" or len(pages) > 1 or bool(removed)  # lines of printed pages
+    paragraphs = reflow(body, lang, from_pdf=printed)
     if not paragraphs:
         what = "only page headers and footers" if removed else "no text found"
         raise InputError(f"{name}: {what}")

@@ -167,6 +167,7 @@ def _ends_final_zh(line: str) -> bool:
 
 
 _DASHES = ("—", "–")
+_TITLE_END = re.compile(r"\b(?:Mr|Mrs|Ms|Messrs|Mmes|Dr|Prof|St|Sr|Jr|No|Nos|Art|Arts)\.$")
 _OPEN_EN = "\"'“‘(["
 _HYPHEN_END = re.compile(r"([A-Za-z]+)-$")
 _WORD_START = re.compile(r"^([A-Za-z]+)")
@@ -192,7 +193,8 @@ def _reflow_en(lines: list[str], full: float) -> list[str]:
         # A line that ends short of where the next word would have fitted ends its paragraph.
         following = stripped[i + 1].split(" ", 1)[0] if i + 1 < len(stripped) else ""
         room = len(line) + 1 + len(following) < 0.85 * full
-        continued = following.lstrip(_OPEN_EN)[:1].islower()  # no paragraph starts so
+        # No paragraph starts with a small letter, none ends with "Mr.".
+        continued = following.lstrip(_OPEN_EN)[:1].islower() or bool(_TITLE_END.search(line))
         if not continued and ((short and bare.endswith(tuple(_FINAL_EN))) or room):
             paragraphs.append(_clean(current, "en"))
             current = ""

@@ -359,3 +359,299 @@ def test_lossless_check_fails_when_text_is_dropped_moved_or_added(real_documents
     swapped[10], swapped[11] = swapped[11], swapped[10]
     with pytest.raises(TextLostError, match="reordered"):
         check_lossless(raw, replace(doc, paragraphs=swapped))
+
+
+# ------------------------------------------------ real records: 2026, 2018, 1997, GA 2024
+
+FINAL_ZH = ("。", "！", "？", "：", "”", "）", "…")
+
+
+def sentences(doc):
+    return [s for p in doc.paragraphs for s in split_sentences(p, doc.lang)]
+
+
+def test_chinese_single_column_lines_joined_and_furniture_gone(real_documents):
+    doc = real_documents["S-PV-10124.part1.zh.txt"]
+    paras = doc.paragraphs
+    # Wrapped lines are joined without a space, numbers lose the space the extraction left.
+    assert any(
+        p.startswith("迪卡洛女士（以英语发言）：俄罗斯联邦大规模入侵乌克兰已有四年多——近1500个")
+        for p in paras
+    )
+    # A page break inside a sentence ("由" | furniture | "于缺少准入…") is no paragraph end.
+    joined = "当地官员报告了指称的打击造成平民伤亡和基础设施受损。由于缺少准入"
+    assert any(joined in p for p in paras)
+    assert "S/PV.10124 维护乌克兰和平与安全 23/03/2026" in doc.removed
+    assert "26-03920 3/26" in doc.removed
+    assert "23/03/2026 维护乌克兰和平与安全 S/PV.10124" in doc.removed
+    assert not any(re.search(r"26-03920|\d+/26|23/03/2026", p) for p in paras)
+    # No paragraph ends inside a sentence: one without final punctuation is a cover or agenda line.
+    open_ended = [p for p in paras if not p.endswith(FINAL_ZH)]
+    assert all(len(p) <= 20 or "..." in p for p in open_ended), open_ended
+    assert len(paras) < 130  # 350 printed lines of body and cover
+    # The cover's President and members are paragraphs of their own.
+    assert "主席：兰道先生/沃尔兹先生........................（美利坚合众国）" in paras
+    assert any(p.startswith("成员：巴林....") for p in paras)
+    latvia = "帕夫乌塔-德斯兰德斯女士（拉脱维亚）（以英语发言）：主席先生"
+    assert any(p.startswith(latvia) for p in paras)
+
+
+def test_english_single_column_2026(real_documents):
+    doc = real_documents["S-PV-10124.part1.en.txt"]
+    paras = doc.paragraphs
+    assert "26-039202/28" in doc.removed and "9/2826-03920" in doc.removed  # glued job and page
+    assert not any(re.search(r"26-03920|\d+/28|23/03/2026", p) for p in paras)
+    assert any(p.startswith("President: Mr. Landau/Mr. Waltz ....") for p in paras)
+    assert any(p.startswith("Mr. Kariuki (United Kingdom): I welcome you") for p in paras)
+    assert any(p.startswith("Ms. Pavļuta-Deslandes (Latvia): Let me begin by") for p in paras)
+    assert "Under-Secretary-General for Political and Peacebuilding Affairs" in " ".join(paras)
+
+
+def test_english_pdfs_1997_2018_2024(real_documents):
+    old = real_documents["S-PV-3756.en.pdf"]
+    assert old.removed.count("Security Council 3756th meeting") == 10  # a running header
+    assert "Fifty-second year 21 March 1997" in old.removed and "11" in old.removed
+    text = "\n".join(old.paragraphs)
+    assert "Security Council 3756th meeting" not in text
+    assert "the most recent informal consultations, that there must be unity" in text
+    assert "The President: We have now come to the end of the voting procedure." in old.paragraphs
+    two_columns = real_documents["S-PV-8422.en.pdf"]
+    assert "S/ PV. 8422 The situation in the Central African Republic 13/12/2018" in (
+        two_columns.removed
+    )
+    assert any(
+        p.startswith("The President (spoke in French): The draft resolution received 13 votes")
+        for p in two_columns.paragraphs
+    )
+    assert any(p.startswith("Mr. Delattre (France) (spoke in French): France welcomes") for p in (
+        two_columns.paragraphs
+    ))
+    general_assembly = real_documents["A-79-PV-29.en.pdf"]
+    assert general_assembly.symbol == "A/79/PV.29"
+    assert general_assembly.removed.count("29/10/2024 A/79/PV.29") == 18
+    assert not any("24-19856" in p for p in general_assembly.paragraphs)
+
+
+def pdftotext_form(text: str) -> str:
+    """The text as pdftotext writes it: a form feed between pages, blank lines around furniture."""
+    from aligner.furniture import is_furniture
+
+    out: list[str] = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if not is_furniture(line):
+            out.append(line)
+        elif i and not is_furniture(lines[i - 1]):  # the footer of a page
+            out += ["", line, "\f"]
+        else:  # the header of the next page
+            out += [line, ""]
+    return "\n".join(out).replace("\n\f\n", "\n\f") + "\n"
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_pdftotext_text_with_form_feeds_reads_as_the_clean_text(shared_data, real_documents, lang):
+    clean = real_documents[f"S-PV-10124.part1.{lang}.txt"]
+    text = (shared_data / "un" / f"S-PV-10124.part1.{lang}.txt").read_text(encoding="utf-8")
+    form = pdftotext_form(text)
+    assert form.count("\f") >= 9 and "\n\n" in form
+    doc = read_bytes(form.encode(), f"S-PV-10124.{lang}")  # no extension: read by content
+    assert doc.paragraphs == clean.paragraphs
+    assert doc.removed == clean.removed
+
+
+def test_page_break_inside_a_sentence_loses_nothing():
+    """`Mr. Rycroft (United Kingdom): Let me start by` + page break + `thanking…`."""
+    clean = read_document(EN)
+    for width in range(40, 100):  # a column width that ends a line with "Let me start by"
+        body = [line for p in clean.paragraphs for line in wrap(p, width)]
+        ends = [i for i, line in enumerate(body) if line.endswith("Let me start by")]
+        if ends:
+            break
+    cut = ends[0] + 1
+    assert body[cut].startswith("thanking Ambassador Liu Jieyi")
+    pages = [
+        "\n".join(body[:cut]) + "\n\n17-24158 3/26\n",
+        "02/08/2017 Threats to international peace and security S/PV.8017\n\n"
+        + "\n".join(body[cut:]) + "\n",
+    ]
+    doc = read_bytes("\f".join(pages).encode(), "record.text")
+    assert any(
+        p.startswith("Mr. Rycroft (United Kingdom): Let me start by thanking Ambassador Liu Jieyi")
+        for p in doc.paragraphs
+    )
+    assert doc.removed == [
+        "17-24158 3/26", "02/08/2017 Threats to international peace and security S/PV.8017"
+    ]
+    assert sentences(doc) == sentences(clean)
+
+
+def test_chinese_running_header_with_chinese_date():
+    clean = read_document(ZH)
+    lines = ZH.read_text(encoding="utf-8").splitlines()
+    header = "S/PV.8017 恐怖行为对国际和平与安全造成的威胁 2017年8月2日"
+    footer = "2017年8月2日 恐怖行为对国际和平与安全造成的威胁 S/PV.8017"
+    for at, furniture in ((161, footer), (101, "6/26 17-24158"), (41, header)):
+        lines[at:at] = ["", furniture]
+    doc = read_bytes("\n".join(lines).encode(), "record.txt")
+    assert doc.removed == [header, "6/26 17-24158", footer]
+    assert doc.paragraphs == clean.paragraphs
+
+
+def test_docx_of_a_real_record(tmp_path, real_documents):
+    for lang in ("zh", "en"):
+        clean = real_documents[f"S-PV-10124.part1.{lang}.txt"]
+        document = docx.Document()
+        for paragraph in clean.paragraphs:
+            document.add_paragraph(paragraph)
+        document.sections[0].header.paragraphs[0].text = "S/PV.10124 23/03/2026"
+        path = tmp_path / f"S-PV-10124.{lang}.docx"
+        document.save(path)
+        doc = read_document(path)
+        assert doc.lang == lang and doc.encoding == ""
+        assert doc.paragraphs == clean.paragraphs
+
+
+BODY_STARTS = ("The meeting was", "下午3时")
+
+
+def _two_column_pdf(paragraphs: list[str], path: Path, lang: str) -> None:
+    """Typeset a record like UN's two-column layout: a full-width cover, then two columns, with a
+    running header and a footer on every page (reportlab, test-only)."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfbase.ttfonts import TTFont
+    from reportlab.platypus import (
+        BaseDocTemplate,
+        Frame,
+        NextPageTemplate,
+        PageBreak,
+        PageTemplate,
+        Paragraph,
+    )
+
+    if lang == "zh":
+        font = "STSong-Light"
+        pdfmetrics.registerFont(UnicodeCIDFont(font))
+        header = "S/PV.10124 维护乌克兰和平与安全 23/03/2026"
+    else:
+        font = "Vera"  # shipped with reportlab
+        pdfmetrics.registerFont(TTFont(font, "Vera.ttf"))
+        header = "S/PV.10124 Maintenance of peace and security of Ukraine 23/03/2026"
+    style = ParagraphStyle(
+        "body", fontName=font, fontSize=10, leading=13, firstLineIndent=20,
+        wordWrap="CJK" if lang == "zh" else None,
+    )
+    cover = ParagraphStyle("cover", parent=style, fontSize=6, leading=8, firstLineIndent=0)
+    width, height = A4
+    margin, gap = 54, 18
+    column = (width - 2 * margin - gap) / 2
+
+    def furniture(canvas, document):
+        canvas.setFont(font, 8)
+        canvas.drawString(margin, height - 36, header)
+        canvas.drawString(margin, 30, f"26-03920 {document.page}/26")
+
+    columns = [
+        Frame(margin + k * (column + gap), margin, column, height - 2 * margin) for k in (0, 1)
+    ]
+    full = Frame(margin, margin, width - 2 * margin, height - 2 * margin)
+    document = BaseDocTemplate(str(path), pagesize=A4)
+    document.addPageTemplates([
+        PageTemplate("cover", frames=[full]),
+        PageTemplate("body", frames=columns, onPage=furniture),
+    ])
+    start = next(i for i, p in enumerate(paragraphs) if p.startswith(BODY_STARTS))
+
+    def flow(p, s):
+        return Paragraph(p.replace("&", "&amp;").replace("<", "&lt;"), s)
+
+    document.build(
+        [flow(p, cover) for p in paragraphs[:start]]
+        + [NextPageTemplate("body"), PageBreak()]
+        + [flow(p, style) for p in paragraphs[start:]]
+    )
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_two_column_pdf_of_a_real_record(tmp_path, real_documents, lang):
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    clean = real_documents[f"S-PV-10124.part1.{lang}.txt"]
+    paragraphs = clean.paragraphs
+    if lang == "en":  # Vera has no "ļ" (Pavļuta): typeset and expect what it can print
+        glyphs = TTFont("Vera", "Vera.ttf").face.charWidths
+        paragraphs = ["".join(c if ord(c) in glyphs else "l" for c in p) for p in paragraphs]
+    path = tmp_path / f"S-PV-10124.{lang}.pdf"
+    _two_column_pdf(paragraphs, path, lang)
+    doc = read_document(path, lang)
+    assert doc.symbol == "S/PV.10124"
+    assert len(doc.removed) >= 8 and all("26-03920" in r or "S/PV" in r for r in doc.removed)
+    expected = [s for p in paragraphs for s in split_sentences(p, lang)]
+    body = next(i for i, s in enumerate(expected) if s.startswith(BODY_STARTS))
+    got = sentences(doc)
+    assert got[-(len(expected) - body):] == expected[body:]  # the body, sentence for sentence
+    assert [p for p in doc.paragraphs if "....." in p] == [p for p in paragraphs if "....." in p]
+
+
+@pytest.mark.parametrize(
+    ("source", "encoding", "expected"),
+    [
+        ("S-PV-10124.part1.zh.txt", "gb18030", "gb18030"),
+        (ZH, "gbk", "gb18030"),  # GBK and GB2312 are read as GB18030, which contains them
+        (ZH, "utf-16-le", "utf-16-le"),  # no byte-order mark
+        (ZH, "utf-16-be", "utf-16-be"),
+        (DATA / "record_excerpt.zh-hant.txt", "big5", "big5"),
+        (EN, "cp1252", "utf-8"),  # plain ASCII is UTF-8
+    ],
+)
+def test_encodings_detected_and_reported(shared_data, source, encoding, expected):
+    path = source if isinstance(source, Path) else shared_data / "un" / source
+    text = path.read_text(encoding="utf-8")
+    text = "".join(c for c in text if c.encode(encoding, "ignore"))  # GBK has no "•", "\u2004"
+    doc = read_bytes(text.encode(encoding), "record")
+    assert doc.encoding == expected
+    assert doc.paragraphs == read_bytes(text.encode("utf-8"), "record").paragraphs
+
+
+def test_windows_1252_english():
+    text = "Mr. Lavrov (Russian Federation) (spoke in Russian): Café “Résolution” adopted.\n"
+    doc = read_bytes(text.encode("cp1252"), "notes")
+    assert doc.encoding == "cp1252" and doc.paragraphs == [text.strip()]
+
+
+@pytest.mark.parametrize("name", ["S-PV-10124.zh", "record.text", "RECORD.TXT", "record.md"])
+def test_text_recognised_by_content_whatever_its_name(shared_data, name):
+    data = (shared_data / "un" / "S-PV-10124.part1.zh.txt").read_bytes()
+    doc = read_bytes(data, name)
+    assert doc.lang == "zh" and doc.symbol == "S/PV.10124" and doc.encoding == "utf-8"
+
+
+def test_pdf_and_docx_recognised_by_content(tmp_path):
+    clean = read_document(EN)
+    _pdf(clean.paragraphs[:3], tmp_path / "a.pdf", "Helvetica", "S/PV.8017")
+    pdf = (tmp_path / "a.pdf").read_bytes()
+    assert read_bytes(pdf, "record").paragraphs == clean.paragraphs[:3]
+    document = docx.Document()
+    document.add_paragraph(clean.paragraphs[0])
+    document.save(tmp_path / "a.docx")
+    assert read_bytes((tmp_path / "a.docx").read_bytes(), "record.txt").paragraphs == [
+        clean.paragraphs[0]
+    ]
+
+
+def test_mostly_page_furniture_is_refused(shared_data, tmp_path):
+    from aligner.cli import main
+
+    footer = "\n".join(f"17-24158 {n}/26\nS/PV.8017 Threats 02/08/2017\n\f" for n in range(2, 26))
+    with pytest.raises(InputError, match="only page headers and footers"):
+        read_bytes(footer.encode(), "record.txt")
+    path = tmp_path / "mostly.en.txt"
+    path.write_text(footer + "The meeting rose at 1 p.m.\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"mostly page headers and footers \(\d+ letters"):
+        read_document(path)
+    out = tmp_path / "out.tmx"
+    zh = str(shared_data / "un" / "S-PV-10124.part1.zh.txt")
+    assert main(["align", zh, str(path), "-o", str(out)]) == 2
+    assert sorted(tmp_path.iterdir()) == [path]  # nothing half-written
