@@ -17,7 +17,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from service import align_routes, memory_routes, review_routes
+from service import align_routes, memory_routes, pages, review_routes
 from service.config import Settings
 from service.errors import install_error_handlers
 from service.jobs import JobManager
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         f"Keys go in the `{API_KEY_HEADER}` header; alignments, jobs and writes need one.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by service.pages from installed assets, not a CDN
     )
     app.state.settings = settings
     app.state.service = service
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(align_routes.create_router())
     app.include_router(jobs_router(manager))
     app.include_router(review_routes.create_router())
+    pages.install(app)  # the web pages, their static files and the offline /docs
     return app
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from aligner.models import TranslationUnit
 from service.errors import ServiceError, not_found
 from service.lookup import LANGS, lookup
-from service.security import require_read_access, require_write_key
+from service.session import require_read, require_write
 from service.state import ServiceState, State
 
 TMX_MEDIA = "application/x-tmx+xml"
@@ -105,10 +105,25 @@ def _marked(text: str, spans: list[list[int]]) -> str:
     return "".join(out)
 
 
+COUNT_CAP = 1000  # concordance totals are exact up to this many units, then "more than"
+
+
 def concordance_data(
-    state: ServiceState, term: str, lang: str | None, limit: int, offset: int
+    state: ServiceState,
+    term: str,
+    lang: str | None,
+    limit: int,
+    offset: int,
+    *,
+    document: str | None = None,
+    speaker: str | None = None,
+    with_total: bool = False,
 ) -> dict:
-    """Units whose source or target holds ``term``, with the hits as spans and marked HTML."""
+    """Units whose source or target holds ``term``, with the hits as spans and marked HTML.
+
+    Filtering by ``document`` or ``speaker``, or asking ``with_total``, reads up to
+    ``COUNT_CAP`` matching units: ``total`` is exact below it and ``total_capped`` says so.
+    """
     # The fuzzy index names the few units a rare term can be in; without it, finding
     # that it is in none meant reading every unit (0.9 s at 1,000,000 units).
     indexed = state.fuzzy.max_id
@@ -117,9 +132,22 @@ def concordance_data(
     if all(ids is not None for ids in found):
         among = functools.reduce(np.union1d, found)
         among = among[among <= indexed]
-    units = state.store.concordance(
-        term, lang, limit=limit, offset=offset, among=among, after=indexed
-    )
+    total = None
+    if document or speaker or with_total:
+        units = state.store.concordance(
+            term, lang, limit=COUNT_CAP + 1, offset=0, among=among, after=indexed
+        )
+        units = [
+            u for u in units
+            if (not document or u.document == document) and (not speaker or u.speaker == speaker)
+        ]
+        total = min(len(units), COUNT_CAP)
+        capped = len(units) > COUNT_CAP
+        units = units[offset : min(offset + limit, COUNT_CAP)]
+    else:
+        units = state.store.concordance(
+            term, lang, limit=limit, offset=offset, among=among, after=indexed
+        )
     out = []
     for unit in units:
         entry = {"id": unit.id, "source_lang": unit.source_lang, "target_lang": unit.target_lang}
@@ -131,13 +159,17 @@ def concordance_data(
             entry[f"{role}_marked"] = _marked(text, spans)
         entry.update(document=unit.document, speaker=unit.speaker, props=unit.props)
         out.append(entry)
-    return {"term": term, "units": out}
+    answer = {"term": term, "units": out}
+    if total is not None:
+        answer.update(total=total, total_capped=capped)
+    return answer
 
 
 def create_router() -> APIRouter:
     router = APIRouter(tags=["memory"])
-    reads = [Depends(require_read_access)]
-    writes = [Depends(require_write_key)]
+    # The header key, or the pages' login cookie (with the CSRF token for writes).
+    reads = [Depends(require_read)]
+    writes = [Depends(require_write)]
 
     @router.post(
         "/tm/lookup", dependencies=reads, response_model=LookupResponse,
@@ -155,9 +187,15 @@ def create_router() -> APIRouter:
         lang: Annotated[Literal["zh", "en"] | None, Query(description="side to search")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 20,
         offset: Annotated[int, Query(ge=0)] = 0,
+        document: Annotated[str | None, Query(max_length=200)] = None,
+        speaker: Annotated[str | None, Query(max_length=200)] = None,
+        total: Annotated[bool, Query(description="count the matches (up to 1,000)")] = False,
     ) -> dict:
         """Units whose source or target contains `term`; hits as spans and `<mark>`ed text."""
-        return await state.run(concordance_data, state, term, lang, limit, offset)
+        return await state.run(
+            concordance_data, state, term, lang, limit, offset,
+            document=document, speaker=speaker, with_total=total,
+        )
 
     @router.post("/tm/import", dependencies=writes)
     def tm_import(

@@ -1,0 +1,117 @@
+// Helpers every page uses: fetch with the page's CSRF token, error messages, memory actions.
+"use strict";
+
+const Concordia = {
+  csrf() {
+    return document.querySelector('meta[name="csrf-token"]').content;
+  },
+  // fetch that sends the login cookie and the CSRF token; answers parsed JSON or throws
+  // an Error whose message is the API's (with .status and .code).
+  async call(method, url, body) {
+    const headers = { "X-CSRF-Token": Concordia.csrf() };
+    let payload = body;
+    if (body !== undefined && !(body instanceof FormData)) {
+      headers["Content-Type"] = "application/json";
+      payload = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(url, { method, headers, body: payload, credentials: "same-origin" });
+    } catch (err) {
+      throw Object.assign(new Error("the server cannot be reached; nothing was saved"), { status: 0 });
+    }
+    let data = null;
+    try { data = await response.json(); } catch (err) { data = null; }
+    if (!response.ok) {
+      const error = (data && data.error) || { code: "http_" + response.status, message: response.statusText };
+      throw Object.assign(new Error(Concordia.explain(error, response.status)), {
+        status: response.status, code: error.code,
+      });
+    }
+    return data;
+  },
+  explain(error, status) {
+    if (error.code === "invalid_api_key" || error.code === "missing_api_key") {
+      return "Your key is not accepted (it may have been changed or revoked). Log in again: " +
+             "nothing saved is lost. (" + error.message + ")";
+    }
+    return error.message;
+  },
+};
+
+// Memory page: import with upload progress, delete a unit.
+(function memoryPage() {
+  const form = document.getElementById("import-form");
+  if (form) {
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const bar = document.getElementById("import-progress");
+      const status = document.getElementById("import-status");
+      const request = new XMLHttpRequest();
+      request.open("POST", "/tm/import");
+      request.setRequestHeader("X-CSRF-Token", Concordia.csrf());
+      bar.hidden = false;
+      bar.value = 0;
+      request.upload.onprogress = (e) => {
+        if (e.lengthComputable) bar.value = Math.round((100 * e.loaded) / e.total);
+        status.textContent = bar.value < 100 ? "uploading… " + bar.value + " %" : "importing…";
+      };
+      request.onload = () => {
+        let data = {};
+        try { data = JSON.parse(request.responseText); } catch (err) { data = {}; }
+        if (request.status === 200) {
+          status.textContent = `imported ${data.imported}, merged ${data.merged}, skipped ${data.skipped}; ${data.units} units now`;
+        } else {
+          const e = data.error || { message: request.statusText };
+          status.textContent = "not imported: " + Concordia.explain(e, request.status);
+        }
+      };
+      request.onerror = () => { status.textContent = "the server cannot be reached"; };
+      request.send(new FormData(form));
+    });
+  }
+  const del = document.getElementById("delete-form");
+  if (del) {
+    del.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const id = new FormData(del).get("unit");
+      const status = document.getElementById("delete-status");
+      try {
+        await Concordia.call("DELETE", "/tm/units/" + encodeURIComponent(id));
+        status.textContent = "unit " + id + " deleted";
+      } catch (err) { status.textContent = err.message; }
+    });
+  }
+  document.querySelectorAll("[data-delete-unit]").forEach((button) => {
+    button.addEventListener("click", async () => {
+      const id = button.dataset.deleteUnit;
+      if (!window.confirm("Delete unit " + id + " from the memory?")) return;
+      try {
+        await Concordia.call("DELETE", "/tm/units/" + id);
+        button.closest("li, tr").remove();
+      } catch (err) { window.alert(err.message); }
+    });
+  });
+  const upload = document.getElementById("review-upload");
+  if (upload) {
+    upload.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const status = document.getElementById("upload-status");
+      status.textContent = "aligning…";
+      try {
+        const data = await Concordia.call("POST", "/reviews", new FormData(upload));
+        window.location.href = data.page;
+      } catch (err) { status.textContent = err.message; }
+    });
+  }
+  document.querySelectorAll("[data-review-job]").forEach((button) => {
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      button.textContent = "aligning…";
+      try {
+        const data = await Concordia.call("POST", `/reviews/from-job/${button.dataset.reviewJob}/${encodeURIComponent(button.dataset.reviewPair)}`);
+        window.location.href = data.page;
+      } catch (err) { button.textContent = err.message; }
+    });
+  });
+})();
