@@ -29,6 +29,8 @@ class Turn:
     country: str = ""  # country or organisation as printed, "" when not stated
     language: str = ""  # language of delivery when stated ("English", "英语"), else ""
     is_president: bool = False
+    heading: str = ""  # the heading as printed, left out of the text
+    notes: list[str] = field(default_factory=list)  # language notes inside it, left out too
 
 
 @dataclass

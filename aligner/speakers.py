@@ -14,9 +14,16 @@ from importlib import resources
 
 # How headings name a speaker, before the parentheses and the colon. Shared by the reader (a
 # line starting with a heading always starts a paragraph) and the turn parser.
+# A Chinese name: characters, hyphens (帕夫乌塔-德斯兰德斯) and middle dots in any of the forms
+# extraction gives them (罗斯玛丽·迪卡洛, 罗斯玛丽 · 迪卡洛), then the title; two speakers sharing a
+# seat are printed 兰道先生/沃尔兹先生.
+_ZH_NAME = (
+    r"(?:[\u4e00-\u9fff\-‐‑－]|\s?[·•．‧・]\s?){1,16}?"
+    r"(?:先生|女士|夫人|小姐|阁下|勋爵|爵士|博士)"
+)
 ZH_SPEAKER = (
     r"(?:代理)?主席|[\u4e00-\u9fff·•．]{0,8}?(?:常务副秘书长|副秘书长|秘书长)"
-    r"|[\u4e00-\u9fff·•．]{1,12}?(?:先生|女士|夫人|小姐|阁下|勋爵|爵士|博士)"
+    rf"|{_ZH_NAME}(?:\s?/\s?{_ZH_NAME})?"
 )
 EN_SPEAKER = (
     r"The (?:Acting )?President|The (?:Deputy )?Secretary-General"
@@ -79,7 +86,9 @@ def lookup(text: str, kinds: tuple[str, ...] | None = None) -> Name | None:
     return name
 
 
-_SPOKE_IN = re.compile(r"^(?:spoke|speaking)\s+in\s+(.+)$", re.IGNORECASE)
+_SPOKE_IN = re.compile(
+    r"^(?:(?:spoke|speaking)\s+in|interpretation\s+from(?:\s+the)?)\s+(.+)$", re.IGNORECASE
+)
 _ZH_SPOKE_IN = re.compile(r"^以(.+?)发言$")
 
 

@@ -5,7 +5,12 @@ A speaker turn starts at a heading: ``里克罗夫特先生（联合王国）（
 language of delivery. A procedural turn starts at an opening or closing time, the adoption of
 the agenda or a vote; paragraphs that follow it without a heading (the agenda item, the list of
 votes) belong to it. A paragraph that only notes a change of language (``（以英语发言）``,
-``(spoke in English)``) is not text and is left out of the turn.
+``(spoke in English)``, on its own line or before a paragraph, when a speaker changes language
+mid-speech) is not text: it is kept in the turn's ``notes``, as the heading is in ``heading``.
+
+The cover page (``主席： 兰道先生/沃尔兹先生 ……（美利坚合众国）``, ``President:``, ``Members:``,
+the agenda) is procedural: a heading followed by leader dots is a line of it, and when the record
+has an opening line (``The meeting was called to order at…``) nothing before it is a speech.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ _PARENS = {"en": re.compile(speakers.PAREN_EN), "zh": re.compile(speakers.PAREN_
 _PARTICLES = frozenset(
     "de da del della der des di do dos du el al bin ibn la le van von y e".split()
 )
+_ELIDED = re.compile(r"^(?:d|l|al|el|ad|as|ash|at|bin|ibn)['’\-][A-Z]", re.IGNORECASE)
 _PRESIDENT = frozenset(["主席", "代理主席", "The President", "The Acting President"])
 
 _TIME_ZH = r"(?:上午|下午|晚上|中午)?\d{1,2}时(?:\d{1,2}分)?"
@@ -65,10 +71,18 @@ def procedural_kind(text: str, lang: str) -> str:
     return ""
 
 
+_LEADERS = re.compile(r"(?:\.\s?){4,}|(?:…\s?){2,}|(?:·\s?){4,}")
+_LEADING_PAREN = {
+    "en": re.compile(rf"^\s*{speakers.PAREN_EN}"),
+    "zh": re.compile(rf"^\s*{speakers.PAREN_ZH}"),
+}
+
+
 def parse_heading(paragraph: str, lang: str) -> tuple[Turn, str] | None:
     """A speech Turn (without paragraphs) and the text after the heading, or None."""
-    m = (_ZH_HEADING if lang == "zh" else _EN_HEADING).match(paragraph.strip())
-    if not m:
+    text = paragraph.strip()
+    m = (_ZH_HEADING if lang == "zh" else _EN_HEADING).match(text)
+    if not m or _LEADERS.search(m.group("rest")):
         return None
     speaker = m.group("speaker").strip()
     if lang == "en" and not _plausible_name(speaker):
@@ -87,6 +101,7 @@ def parse_heading(paragraph: str, lang: str) -> tuple[Turn, str] | None:
         country=country,
         language=language,
         is_president=speaker in _PRESIDENT,
+        heading=text[: m.start("rest")].strip(),
     )
     return turn, m.group("rest").strip()
 
@@ -95,31 +110,48 @@ def _plausible_name(speaker: str) -> bool:
     if speaker.startswith("The "):
         return True
     words = speaker.split()[1:]
-    return 0 < len(words) <= 6 and all(w[0].isupper() or w in _PARTICLES for w in words)
+    return 0 < len(words) <= 6 and all(
+        w[0].isupper() or w in _PARTICLES or _ELIDED.match(w) for w in words
+    )
 
 
 def _language_as_printed(note: str, lang: str) -> str:
     if lang == "zh":
         return note.removeprefix("以").removesuffix("发言")
-    return re.sub(r"^(?:spoke|speaking)\s+in\s+", "", note, flags=re.IGNORECASE)
+    return re.sub(
+        r"^(?:(?:spoke|speaking)\s+in|interpretation\s+from(?:\s+the)?)\s+",
+        "",
+        note,
+        flags=re.IGNORECASE,
+    )
 
 
 def parse_turns(doc: Document) -> list[Turn]:
     """The turns of a meeting record, in order; [] when no paragraph is a heading or a
-    procedural line."""
+    procedural line.
+
+    Every letter and digit of ``doc.paragraphs`` is in exactly one turn's ``heading``,
+    ``notes`` or ``paragraphs``.
+    """
     lang = doc.lang
+    texts = [p.strip() for p in doc.paragraphs]
+    opening = next(
+        (k for k, text in enumerate(texts) if procedural_kind(text, lang) == "opening"), 0
+    )
     turns: list[Turn] = []
     current_kind = ""  # procedural kind of the last turn, "" for a speech
-    for paragraph in doc.paragraphs:
-        text = paragraph.strip()
+    for k, text in enumerate(texts):
         if not text:
             continue
-        heading = parse_heading(text, lang)
+        heading = parse_heading(text, lang) if k >= opening else None
         if heading is not None:
             turn, rest = heading
             turns.append(turn)
             current_kind = ""
-            if rest and not _is_language_note(rest):
+            note, rest = _split_note(rest, lang)
+            if note:
+                turn.notes.append(note)
+            if rest:
                 turn.paragraphs.append(rest)
             continue
         kind = procedural_kind(text, lang)
@@ -127,11 +159,13 @@ def parse_turns(doc: Document) -> list[Turn]:
             turns.append(Turn(kind="procedural", paragraphs=[text]))
             current_kind = kind
             continue
-        if _is_language_note(text):
-            continue
         if not turns:
             turns.append(Turn(kind="procedural", paragraphs=[]))
-        turns[-1].paragraphs.append(text)
+        note, text = _split_note(text, lang)
+        if note:
+            turns[-1].notes.append(note)
+        if text:
+            turns[-1].paragraphs.append(text)
     if not any(t.kind == "speech" for t in turns) and not any(
         procedural_kind(p, lang) for t in turns for p in t.paragraphs
     ):
@@ -139,9 +173,12 @@ def parse_turns(doc: Document) -> list[Turn]:
     return turns
 
 
-def _is_language_note(text: str) -> bool:
-    text = text.strip()
-    return (text[:1] in "(（" and text[-1:] in ")）") and speakers.is_language_note(text)
+def _split_note(text: str, lang: str) -> tuple[str, str]:
+    """A language note that starts ``text`` (``(spoke in Russian)``) and the text after it."""
+    m = _LEADING_PAREN[lang].match(text)
+    if m and speakers.is_language_note(m.group()):
+        return m.group().strip(), text[m.end() :].strip()
+    return "", text
 
 
 # ---------------------------------------------------------------- command line
