@@ -75,6 +75,28 @@ class TranslationUnit:
 
 
 @dataclass
+class Unmatched:
+    """A sentence that no bead pairs with anything, and where it stands."""
+
+    lang: str  # "zh" or "en"
+    index: int  # the sentence's index in its document
+    text: str
+    turn: int | None = None  # its turn in its own version, None in plain mode
+    speaker: str = ""
+
+
+@dataclass
+class TurnLink:
+    """A Chinese turn and an English turn paired (either None when unpaired), with the
+    confidence of the pair and the block of turns whose sentences were aligned together."""
+
+    zh: int | None
+    en: int | None
+    confidence: float = 0.0
+    block: int = 0
+
+
+@dataclass
 class AlignmentResult:
     """What aligning one document pair gives: the pairs and what stayed unmatched."""
 
@@ -83,3 +105,7 @@ class AlignmentResult:
     unmatched_en: list[str] = field(default_factory=list)
     mode: str = "plain"  # "record" (speaker turns first) or "plain"
     warnings: list[str] = field(default_factory=list)
+    unmatched: list[Unmatched] = field(default_factory=list)  # both sides, in document order
+    turns: list[TurnLink] = field(default_factory=list)  # record mode: how the turns paired
+    sentences: dict[str, int] = field(default_factory=dict)  # {"zh": n, "en": m}
+    removed: dict[str, list[str]] = field(default_factory=dict)  # furniture the reader dropped

@@ -1,30 +1,52 @@
 """Align a Chinese document with its English version into sentence pairs with provenance.
 
 Record mode (meeting records): cut both versions into speaker turns, pair the turns
-(``aligner.turn_align``), then align the sentences inside each pair of turns. Plain mode: align
-the sentences of the whole documents. "auto" takes record mode when both versions have speaker
-headings and falls back to plain mode, with a warning, when either has none.
+(``aligner.turn_align``), then align the sentences inside each pair of turns. Where the turns do
+not pair one to one (a heading missed or added on one side, a speech split in two, a doubtful
+pair), the sentences of the whole run of turns, with the confident pairs on either side of it,
+are aligned together, so no speech is lost for want of a counterpart turn. Plain mode: align the
+sentences of the whole documents. "auto" takes record mode when both versions have speaker
+headings and falls back to plain mode, with a warning, when either has none. Two records whose
+turns do not correspond at all (different meetings) are refused.
 
-All sentences are embedded in one batch first; the aligner's per-turn calls then find their
+Nothing is lost on the way: every letter and digit of the paragraphs read is in a heading, a
+language note or exactly one sentence, and every sentence in exactly one bead (checked on every
+pair; TextLostError otherwise). ``left_out`` lists what the memory will not get: unpaired
+sentences, pairs below the threshold, and the page furniture the reader dropped.
+
+All sentences are embedded in one batch first; the aligner's per-block calls then find their
 vectors in the encoder's memory cache.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
+from collections.abc import Callable
+
 import numpy as np
 
 from aligner import speakers
 from aligner.align import align_sentences
-from aligner.errors import InputError
-from aligner.models import AlignmentResult, Document, SentencePair, Turn
+from aligner.errors import InputError, TextLostError
+from aligner.models import (
+    AlignmentResult,
+    Bead,
+    Document,
+    SentencePair,
+    Turn,
+    TurnLink,
+    Unmatched,
+)
 from aligner.segment import join_segments, split_sentences
 from aligner.turn_align import TurnPair, align_turns, turn_vectors
-from aligner.turns import parse_turns
+from aligner.turns import check_turns, letters, parse_turns
 
 MODES = ("auto", "record", "plain")
 MIN_HEADINGS = 2  # speech turns each version needs for record mode
 CONFIDENT = 0.5  # a turn pair below this confidence is doubtful
-MIN_CORRESPONDENCE = 0.5  # share of the text in confident turn pairs below which we warn
+MIN_CORRESPONDENCE = 0.5  # share of the text in confident turn pairs below which we refuse
+BALANCE_GAIN = 0.15  # how much closer (log length ratio) a lone turn must bring its neighbour
 
 
 def align_documents(
@@ -35,7 +57,11 @@ def align_documents(
     encoder=None,
     max_bead: int = 4,
 ) -> AlignmentResult:
-    """Align ``zh`` with ``en``; ``mode`` is "auto", "record" or "plain"."""
+    """Align ``zh`` with ``en``; ``mode`` is "auto", "record" or "plain".
+
+    Raises InputError when the two are records whose turns do not correspond (different
+    meetings) and TextLostError if any text was lost on the way (a bug).
+    """
     if mode not in MODES:
         raise InputError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
     if zh.lang != "zh" or en.lang != "en":
@@ -45,6 +71,7 @@ def align_documents(
 
         encoder = load_encoder()
     warnings: list[str] = []
+    result = None
     if mode != "plain":
         zh_turns, en_turns = parse_turns(zh), parse_turns(en)
         missing = [
@@ -53,14 +80,19 @@ def align_documents(
             if sum(t.kind == "speech" for t in turns) < MIN_HEADINGS
         ]
         if not missing:
-            return _align_record(zh, en, zh_turns, en_turns, encoder, max_bead)
-        sides = " and ".join(missing)
-        warnings.append(
-            f"no speaker headings found in the {sides} text: aligned sentence by sentence "
-            "as plain text"
-        )
-    result = _align_plain(zh, en, encoder, max_bead)
+            check_turns(zh, zh_turns)
+            check_turns(en, en_turns)
+            result = _align_record(zh, en, zh_turns, en_turns, encoder, max_bead)
+        else:
+            sides = " and ".join(missing)
+            warnings.append(
+                f"no speaker headings found in the {sides} text: aligned sentence by sentence "
+                "as plain text"
+            )
+    if result is None:
+        result = _align_plain(zh, en, encoder, max_bead)
     result.warnings[:0] = warnings
+    result.removed = {"zh": list(zh.removed), "en": list(en.removed)}
     return result
 
 
@@ -68,11 +100,20 @@ def _symbol(zh: Document, en: Document) -> str:
     return zh.symbol or en.symbol
 
 
+def _sentences(paragraphs: list[str], lang: str) -> list[str]:
+    return [s for p in paragraphs for s in split_sentences(p, lang)]
+
+
 def _align_plain(zh: Document, en: Document, encoder, max_bead: int) -> AlignmentResult:
-    zh_sents = [s for p in zh.paragraphs for s in split_sentences(p, "zh")]
-    en_sents = [s for p in en.paragraphs for s in split_sentences(p, "en")]
+    zh_sents = _sentences(zh.paragraphs, "zh")
+    en_sents = _sentences(en.paragraphs, "en")
+    check_sentences(zh.source or "zh", zh.paragraphs, zh_sents)
+    check_sentences(en.source or "en", en.paragraphs, en_sents)
     beads = align_sentences(zh_sents, en_sents, encoder, max_bead=max_bead)
-    result = AlignmentResult(pairs=[], mode="plain")
+    check_beads(beads, len(zh_sents), len(en_sents))
+    result = AlignmentResult(
+        pairs=[], mode="plain", sentences={"zh": len(zh_sents), "en": len(en_sents)}
+    )
     symbol = _symbol(zh, en)
     for bead in beads:
         if bead.zh and bead.en:
@@ -87,8 +128,9 @@ def _align_plain(zh: Document, en: Document, encoder, max_bead: int) -> Alignmen
                 )
             )
         else:
-            result.unmatched_zh.extend(zh_sents[i] for i in bead.zh)
-            result.unmatched_en.extend(en_sents[j] for j in bead.en)
+            result.unmatched.extend(Unmatched("zh", i, zh_sents[i]) for i in bead.zh)
+            result.unmatched.extend(Unmatched("en", j, en_sents[j]) for j in bead.en)
+    _fill_unmatched_lists(result)
     return result
 
 
@@ -96,14 +138,60 @@ def _join(sentences: list[str], indices: tuple[int, ...], lang: str) -> str:
     return join_segments([sentences[i] for i in indices], lang)
 
 
+def check_sentences(source: str, paragraphs: list[str], sentences: list[str]) -> None:
+    """Raise TextLostError unless the sentences hold the paragraphs' letters and digits, in
+    order, each exactly once."""
+    read, cut = letters("".join(paragraphs)), letters("".join(sentences))
+    if read == cut:
+        return
+    at = next((k for k, (a, b) in enumerate(zip(read, cut, strict=False)) if a != b), None)
+    at = min(len(read), len(cut)) if at is None else at
+    raise TextLostError(
+        f"{source}: cutting into sentences changed the text at letter {at}: "
+        f"read {read[max(0, at - 10) : at + 20]!r}, sentences have "
+        f"{cut[max(0, at - 10) : at + 20]!r}"
+    )
+
+
+def check_beads(beads: list[Bead], n_zh: int, n_en: int) -> None:
+    """Raise TextLostError unless every sentence index of both sides is in exactly one bead."""
+    for side, n, seen in (
+        ("Chinese", n_zh, Counter(i for b in beads for i in b.zh)),
+        ("English", n_en, Counter(j for b in beads for j in b.en)),
+    ):
+        missing = [k for k in range(n) if seen[k] != 1]
+        extra = [k for k in seen if not 0 <= k < n]
+        if missing or extra:
+            raise TextLostError(
+                f"{side} sentences not in exactly one bead: {(missing + extra)[:10]}"
+            )
+
+
 def _turn_sentences(turns: list[Turn], lang: str) -> tuple[list[list[str]], list[int]]:
     """Sentences of each turn, and the document index of each turn's first sentence."""
-    per_turn = [[s for p in t.paragraphs for s in split_sentences(p, lang)] for t in turns]
+    per_turn = [_sentences(t.paragraphs, lang) for t in turns]
     starts, total = [], 0
     for sents in per_turn:
         starts.append(total)
         total += len(sents)
     return per_turn, starts
+
+
+def turn_blocks(pairs: list[TurnPair]) -> list[list[TurnPair]]:
+    """Group turn pairs into the blocks whose sentences are aligned together, before
+    ``_merge_blocks``: a confidently paired turn is a block on its own, and each run of turns
+    that are unpaired or doubtfully paired is one block."""
+    blocks: list[list[TurnPair]] = []
+    for pair in pairs:
+        if _firm(pair) or not blocks or _firm(blocks[-1][-1]):
+            blocks.append([pair])
+        else:
+            blocks[-1].append(pair)
+    return blocks
+
+
+def _firm(pair: TurnPair) -> bool:
+    return pair.zh is not None and pair.en is not None and pair.confidence >= CONFIDENT
 
 
 def _align_record(
@@ -118,60 +206,184 @@ def _align_record(
     en_sents, en_starts = _turn_sentences(en_turns, "en")
     zh_flat = [s for sents in zh_sents for s in sents]
     en_flat = [s for sents in en_sents for s in sents]
+    check_sentences(zh.source or "zh", [p for t in zh_turns for p in t.paragraphs], zh_flat)
+    check_sentences(en.source or "en", [p for t in en_turns for p in t.paragraphs], en_flat)
     vectors = encoder.encode(zh_flat + en_flat)  # one batch; later calls hit the cache
     zh_vecs = _split_rows(vectors[: len(zh_flat)], zh_sents)
     en_vecs = _split_rows(vectors[len(zh_flat) :], en_sents)
     turn_pairs = align_turns(zh_turns, en_turns, turn_vectors(zh_vecs), turn_vectors(en_vecs))
 
-    result = AlignmentResult(pairs=[], mode="record")
     correspondence = _correspondence(turn_pairs, zh_sents, en_sents)
     if correspondence < MIN_CORRESPONDENCE:
-        result.warnings.append(
-            f"the turns of the two versions do not correspond (only {correspondence:.0%} of "
-            "the text is in confidently paired turns): they may be records of different "
-            "meetings; pair scores are capped accordingly"
+        raise InputError(
+            f"{zh.source or 'Chinese'} and {en.source or 'English'}: the turns of the two "
+            f"records do not correspond (only {correspondence:.0%} of the text is in "
+            "confidently paired turns): are they records of the same meeting?"
         )
-    doubtful = [p for p in turn_pairs if p.zh is not None and p.en is not None]
-    doubtful = [p for p in doubtful if p.confidence < CONFIDENT]
-    if doubtful and correspondence >= MIN_CORRESPONDENCE:
+    result = AlignmentResult(
+        pairs=[], mode="record", sentences={"zh": len(zh_flat), "en": len(en_flat)}
+    )
+    doubtful = [
+        p
+        for p in turn_pairs
+        if p.zh is not None and p.en is not None and p.confidence < CONFIDENT
+    ]
+    if doubtful:
         result.warnings.append(
             f"{len(doubtful)} turn pair(s) have low confidence: Chinese turns "
             + ", ".join(str(p.zh) for p in doubtful)
         )
+    zh_turn_of = [k for k, sents in enumerate(zh_sents) for _ in sents]
+    en_turn_of = [k for k, sents in enumerate(en_sents) for _ in sents]
     symbol = _symbol(zh, en)
-    for pair in turn_pairs:
-        if pair.zh is None or pair.en is None:
-            if pair.zh is not None:
-                result.unmatched_zh.extend(zh_sents[pair.zh])
-            if pair.en is not None:
-                result.unmatched_en.extend(en_sents[pair.en])
-            continue
-        cap = min(pair.confidence, correspondence) if (
-            pair.confidence < CONFIDENT or correspondence < MIN_CORRESPONDENCE
-        ) else 1.0
-        zt, et = zh_turns[pair.zh], en_turns[pair.en]
-        zs, es = zh_sents[pair.zh], en_sents[pair.en]
-        zo, eo = zh_starts[pair.zh], en_starts[pair.en]
-        for bead in align_sentences(zs, es, encoder, max_bead=max_bead):
-            if not (bead.zh and bead.en):
-                result.unmatched_zh.extend(zs[i] for i in bead.zh)
-                result.unmatched_en.extend(es[j] for j in bead.en)
+
+    def align_block(block: list[TurnPair]) -> list[Bead]:
+        """The block's beads, in document sentence indices, scores capped by its pairs."""
+        zh_index = [zh_starts[p.zh] + i for p in block if p.zh is not None
+                    for i in range(len(zh_sents[p.zh]))]
+        en_index = [en_starts[p.en] + j for p in block if p.en is not None
+                    for j in range(len(en_sents[p.en]))]
+        if not (zh_index and en_index):
+            return [Bead((i,), ()) for i in zh_index] + [Bead((), (j,)) for j in en_index]
+        paired = [p.confidence for p in block if p.zh is not None and p.en is not None]
+        cap = 1.0 if any(c >= CONFIDENT for c in paired) else max(paired, default=0.0)
+        return [
+            Bead(
+                tuple(zh_index[i] for i in bead.zh),
+                tuple(en_index[j] for j in bead.en),
+                min(bead.score, cap),
+            )
+            for bead in align_sentences(
+                [zh_flat[i] for i in zh_index],
+                [en_flat[j] for j in en_index],
+                encoder,
+                max_bead=max_bead,
+            )
+        ]
+
+    zh_chars = [sum(len(s) for s in sents) for sents in zh_sents]
+    en_chars = [sum(len(s) for s in sents) for sents in en_sents]
+    ratio = max(sum(zh_chars), 1) / max(sum(en_chars), 1)
+
+    def imbalance(block: list[TurnPair]) -> float:
+        """How far the block's two sides are from the document's length ratio (log)."""
+        zl = sum(zh_chars[p.zh] for p in block if p.zh is not None)
+        el = sum(en_chars[p.en] for p in block if p.en is not None)
+        return abs(math.log((zl + 20) / (ratio * el + 20)))
+
+    blocks = _merge_blocks(turn_blocks(turn_pairs), align_block, imbalance)
+    all_beads: list[Bead] = []
+    for number, (block, beads) in enumerate(blocks):
+        result.turns.extend(TurnLink(p.zh, p.en, p.confidence, number) for p in block)
+        for bead in beads:
+            zi, ej = bead.zh, bead.en
+            all_beads.append(bead)
+            if not (zi and ej):
+                result.unmatched.extend(
+                    Unmatched("zh", i, zh_flat[i], zh_turn_of[i], zh_turns[zh_turn_of[i]].speaker)
+                    for i in zi
+                )
+                result.unmatched.extend(
+                    Unmatched("en", j, en_flat[j], en_turn_of[j], en_turns[en_turn_of[j]].speaker)
+                    for j in ej
+                )
                 continue
+            zt, et = zh_turns[zh_turn_of[zi[0]]], en_turns[en_turn_of[ej[0]]]
             result.pairs.append(
                 SentencePair(
-                    zh=_join(zs, bead.zh, "zh"),
-                    en=_join(es, bead.en, "en"),
-                    score=min(bead.score, cap),
-                    zh_indices=tuple(zo + i for i in bead.zh),
-                    en_indices=tuple(eo + j for j in bead.en),
+                    zh=join_segments([zh_flat[i] for i in zi], "zh"),
+                    en=join_segments([en_flat[j] for j in ej], "en"),
+                    score=bead.score,
+                    zh_indices=zi,
+                    en_indices=ej,
                     document=symbol,
-                    turn=pair.zh,
+                    turn=zh_turn_of[zi[0]],
                     speaker=et.speaker or zt.speaker,
                     country=speakers.entity(et.country) or et.country or zt.country,
                     language=_delivery_language(zt, et),
                 )
             )
+    check_beads(all_beads, len(zh_flat), len(en_flat))
+    result.pairs.sort(key=lambda p: (p.zh_indices[0], p.en_indices[0]))
+    result.unmatched.sort(key=lambda u: (u.lang != "zh", u.index))
+    _fill_unmatched_lists(result)
     return result
+
+
+def _merge_blocks(
+    blocks: list[list[TurnPair]],
+    align_block: Callable[[list[TurnPair]], list[Bead]],
+    imbalance: Callable[[list[TurnPair]], float],
+) -> list[tuple[list[TurnPair], list[Bead]]]:
+    """Align each block; join neighbours where one holds a turn with no counterpart whose text
+    the other block seems to hold, and align them again together.
+
+    That is the mark of turns the two versions cut differently: a heading missed on one side
+    (Latvia's statement read into the President's turn), a speech split in two. The other block
+    then either left sentences of the opposite side unmatched, or its two sides' lengths agree
+    much better with the lone turn added. A turn that is simply absent from the other version
+    stays alone, its sentences unmatched.
+    """
+    aligned = [(block, align_block(block)) for block in blocks]
+    k = 0
+    while k + 1 < len(aligned):
+        (a, a_beads), (b, b_beads) = aligned[k], aligned[k + 1]
+        lone = _lone_sides(a) | _lone_sides(b)
+        joined = a + b
+        if lone and (
+            _leftover(a_beads, _lone_sides(b))
+            or _leftover(b_beads, _lone_sides(a))
+            or imbalance(joined) + BALANCE_GAIN < min(imbalance(a), imbalance(b))
+        ):
+            aligned[k : k + 2] = [(joined, align_block(joined))]
+            k = max(k - 1, 0)
+        else:
+            k += 1
+    return aligned
+
+
+def _lone_sides(block: list[TurnPair]) -> set[str]:
+    """The sides ("zh", "en") on which ``block`` holds a turn with no counterpart."""
+    return {"zh" for p in block if p.en is None} | {"en" for p in block if p.zh is None}
+
+
+def _leftover(beads: list[Bead], lone: set[str]) -> bool:
+    """Whether ``beads`` left unmatched a sentence of the side opposite a lone turn."""
+    return ("zh" in lone and any(b.en and not b.zh for b in beads)) or (
+        "en" in lone and any(b.zh and not b.en for b in beads)
+    )
+
+
+def _fill_unmatched_lists(result: AlignmentResult) -> None:
+    result.unmatched_zh = [u.text for u in result.unmatched if u.lang == "zh"]
+    result.unmatched_en = [u.text for u in result.unmatched if u.lang == "en"]
+
+
+def left_out(result: AlignmentResult, min_score: float) -> dict[str, object]:
+    """What a memory built from ``result`` at ``min_score`` will not hold, for reports: every
+    unpaired sentence, every pair below the threshold (with turn, speaker, text and score), and
+    the page furniture the reader removed."""
+    return {
+        "unmatched": [
+            {"lang": u.lang, "index": u.index, "turn": u.turn, "speaker": u.speaker,
+             "text": u.text}
+            for u in result.unmatched
+        ],
+        "below_threshold": [
+            {
+                "turn": p.turn,
+                "speaker": p.speaker,
+                "score": round(p.score, 4),
+                "zh": p.zh,
+                "en": p.en,
+                "zh_indices": list(p.zh_indices),
+                "en_indices": list(p.en_indices),
+            }
+            for p in result.pairs
+            if p.score < min_score
+        ],
+        "removed": {lang: list(texts) for lang, texts in result.removed.items()},
+    }
 
 
 def _split_rows(vectors: np.ndarray, groups: list[list[str]]) -> list[np.ndarray]:

@@ -20,9 +20,11 @@ import json
 import re
 import sys
 import unicodedata
+from collections import Counter
 from pathlib import Path
 
 from aligner import speakers
+from aligner.errors import TextLostError
 from aligner.models import Document, Turn
 
 _EN_HEADING = re.compile(
@@ -171,6 +173,27 @@ def parse_turns(doc: Document) -> list[Turn]:
     ):
         return []
     return turns
+
+
+def letters(text: str) -> str:
+    """The letters and digits of ``text``, in order: what no step may lose or invent."""
+    return "".join(ch for ch in text if ch.isalnum())
+
+
+def check_turns(doc: Document, turns: list[Turn]) -> None:
+    """Raise TextLostError unless every letter and digit of ``doc.paragraphs`` is in exactly
+    one turn's heading, notes or paragraphs."""
+    read = Counter(letters("".join(doc.paragraphs)))
+    kept: Counter[str] = Counter()
+    for turn in turns:
+        kept.update(letters("".join([turn.heading, *turn.notes, *turn.paragraphs])))
+    if read != kept:
+        lost, added = read - kept, kept - read
+        raise TextLostError(
+            f"{doc.source or doc.lang}: cutting into turns lost {lost.total()} letters or "
+            f"digits ({''.join(lost.elements())[:40]!r}) and added {added.total()} "
+            f"({''.join(added.elements())[:40]!r})"
+        )
 
 
 def _split_note(text: str, lang: str) -> tuple[str, str]:

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from aligner.align import DEFAULT_MIN_SCORE
+from aligner import pipeline
 from aligner.embed import CachedEncoder, load_encoder
-from aligner.errors import InputError
+from aligner.errors import InputError, TextLostError
 from aligner.ingest import read_document
 from aligner.models import Document
-from aligner.pipeline import align_documents
+from aligner.pipeline import align_documents, left_out
 from aligner.turn_align import align_turns, embed_turns
 from aligner.turns import parse_turns
 
@@ -19,6 +19,14 @@ DATA = Path(__file__).parent / "data"
 # The English has no counterpart of Chinese turn 4 (主席: 我感谢费多托夫先生的通报。…), so
 # Chinese turns 5.. pair with English turns 4..
 EXPECTED_TURNS = [(i, i) for i in range(4)] + [(4, None)] + [(i, i - 1) for i in range(5, 15)]
+# The sentence pairs a translator makes: Chinese sentences 14-15 are the turn missing from the
+# English; Chinese sentence 46 is rendered by two English sentences.
+EXPECTED_PAIRS = (
+    [((i,), (i,)) for i in range(14)]
+    + [((i,), (i - 2,)) for i in range(16, 46)]
+    + [((46,), (44, 45))]
+    + [((i,), (i - 1,)) for i in range(47, 52)]
+)
 
 
 @pytest.fixture(scope="module")
@@ -83,15 +91,7 @@ def test_one_turn_missing_does_not_shift_the_rest(zh, en, encoder, side, starts,
 def test_sentence_pairs_with_provenance(zh, en, encoder):
     result = align_documents(zh, en, encoder=encoder)
     assert result.mode == "record" and result.warnings == []
-    # Chinese sentences 14-15 are the turn missing from the English; Chinese sentence 46 is
-    # rendered by two English sentences.
-    expected = (
-        [((i,), (i,)) for i in range(14)]
-        + [((i,), (i - 2,)) for i in range(16, 46)]
-        + [((46,), (44, 45))]
-        + [((i,), (i - 1,)) for i in range(47, 52)]
-    )
-    assert [(p.zh_indices, p.en_indices) for p in result.pairs] == expected
+    assert [(p.zh_indices, p.en_indices) for p in result.pairs] == EXPECTED_PAIRS
     assert result.unmatched_zh == ["我感谢费多托夫先生的通报。", "我现在请汗先生发言。"]
     assert result.unmatched_en == []
     assert {p.document for p in result.pairs} == {"S/PV.8017"}
@@ -139,14 +139,96 @@ def test_all_sentences_embedded_in_one_batch(zh, en, encoder):
     assert len(result.pairs) == 50
 
 
-def test_records_of_different_meetings_are_reported(zh, encoder):
+def test_records_of_different_meetings_are_refused(zh, encoder):
     other = read_document(DATA / "record_other_meeting.en.txt")
     pairs = pair_turns(zh, other, encoder)
     paired = [p for p in pairs if p.zh is not None and p.en is not None]
     assert sum(p.confidence >= 0.5 for p in paired) <= 3  # formulaic President lines only
-    result = align_documents(zh, other, encoder=encoder)
-    assert any("do not correspond" in w for w in result.warnings)
-    assert result.pairs and all(p.score < DEFAULT_MIN_SCORE for p in result.pairs)
+    with pytest.raises(InputError, match=r"the turns of the two records do not correspond "
+                       r"\(only \d+% .*same meeting\?$"):
+        align_documents(zh, other, encoder=encoder)
+
+
+def replaced(doc: Document, old: str, new: str) -> Document:
+    """The document with ``old`` replaced by ``new`` in the one paragraph that holds it."""
+    hits = [k for k, p in enumerate(doc.paragraphs) if old in p]
+    assert len(hits) == 1
+    paragraphs = list(doc.paragraphs)
+    paragraphs[hits[0]] = paragraphs[hits[0]].replace(old, new)
+    return dataclasses.replace(doc, paragraphs=paragraphs)
+
+
+@pytest.mark.parametrize(
+    ("side", "old", "new"),
+    [
+        # a heading missed in the English: Nebenzia's speech is read into Rycroft's turn
+        ("en", "Mr. Nebenzia (Russian Federation) (spoke in Russian): ", ""),
+        # a heading missed in the Chinese: Haley's speech is read into Nebenzia's turn
+        ("zh", "黑利夫人（美利坚合众国）（以英语发言）：", ""),
+        # a speech split in two in the English: Sadykov's second paragraph under its own heading
+        ("en", "I also congratulate", "Mr. Sadykov (Kazakhstan): I also congratulate"),
+        # and in the Chinese, where a language note opens the second part
+        ("zh", "我还祝贺并欢迎", "萨迪科夫先生（哈萨克斯坦）：（以英语发言）我还祝贺并欢迎"),
+    ],
+)
+def test_turns_cut_differently_lose_no_speech(zh, en, encoder, side, old, new):
+    if side == "en":
+        en = replaced(en, old, new)
+    else:
+        zh = replaced(zh, old, new)
+    result = align_documents(zh, en, encoder=encoder)
+    assert [(p.zh_indices, p.en_indices) for p in result.pairs] == EXPECTED_PAIRS
+    assert result.unmatched_zh == ["我感谢费多托夫先生的通报。", "我现在请汗先生发言。"]
+    assert result.unmatched_en == []
+    blocks = {link.block for link in result.turns}
+    assert len(blocks) < len(result.turns)  # the turns cut differently were aligned together
+
+
+def test_left_out_lists_unpaired_sentences_and_low_pairs(zh, en, encoder):
+    result = align_documents(zh, en, encoder=encoder)
+    report = left_out(result, min_score=0.5)
+    assert report["unmatched"] == [
+        {"lang": "zh", "index": 14, "turn": 4, "speaker": "主席",
+         "text": "我感谢费多托夫先生的通报。"},
+        {"lang": "zh", "index": 15, "turn": 4, "speaker": "主席", "text": "我现在请汗先生发言。"},
+    ]
+    low = [p for p in result.pairs if p.score < 0.5]
+    assert report["below_threshold"] == [
+        {
+            "turn": p.turn, "speaker": p.speaker, "score": round(p.score, 4), "zh": p.zh,
+            "en": p.en, "zh_indices": list(p.zh_indices), "en_indices": list(p.en_indices),
+        }
+        for p in low
+    ]
+    everything = left_out(result, min_score=1.01)["below_threshold"]
+    assert len(everything) == len(result.pairs)
+    assert everything[0]["en"] == "The meeting was called to order at 10.10 a.m."
+    assert report["removed"] == {"zh": [], "en": []}
+    assert result.sentences == {"zh": 52, "en": 51}
+
+
+def test_lost_text_fails_loudly(zh, en, encoder, monkeypatch):
+    real_split = pipeline.split_sentences
+
+    def losing(paragraph, lang):  # a splitter that drops the last word of a paragraph
+        return real_split(paragraph[:-3], lang) if len(paragraph) > 40 else real_split(
+            paragraph, lang
+        )
+
+    monkeypatch.setattr(pipeline, "split_sentences", losing)
+    with pytest.raises(TextLostError, match="record_8017_excerpt.zh.txt: cutting into sentences"):
+        align_documents(zh, en, encoder=encoder)
+    monkeypatch.undo()
+    real_align = pipeline.align_sentences
+
+    def dropping(zh_sents, en_sents, encoder, max_bead):  # an aligner that drops a bead
+        return real_align(zh_sents, en_sents, encoder, max_bead=max_bead)[1:]
+
+    monkeypatch.setattr(pipeline, "align_sentences", dropping)
+    with pytest.raises(TextLostError, match="sentences not in exactly one bead"):
+        align_documents(zh, en, encoder=encoder)
+    with pytest.raises(TextLostError, match="sentences not in exactly one bead"):
+        align_documents(zh, en, mode="plain", encoder=encoder)
 
 
 def test_plain_text_falls_back_with_a_warning(shared_data, encoder):

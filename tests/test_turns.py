@@ -7,9 +7,10 @@ import pytest
 
 from aligner import speakers
 from aligner.cli import main
+from aligner.errors import TextLostError
 from aligner.ingest import read_document
 from aligner.models import Document
-from aligner.turns import parse_heading, parse_turns, procedural_kind
+from aligner.turns import check_turns, parse_heading, parse_turns, procedural_kind
 
 DATA = Path(__file__).parent / "data"
 
@@ -111,6 +112,31 @@ def test_real_record_turn_contents(record_turns):
             "en", "Mr. Llorentty Solíz", "Plurinational State of Bolivia", "Spanish", "At",
         ),
         ("The President: I", "en", "The President", "", "", "I"),
+        # hyphens, middle dots, two names, apostrophes, initials, organisations, old notes
+        (
+            "帕夫乌塔-德斯兰德斯女士（拉脱维亚）（以英语发言）：主席先生",
+            "zh", "帕夫乌塔-德斯兰德斯女士", "拉脱维亚", "英语", "主席先生",
+        ),
+        ("罗斯玛丽 · 迪卡洛女士（以英语发言）：俄罗斯", "zh", "罗斯玛丽 · 迪卡洛女士", "", "英语",
+         "俄罗斯"),
+        ("斯塔夫罗斯•兰布里尼蒂斯先生（欧洲联盟）：我", "zh", "斯塔夫罗斯•兰布里尼蒂斯先生",
+         "欧洲联盟", "", "我"),
+        ("兰道先生/沃尔兹先生（美利坚合众国）：我", "zh", "兰道先生/沃尔兹先生", "美利坚合众国",
+         "", "我"),
+        ("Mr. Landau/Mr. Waltz (United States of America): I", "en", "Mr. Landau/Mr. Waltz",
+         "United States of America", "", "I"),
+        ("Ms. Pavļuta-Deslandes (Latvia): Let", "en", "Ms. Pavļuta-Deslandes", "Latvia", "",
+         "Let"),
+        ("Mr. O’Brien (Ireland): We", "en", "Mr. O’Brien", "Ireland", "", "We"),
+        ("Mr. d’Escoto Brockmann (Nicaragua) (spoke in Spanish): I", "en",
+         "Mr. d’Escoto Brockmann", "Nicaragua", "Spanish", "I"),
+        ("Mr. A. K. Abdul Momen (Bangladesh): I", "en", "Mr. A. K. Abdul Momen", "Bangladesh",
+         "", "I"),
+        ("Mr. Lambrinidis (European Union): I", "en", "Mr. Lambrinidis", "European Union", "",
+         "I"),
+        ("Mr. Elaraby (Egypt)(interpretation from Arabic): Today", "en", "Mr. Elaraby", "Egypt",
+         "Arabic", "Today"),
+        ("The President (spoke in French): In", "en", "The President", "", "French", "In"),
     ],
 )
 def test_headings(text, lang, speaker, country, language, rest):
@@ -128,6 +154,10 @@ def test_headings(text, lang, speaker, country, language, rest):
         ("Mr. Fedotov said: the threat is real.", "en"),
         ("As Mr. Rycroft (United Kingdom) noted: the threat is real.", "en"),
         ("In favour:", "en"),
+        # cover page lines
+        ("主席： 兰道先生/沃尔兹先生 . . . . . . . . . . . . （美利坚合众国）", "zh"),
+        ("主席：兰道先生/沃尔兹先生……………（美利坚合众国）", "zh"),
+        ("The President: Mr. Adom . . . . . . . . . . . (Côte d’Ivoire)", "en"),
     ],
 )
 def test_not_headings(text, lang):
@@ -251,3 +281,127 @@ def test_turns_command_on_plain_text(shared_data, tmp_path, capsys):
     assert capsys.readouterr().out == "report.txt: no speaker headings found (20 paragraphs)\n"
     assert main(["turns", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def speech_list(turns):
+    return [(t.speaker, t.country, t.language) for t in turns if t.kind == "speech"]
+
+
+# S/PV.10124 (first part), both versions read by hand: the cover page (President, Members,
+# agenda) is procedural, and every statement is a turn.
+PV10124_ZH = [
+    ("主席", "", "英语"), ("迪卡洛女士", "", "英语"), ("主席", "", "英语"),
+    ("弗莱彻先生", "", "英语"), ("主席", "", "英语"),
+    ("帕夫乌塔-德斯兰德斯女士", "拉脱维亚", "英语"), ("拉森女士", "丹麦", "英语"),
+    ("博纳方先生", "法国", "法语"), ("巴尔塔夫人", "希腊", "英语"),
+    ("卡留乌基先生", "联合王国", "英语"),
+]
+PV10124_EN = [
+    ("The President", "", ""), ("Ms. DiCarlo", "", ""), ("The President", "", ""),
+    ("Mr. Fletcher", "", ""), ("The President", "", ""),
+    ("Ms. Pavļuta-Deslandes", "Latvia", ""), ("Ms. Lassen", "Denmark", ""),
+    ("Mr. Bonnafont", "France", "French"), ("Mrs. Balta", "Greece", ""),
+    ("Mr. Kariuki", "United Kingdom", ""),
+]
+# The English PDFs, read by hand (pdftotext): every speaker heading in order.
+PV8422 = [
+    ("The President", "", "French"), ("The President", "", "French"),
+    ("Mr. Delattre", "France", "French"), ("The President", "", "French"),
+    ("Mr. Blok", "Netherlands", ""), ("Mr. Cohen", "United States of America", ""),
+    ("Mr. Nebenzia", "Russian Federation", "Russian"), ("Ms. Wronecka", "Poland", ""),
+    ("Mr. Ma Zhaoxu", "China", "Chinese"), ("Mr. Skoog", "Sweden", ""),
+    ("The President", "", "French"), ("Ms. Kpongo", "Central African Republic", "French"),
+]
+PV3756 = (
+    [("The President", "", "")] * 3
+    + [
+        ("Mr. Elaraby", "Egypt", "Arabic"), ("Mr. Berrocal Soto", "Costa Rica", "Spanish"),
+        ("Mr. Owada", "Japan", ""), ("Mr. Wang Xuexian", "China", "Chinese"),
+        ("Mr. Richardson", "United States of America", ""),
+    ]
+    + [("The President", "", "")] * 2
+    + [
+        ("Mr. Ladsous", "France", "French"), ("Mr. Lavrov", "Russian Federation", "Russian"),
+        ("Mr. Monteiro", "Portugal", ""), ("Mr. Lidén", "Sweden", ""), ("The President", "", ""),
+        ("Mr. Al-Kidwa", "Palestine", "Arabic"), ("The President", "", ""),
+        ("Mr. Peleg", "Israel", ""), ("Mr. Elaraby", "Egypt", ""), ("The President", "", ""),
+    ]
+)
+_AP = ("The Acting President", "", "")
+A79PV29 = [
+    ("Mr. Kiboino", "Kenya", ""), ("Mr. Korbieh", "Ghana", ""),
+    ("Ms. Schwalger", "New Zealand", ""),
+    ("Mr. Mukongo", "Democratic Republic of the Congo", "French"),
+    ("Ms. Flores Soto", "El Salvador", "Spanish"), ("Mr. Babo Soares", "Timor-Leste", ""),
+    ("Mr. Zoumanigui", "Guinea", "French"), ("Ms. Monica", "Bangladesh", ""),
+    ("Mr. Quintana Aranguren", "Colombia", "Spanish"),
+    ("Ms. Zabolotskaya", "Russian Federation", "Russian"), _AP,
+    ("Ms. Emelina-Sarte", "Department for General Assembly and Conference Management", ""),
+    _AP, ("Mrs. Llano", "Nicaragua", "Spanish"), _AP, _AP,
+    ("Mr. Evseenko", "Belarus", "Russian"), ("Mrs. Rangasamy", "India", ""), _AP,
+    ("Mr. Paulauskas", "Lithuania", ""), ("Mr. Evseenko", "Belarus", "Russian"),
+    ("Mr. Paulauskas", "Lithuania", ""), _AP, ("Mr. Montalvo Sosa", "Ecuador", "Spanish"),
+    ("Mr. Al Shehhi", "Oman", "Arabic"), ("Mr. Margaryan", "Armenia", ""),
+    ("Mr. Prabowo", "Indonesia", ""), ("Mr. Ndoye", "Senegal", "French"),
+    ("Mrs. Lora-Santos", "Philippines", ""), ("Mr. Al Ajeeli", "United Arab Emirates", "Arabic"),
+    ("Mrs. Kupradze", "Georgia", ""), ("Mr. Mahmoud", "Egypt", "Arabic"),
+    ("Mrs. Guerra Tamayo", "Cuba", "Spanish"), _AP, ("Mr. Mansour", "State of Palestine", ""),
+    ("Mr. Quintana Aranguren", "Colombia", "Spanish"), ("Mr. Grech", "Malta", ""),
+    ("Mr. Cappon", "Israel", ""), ("Mr. Tommo Monthe", "Cameroon", "French"), _AP,
+    ("Mrs. Rangasamy", "India", ""), ("Mrs. Ijaz", "Pakistan", ""), _AP,
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("S-PV-10124.part1.zh.txt", PV10124_ZH),
+        ("S-PV-10124.part1.en.txt", PV10124_EN),
+        ("S-PV-8422.en.pdf", PV8422),
+        ("S-PV-3756.en.pdf", PV3756),
+        ("A-79-PV-29.en.pdf", A79PV29),
+    ],
+)
+def test_every_speaker_turn_of_real_records(shared_data, name, expected):
+    doc = read_document(shared_data / "un" / name)
+    turns = parse_turns(doc)
+    assert speech_list(turns) == expected
+    check_turns(doc, turns)  # every letter and digit in a heading, a note or the text
+    assert turns[0].kind == "procedural"  # the cover page
+
+
+def test_real_record_turns_lose_nothing(record_turns, shared_data):
+    check_turns(read_document(shared_data / "un" / "S-PV-8017.zh.txt"), record_turns)
+    headings = [t.heading for t in record_turns if t.kind == "speech"]
+    assert headings[10] == "里克罗夫特先生（联合王国）（以英语发言）："
+
+
+def test_cover_page_and_language_switch():
+    doc = Document(
+        paragraphs=[
+            "主席： 兰道先生/沃尔兹先生 . . . . . . . . （美利坚合众国）",
+            "成员： 巴林 . . . . . . . . 南希·阿卜杜拉女士",
+            "中国 . . . . . . . . 孙磊先生",
+            "议程项目",
+            "下午3时10分开会。",
+            "主席（以英语发言）：我现在请内边贾先生发言。",
+            "内边贾先生（俄罗斯联邦）（以俄语发言）：主席先生，谢谢。",
+            "（以英语发言）",
+            "我要用英语说几句话。",
+            "（以俄语发言）最后，我要回到俄语。",
+        ],
+        lang="zh",
+    )
+    turns = parse_turns(doc)
+    assert [t.kind for t in turns] == ["procedural", "procedural", "speech", "speech"]
+    assert turns[0].paragraphs[0].startswith("主席： 兰道先生")
+    nebenzia = turns[3]
+    assert nebenzia.heading == "内边贾先生（俄罗斯联邦）（以俄语发言）："
+    assert nebenzia.notes == ["（以英语发言）", "（以俄语发言）"]
+    assert nebenzia.paragraphs == [
+        "主席先生，谢谢。", "我要用英语说几句话。", "最后，我要回到俄语。"
+    ]
+    check_turns(doc, turns)
+    turns[3].paragraphs.pop()
+    with pytest.raises(TextLostError, match="cutting into turns lost 8 letters"):
+        check_turns(doc, turns)
