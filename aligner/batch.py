@@ -317,7 +317,7 @@ def align_pair(pair: PairSpec, out_dir: str, settings: BatchSettings) -> dict:
     Never raises for a bad pair: the report says ``"status": "failed"`` and why.
     """
     from aligner.ingest import read_document
-    from aligner.pipeline import align_documents
+    from aligner.pipeline import align_documents, left_out
     from aligner.tmx import pairs_to_units, write_tmx
 
     started = time.perf_counter()
@@ -370,12 +370,14 @@ def align_pair(pair: PairSpec, out_dir: str, settings: BatchSettings) -> dict:
             "pairs_written": written,
             "below_threshold": len(result.pairs) - len(kept),
             "unmatched": {"zh": len(result.unmatched_zh), "en": len(result.unmatched_en)},
+            "removed": {lang: len(texts) for lang, texts in result.removed.items()},
             "mean_score": round(sum(scores) / len(scores), 4) if scores else 0.0,
             "min_score": settings.min_score,
             "warnings": list(result.warnings),
             "seconds": round(time.perf_counter() - started, 3),
             "tmx": f"{PAIRS_DIR}/{pair.id}.tmx",
             "key": key,
+            **left_out(result, settings.min_score),
         }
         _write_json(json_path, report)
         return report
@@ -590,6 +592,12 @@ class _Reporter:
             state = "already done (same inputs and settings)"
         else:
             state = f"{report['pairs_written']} pairs written in {report['seconds']:.1f}s"
+            unmatched = sum(report["unmatched"].values())
+            if report["below_threshold"] or unmatched:
+                state += (
+                    f", {report['below_threshold']} below threshold and {unmatched} unmatched "
+                    f"sentences listed in {PAIRS_DIR}/{report['id']}.json"
+                )
             if report["warnings"]:
                 state += f", warning: {'; '.join(report['warnings'])}"
         print(

@@ -65,7 +65,7 @@ def run_align(args: argparse.Namespace) -> int:
     from aligner.embed import load_encoder
     from aligner.errors import InputError
     from aligner.ingest import read_document
-    from aligner.pipeline import align_documents
+    from aligner.pipeline import align_documents, left_out
     from aligner.tmx import pairs_to_units, write_tmx
 
     if args.max_bead < 1:
@@ -95,6 +95,9 @@ def run_align(args: argparse.Namespace) -> int:
         warnings.append(
             "most pairs score below the threshold: are these texts translations of each other?"
         )
+    listed = left_out(result, min_score)
+    report = output.with_name(f"{output.stem}.left-out.json")
+    _write_json(report, listed)
     summary = {
         "output": str(output),
         "mode": result.mode,
@@ -103,10 +106,19 @@ def run_align(args: argparse.Namespace) -> int:
         "min_score": round(min_score, 3),
         "unmatched_zh": len(result.unmatched_zh),
         "unmatched_en": len(result.unmatched_en),
+        "removed_zh": len(result.removed.get("zh", [])),
+        "removed_en": len(result.removed.get("en", [])),
+        "sentences": result.sentences,
         "mean_score": round(sum(p.score for p in result.pairs) / len(result.pairs), 3)
         if result.pairs
         else 0.0,
+        "turns": [
+            {"zh": t.zh, "en": t.en, "confidence": round(t.confidence, 3), "block": t.block}
+            for t in result.turns
+        ],
         "warnings": warnings,
+        "left_out_report": str(report),
+        **listed,
     }
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
@@ -115,11 +127,22 @@ def run_align(args: argparse.Namespace) -> int:
             f"{summary['written']} pairs written to {output} ({result.mode} mode); "
             f"{summary['left_out']} left out below score {summary['min_score']}; "
             f"unmatched sentences: {summary['unmatched_zh']} zh, {summary['unmatched_en']} en; "
-            f"mean score {summary['mean_score']}"
+            f"page furniture removed: {summary['removed_zh']} zh, {summary['removed_en']} en; "
+            f"mean score {summary['mean_score']}; all listed in {report}"
         )
     for warning in warnings:
         print(f"aligner: warning: {warning}", file=sys.stderr)
     return 0
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Write ``data`` to ``path`` through a temporary file renamed into place."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def run_serve(args: argparse.Namespace) -> NoReturn:

@@ -364,12 +364,12 @@ def left_out(result: AlignmentResult, min_score: float) -> dict[str, object]:
     unpaired sentence, every pair below the threshold (with turn, speaker, text and score), and
     the page furniture the reader removed."""
     return {
-        "unmatched": [
+        "unmatched_sentences": [
             {"lang": u.lang, "index": u.index, "turn": u.turn, "speaker": u.speaker,
              "text": u.text}
             for u in result.unmatched
         ],
-        "below_threshold": [
+        "pairs_below_threshold": [
             {
                 "turn": p.turn,
                 "speaker": p.speaker,
@@ -382,7 +382,7 @@ def left_out(result: AlignmentResult, min_score: float) -> dict[str, object]:
             for p in result.pairs
             if p.score < min_score
         ],
-        "removed": {lang: list(texts) for lang, texts in result.removed.items()},
+        "removed_text": {lang: list(texts) for lang, texts in result.removed.items()},
     }
 
 

@@ -157,6 +157,9 @@ def create_router() -> APIRouter:
                 )
         finally:
             slot.release()
+        from aligner.align import DEFAULT_MIN_SCORE
+        from aligner.pipeline import left_out
+
         return {
             "mode": result.mode,
             "pairs": [
@@ -174,6 +177,8 @@ def create_router() -> APIRouter:
             "unmatched_en": result.unmatched_en,
             "warnings": result.warnings,
             "imported": imported,
+            "min_score": DEFAULT_MIN_SCORE,
+            **left_out(result, DEFAULT_MIN_SCORE),
         }
 
     return router

@@ -337,6 +337,12 @@ def _align_checks(client: TestClient, files: dict) -> None:
     pairs = answer.json()["pairs"]
     assert len(pairs) >= 8 and all(p["zh"] and p["en"] for p in pairs)
     assert answer.json()["imported"] is None
+    below = answer.json()["pairs_below_threshold"]  # listed with turn, speaker, text, score
+    keys = ("zh", "en", "score", "speaker", "turn")
+    low = [p for p in pairs if p["score"] < answer.json()["min_score"]]
+    assert [{k: b[k] for k in keys} for b in below] == [{k: p[k] for k in keys} for p in low]
+    unmatched = answer.json()["unmatched_sentences"]
+    assert [u["text"] for u in unmatched if u["lang"] == "zh"] == answer.json()["unmatched_zh"]
     tmx = client.post("/align", files=files, data={"format": "tmx"}, headers=AUTH)
     assert tmx.headers["content-type"].startswith("application/x-tmx+xml")
     added = client.post(

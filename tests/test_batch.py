@@ -110,6 +110,14 @@ def test_batch_writes_reports_goes_past_failures_and_resumes(docs, tmp_path, cap
         assert report["pairs_written"] + report["below_threshold"] == report["pairs"] >= 4
         assert 0.5 < report["mean_score"] <= 1.0 and report["seconds"] > 0
         assert set(report["unmatched"]) == {"zh", "en"}
+        # what the memory does not get is listed, not only counted
+        assert len(report["pairs_below_threshold"]) == report["below_threshold"]
+        assert all(p["score"] < report["min_score"] for p in report["pairs_below_threshold"])
+        assert [u["lang"] for u in report["unmatched_sentences"]].count("zh") == report[
+            "unmatched"]["zh"]
+        assert report["removed"] == {
+            lang: len(texts) for lang, texts in report["removed_text"].items()
+        }
         pair_units = units(out / "pairs" / f"{name}.tmx")
         assert len(pair_units) == report["pairs_written"]
         expected += pair_units

@@ -10,6 +10,7 @@ from lxml import etree
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "aligner" / "samples"
+DATA = ROOT / "tests" / "data"
 
 
 def run_aligner(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -102,3 +103,42 @@ def test_unrelated_texts_warn_and_score_low(tmp_path, shared_data):
     summary = json.loads(result.stdout)
     assert summary["written"] <= 3
     assert "warning" in result.stderr
+
+
+def test_json_lists_what_was_left_out(tmp_path):
+    out = tmp_path / "pv8017.tmx"
+    zh, en = DATA / "record_8017_excerpt.zh.txt", DATA / "record_8017_excerpt.en.txt"
+    result = run_aligner("align", str(zh), str(en), "-o", str(out), "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["mode"] == "record" and summary["sentences"] == {"zh": 52, "en": 51}
+    assert [(u["lang"], u["index"], u["turn"], u["speaker"]) for u in
+            summary["unmatched_sentences"]] == [("zh", 14, 4, "主席"), ("zh", 15, 4, "主席")]
+    assert summary["unmatched_sentences"][0]["text"] == "我感谢费多托夫先生的通报。"
+    assert len(summary["pairs_below_threshold"]) == summary["left_out"]
+    assert all(p["score"] < 0.5 for p in summary["pairs_below_threshold"])
+    assert summary["removed_text"] == {"zh": [], "en": []}
+    assert (summary["removed_zh"], summary["removed_en"]) == (0, 0)
+    assert [(t["zh"], t["en"]) for t in summary["turns"]][4] == (4, None)
+    report = json.loads((tmp_path / "pv8017.left-out.json").read_text(encoding="utf-8"))
+    assert report["unmatched_sentences"] == summary["unmatched_sentences"]
+    assert summary["left_out_report"] == str(tmp_path / "pv8017.left-out.json")
+
+    result = run_aligner("align", str(zh), str(en), "-o", str(out), "--min-score", "0.99")
+    line = result.stdout.strip()
+    assert line.endswith(f"all listed in {tmp_path / 'pv8017.left-out.json'}")
+    assert "unmatched sentences: 2 zh, 0 en; page furniture removed: 0 zh, 0 en" in line
+    report = json.loads((tmp_path / "pv8017.left-out.json").read_text(encoding="utf-8"))
+    assert report["pairs_below_threshold"]  # rewritten for the new threshold
+
+
+def test_records_of_different_meetings_are_refused(tmp_path):
+    out = tmp_path / "mixed.tmx"
+    zh, en = DATA / "record_8017_excerpt.zh.txt", DATA / "record_other_meeting.en.txt"
+    result = run_aligner("align", str(zh), str(en), "-o", str(out))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("aligner: error: record_8017_excerpt.zh.txt and "
+                                    "record_other_meeting.en.txt: the turns of the two records "
+                                    "do not correspond")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -187,23 +187,23 @@ def test_turns_cut_differently_lose_no_speech(zh, en, encoder, side, old, new):
 def test_left_out_lists_unpaired_sentences_and_low_pairs(zh, en, encoder):
     result = align_documents(zh, en, encoder=encoder)
     report = left_out(result, min_score=0.5)
-    assert report["unmatched"] == [
+    assert report["unmatched_sentences"] == [
         {"lang": "zh", "index": 14, "turn": 4, "speaker": "主席",
          "text": "我感谢费多托夫先生的通报。"},
         {"lang": "zh", "index": 15, "turn": 4, "speaker": "主席", "text": "我现在请汗先生发言。"},
     ]
     low = [p for p in result.pairs if p.score < 0.5]
-    assert report["below_threshold"] == [
+    assert report["pairs_below_threshold"] == [
         {
             "turn": p.turn, "speaker": p.speaker, "score": round(p.score, 4), "zh": p.zh,
             "en": p.en, "zh_indices": list(p.zh_indices), "en_indices": list(p.en_indices),
         }
         for p in low
     ]
-    everything = left_out(result, min_score=1.01)["below_threshold"]
+    everything = left_out(result, min_score=1.01)["pairs_below_threshold"]
     assert len(everything) == len(result.pairs)
     assert everything[0]["en"] == "The meeting was called to order at 10.10 a.m."
-    assert report["removed"] == {"zh": [], "en": []}
+    assert report["removed_text"] == {"zh": [], "en": []}
     assert result.sentences == {"zh": 52, "en": 51}
 
 
