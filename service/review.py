@@ -181,8 +181,8 @@ def review_from_alignment(zh: Document, en: Document, result: AlignmentResult) -
             keys[key] = len(review.sections)
             review.sections.append(
                 Section(
-                    zh_speaker=_heading(ztu),
-                    en_speaker=_heading(etu),
+                    zh_speaker=_heading(ztu, "zh"),
+                    en_speaker=_heading(etu, "en"),
                     country=(etu.country if etu else "") or (ztu.country if ztu else ""),
                     language=(etu.language if etu else "") or (ztu.language if ztu else ""),
                     turn=zt if record else None,
@@ -229,12 +229,15 @@ def review_from_alignment(zh: Document, en: Document, result: AlignmentResult) -
     return review
 
 
-def _heading(turn) -> str:
-    if turn is None:
+def _heading(turn, lang: str) -> str:
+    """The speaker as the record prints it, "" for a procedural passage or no turn."""
+    if turn is None or turn.kind != "speech":
         return ""
-    if turn.kind != "speech":
-        return ""
-    return f"{turn.speaker} ({turn.country})" if turn.country else turn.speaker
+    if not turn.country:
+        return turn.speaker
+    if lang == "zh":
+        return f"{turn.speaker}（{turn.country}）"
+    return f"{turn.speaker} ({turn.country})"
 
 
 # -- operations: each one a splice of the bead list ------------------------------------------

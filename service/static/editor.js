@@ -35,12 +35,13 @@
 
   function heading(section) {
     const h = document.createElement("h2");
+    const none = section.turn === null ? "" : "(procedural)";
     for (const [text, lang] of [[section.zh_speaker, "zh"], [section.en_speaker, "en"]]) {
       const span = document.createElement("span");
       span.lang = lang;
       span.className = lang;
       if (text) span.textContent = text;
-      else { span.textContent = "(no speaker)"; span.classList.add("procedural"); }
+      else { span.textContent = none; span.classList.add("procedural"); }
       h.appendChild(span);
     }
     const turn = document.createElement("span");

@@ -1,0 +1,218 @@
+"""The pages in a real browser: Debian's Chromium driven by Selenium against the service on a
+loopback port. A reviewer logs in, uploads the bundled meeting record for review, merges,
+splits, moves, edits and confirms with the keyboard and the mouse, reloads (the state is kept),
+finishes into the memory, and finds the corrected unit through the search page.
+
+Screenshots of the editor and the search page are kept in ``tests/artifacts/`` (not in git).
+Without chromium and chromium-driver the test is skipped with how to install them; with ``CI``
+set it fails instead (``.ci/run`` installs them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+import uvicorn
+
+from service.api import create_app
+from service.config import Settings
+
+KEY = "browser-key-1"
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "aligner" / "samples"
+ARTIFACTS = ROOT / "tests" / "artifacts"
+INSTALL = ("apt-get install -y chromium chromium-driver fonts-noto-cjk && "
+           "pip install selenium")
+
+
+def _browser_paths() -> tuple[str, str]:
+    chrome = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        chrome = None
+    if not (chrome and driver):
+        message = f"needs Chromium, chromium-driver and selenium: {INSTALL}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return chrome, driver
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    settings = Settings(data_dir=tmp_path_factory.mktemp("browser") / "data", api_key=KEY,
+                        encoder="none")
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(300):
+        if server.started:
+            break
+        time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chrome, driver_path = _browser_paths()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="concordia-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chrome
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+                "--window-size=1400,1000", "--lang=en-US"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.implicitly_wait(0)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _wait(driver, condition, timeout: float = 30):
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # the editor redraws its rows after every change: elements found before it may go stale
+    wait = WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,))
+    return wait.until(condition)
+
+
+def test_review_in_the_browser_then_find_it(server, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    ARTIFACTS.mkdir(exist_ok=True)
+    css = By.CSS_SELECTOR
+
+    def beads():
+        return driver.find_elements(css, "#beads .bead")
+
+    def version() -> int:
+        return int(driver.find_element(css, "#summary").text.split("version ")[1].split()[0])
+
+    def press(keys: str) -> None:
+        before = version()
+        ActionChains(driver).send_keys(keys).perform()
+        _wait(driver, lambda d: version() == before + 1)
+
+    def select(index: int) -> None:
+        driver.find_elements(css, "#beads .bead .meta")[index].click()
+
+    def texts(index: int) -> tuple[str, str]:
+        row = beads()[index]
+        return (row.find_element(css, ".side.zh").text, row.find_element(css, ".side.en").text)
+
+    # log in and open the sample meeting record for review from an upload
+    driver.get(server + "/review")
+    driver.find_element(css, "a[href^='/login']").click()
+    driver.find_element(css, "input[name=key]").send_keys(KEY)
+    driver.find_element(css, "form[action='/login'] button").click()
+    _wait(driver, lambda d: d.current_url.endswith("/review"))
+    driver.find_element(css, "input[name=zh]").send_keys(str(SAMPLES / "meeting.zh.txt"))
+    driver.find_element(css, "input[name=en]").send_keys(str(SAMPLES / "meeting.en.txt"))
+    driver.find_element(css, "input[name=name]").send_keys("S/PV.9999")
+    driver.find_element(css, "#review-upload button").click()
+    _wait(driver, lambda d: "/review/" in d.current_url, timeout=120)
+    _wait(driver, lambda d: len(beads()) > 5)
+    headings = [h.text for h in driver.find_elements(css, ".section > h2")]
+    assert any("Rycroft" in h and "里克罗夫特" in h for h in headings), headings
+    start = len(beads())
+
+    # the first pair of the United Kingdom's turn: merge with the next, split back
+    uk = next(i for i, b in enumerate(beads()) if "I thank you, Mr. President" in b.text)
+    zh0, en0 = texts(uk)
+    zh1, en1 = texts(uk + 1)
+    select(uk)
+    press("m")
+    assert len(beads()) == start - 1
+    assert texts(uk)[1].startswith(en0) and en1 in texts(uk)[1]
+    ActionChains(driver).send_keys("s").perform()
+    _wait(driver, lambda d: d.find_element(css, "#split-dialog").is_displayed())
+    before = version()
+    driver.find_element(css, "#split-dialog button[value=ok]").click()
+    _wait(driver, lambda d: version() == before + 1)
+    assert len(beads()) == start and texts(uk) == (zh0, en0) and texts(uk + 1) == (zh1, en1)
+
+    # move the last Chinese sentence to the next pair, and back with the toolbar
+    press("]")
+    assert texts(uk)[0] != zh0 and len(texts(uk + 1)[0]) > len(zh1)
+    driver.find_element(css, "[data-op=undo]").click()
+    _wait(driver, lambda d: texts(uk) == (zh0, en0))
+
+    # edit the English side (double click opens the editor), confirm it, confirm one more
+    ActionChains(driver).double_click(beads()[uk].find_element(css, ".side.en")).perform()
+    _wait(driver, lambda d: d.find_element(css, "#edit-dialog").is_displayed())
+    corrected = "Thank you, Mr. President, for convening this timely meeting."
+    area = driver.find_element(css, "#edit-en")
+    area.clear()
+    area.send_keys(corrected)
+    before = version()
+    driver.find_element(css, "#edit-dialog button[value=ok]").click()
+    _wait(driver, lambda d: version() == before + 1)
+    assert texts(uk)[1] == corrected
+    press("c")
+    select(uk + 1)
+    driver.find_element(css, "[data-op=confirm]").click()
+    _wait(driver, lambda d: "confirmed" in beads()[uk + 1].get_attribute("class"))
+    driver.save_screenshot(str(ARTIFACTS / "editor.png"))
+
+    # a reload shows what the server kept
+    saved = version()
+    driver.refresh()
+    _wait(driver, lambda d: len(beads()) == start)
+    assert version() == saved and texts(uk)[1] == corrected
+    assert "confirmed" in beads()[uk].get_attribute("class")
+
+    # finish into the memory
+    driver.find_element(css, "[data-op=finish]").click()
+    driver.find_element(css, "#finish-reviewer").send_keys("Test Reviewer")
+    driver.find_element(css, "#finish-dialog button[value=ok]").click()
+    _wait(driver, lambda d: d.find_elements(css, "#finished-tmx"))
+    assert "2 confirmed pairs" in driver.find_element(css, "#message").text
+
+    # the corrected unit is found by the search page, reviewed
+    driver.get(server + "/search")
+    driver.find_element(css, "textarea[name=q]").send_keys(zh0)
+    driver.find_element(css, "form.search button").click()
+    _wait(driver, lambda d: d.find_elements(css, "li.match"))
+    top = driver.find_elements(css, "li.match")[0]
+    assert corrected in top.text and "100%" in top.text
+    assert "reviewed by Test Reviewer" in top.text and "S/PV.9999" in top.text
+    driver.save_screenshot(str(ARTIFACTS / "search.png"))
+
+    # a near match: the differences and the number that differs are shown
+    changed = "共有河流为该区域7000多万人提供饮用水。"
+    driver.get(server + "/search?" + urlencode({"q": changed, "min_fuzzy": 50}))
+    top = _wait(driver, lambda d: d.find_elements(css, "li.match"))[0]
+    assert [e.text for e in top.find_elements(css, "ins")] == ["6"]
+    assert "numbers differ: 7000 ≠ 6000" in top.text
+    driver.save_screenshot(str(ARTIFACTS / "search-fuzzy.png"))
