@@ -1,4 +1,4 @@
-"""Command line: ``aligner align|eval|turns|batch|serve``.
+"""Command line: ``aligner align|eval|turns|batch|serve|review``.
 
 Each subcommand lives beside the code it drives; a module contributes its subcommand with
 ``add_command(subparsers)`` and sets ``func`` to a callable taking the parsed arguments and
@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "aligner.evaluate",  # eval
     "aligner.turns",  # turns
     "aligner.batch",  # batch
+    "aligner.review_cmd",  # review
 )
 
 

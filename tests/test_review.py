@@ -284,3 +284,37 @@ def test_login_cookie_needs_csrf_and_a_current_key(opened):
     expired = anonymous.post(f"/reviews/{rid}/changes", json=body,
                              headers={"X-CSRF-Token": "tok-1"})
     assert expired.status_code == 403 and expired.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_review_command_starts_the_service_and_prints_the_page(tmp_path):
+    """``aligner review`` on the bundled sample: a service started in the background, the
+    editor's address printed, and that page serving the review."""
+    import os
+    import re
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    samples = Path(__file__).resolve().parents[1] / "aligner" / "samples"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "CONCORDIA_API_KEY"}
+    env.update(CONCORDIA_ENCODER="none", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    done = subprocess.run(
+        [sys.executable, "-m", "aligner", "review", str(samples / "meeting.zh.txt"),
+         str(samples / "meeting.en.txt"), "--port", str(port), "--data", str(tmp_path / "d")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    pid = re.search(r"process (\d+)", done.stdout)
+    try:
+        assert done.returncode == 0, done.stderr
+        assert re.search(r"log in on the page with this key: \S+", done.stdout)
+        url = re.search(r"review: (http://127\.0\.0\.1:\d+/review/\S+)", done.stdout).group(1)
+        with urllib.request.urlopen(url, timeout=10) as page:
+            assert page.status == 200 and b'id="editor"' in page.read()
+    finally:
+        if pid:
+            os.kill(int(pid.group(1)), signal.SIGTERM)

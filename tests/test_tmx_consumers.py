@@ -1,11 +1,13 @@
 """Our TMX files as real consumers see them: the TMX 1.4 DTD, translate-toolkit and OmegaT.
 
-OmegaT 3.6 comes from the Debian package ``omegat`` (``apt-get install -y omegat``); the test
-fails with that hint when it is missing rather than being skipped.
+OmegaT 3.6 comes from the Debian package ``omegat`` (``apt-get install -y omegat``). Where it
+is missing the OmegaT test is skipped with that hint, and fails instead when ``CI`` is set
+(``.ci/run`` installs it).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from itertools import islice
@@ -105,10 +107,13 @@ def test_translate_toolkit_reads_every_unit(unpc_pairs: list[SentencePair], unpc
 def _omegat_command() -> list[str]:
     java = shutil.which("java")
     if java is None or not OMEGAT_JAR.is_file():
-        pytest.fail(
+        message = (
             "OmegaT is not installed: run `apt-get update && apt-get install -y omegat` "
             f"(Debian package, brings a Java runtime; needs {OMEGAT_JAR} and `java`)"
         )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     return [java, "-Djava.awt.headless=true", "-jar", str(OMEGAT_JAR)]
 
 
