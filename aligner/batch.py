@@ -647,6 +647,11 @@ def run_batch_command(args: argparse.Namespace) -> int:
     if not getattr(args, "verbose", False):
         # each pair's warnings go to its report; one log line per pair would bury the progress
         logging.getLogger(PIPELINE_LOGGER).setLevel(logging.ERROR)
+        if args.workers or args.scheduler:
+            import distributed  # noqa: F401 - its import sets its loggers to INFO
+
+            # the scheduler's, nannies' and workers' INFO lines only with -v
+            logging.getLogger("distributed").setLevel(logging.WARNING)
     settings = BatchSettings.create(
         min_score=args.min_score, encoder=args.encoder, mode=args.mode, max_bead=args.max_bead
     )

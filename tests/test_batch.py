@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -206,9 +207,14 @@ def test_dask_cluster_gives_the_single_process_outputs(docs, tmp_path):
         )
 
 
-def test_local_cluster_from_the_command_line(docs, tmp_path, capsys):
+def test_local_cluster_from_the_command_line(docs, tmp_path, capsys, caplog):
     out = tmp_path / "out"
-    assert main(["batch", str(docs), "--out", str(out), "--workers", "2"]) == 1
+    with caplog.at_level(logging.DEBUG):
+        assert main(["batch", str(docs), "--out", str(out), "--workers", "2"]) == 1
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert (summary["ok"], summary["failed"]) == (3, 1)
     assert "[4/4]" in capsys.readouterr().err
+    # the scheduler's INFO lines only with -v
+    chatter = [r for r in caplog.records if r.name.startswith("distributed")
+               and r.levelno < logging.WARNING]
+    assert chatter == []
