@@ -25,6 +25,7 @@ FURNITURE = re.compile(
 )
 RECORD_SYMBOL = re.compile(r"^([A-Z]{1,2}/(?:\d+/)?PV\.\d+(?:/Resumption\d*)?)\b")
 _SQUEEZE = re.compile(r"\s*([/.])\s*(?=[A-Z0-9])")  # "S/ PV. 8422" as some PDF readers give it
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # pdftotext writes "2/9\b"
 _PAGE_NUMBER = re.compile(r"^\d{1,4}$")
 _FINAL = tuple(".!?:;。！？：；")
 _EDGE = 3  # lines at the top and bottom of a page where headers and footers are printed
@@ -32,7 +33,7 @@ _EDGE = 3  # lines at the top and bottom of a page where headers and footers are
 
 def is_furniture(line: str) -> bool:
     """Whether a whole line is a UN page header or footer."""
-    text = line.strip()
+    text = _CONTROL.sub(" ", line).strip()
     return bool(text) and bool(FURNITURE.match(_SQUEEZE.sub(r"\1", text)))
 
 
@@ -64,9 +65,9 @@ def strip_furniture(pages: list[list[str]]) -> tuple[list[str], list[str]]:
     running = _running_headers(lines, edges)
     drop = [
         strong[i] or (i in edges and (text in running or bool(_PAGE_NUMBER.match(text))))
-        for i, text in enumerate(line.strip() for line in lines)
+        for i, text in enumerate(_key(line) for line in lines)
     ]
-    removed = [lines[i].strip() for i in range(len(lines)) if drop[i]]
+    removed = [_key(lines[i]) for i in range(len(lines)) if drop[i]]
     page_starts = set(starts)
     body: list[str] = []
     i = 0
@@ -83,6 +84,11 @@ def strip_furniture(pages: list[list[str]]) -> tuple[list[str], list[str]]:
             body.extend(lines[i:j])
         i = j
     return body, removed
+
+
+def _key(line: str) -> str:
+    """A line as compared across pages: control characters gone, spaces normalised."""
+    return " ".join(_CONTROL.sub(" ", line).split())
 
 
 def _edges(lines: list[str], starts: list[int], strong: list[bool]) -> dict[int, int]:
@@ -106,7 +112,7 @@ def _running_headers(lines: list[str], edges: dict[int, int]) -> set[str]:
     """Short lines without final punctuation that recur near page breaks: running headers."""
     places: dict[str, set[int]] = {}
     for i, anchor in edges.items():
-        text = lines[i].strip()
+        text = _key(lines[i])
         if len(text) <= 160 and not text.endswith(_FINAL):
             places.setdefault(text, set()).add(anchor)
     breaks = len(set(edges.values()))

@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from aligner.columns import split_pages
 from aligner.errors import InputError, InputTooLarge, TextLostError
 from aligner.furniture import record_symbol, strip_furniture
 from aligner.models import Document
@@ -79,7 +80,7 @@ def read_bytes(
         if len(data) > limits.max_bytes:
             raise InputTooLarge(f"{name}: larger than {limits.max_bytes} bytes")
         text, encoding = _decode(data, name)
-        pages = [page.splitlines() for page in text.split("\f")]
+        pages = split_pages([page.splitlines() for page in text.split("\f")])
     lines = [line for page in pages for line in page]
     detected = detect_language("".join(lines))
     if detected is None:

@@ -178,7 +178,15 @@ _COMPOUND_START = re.compile(r"^[A-Za-z]+-[A-Za-z]")  # "self-" | "defence-relat
 def _reflow_en(lines: list[str], full: float) -> list[str]:
     stripped = [line.strip() for line in lines]
     # PDF text keeps a paragraph's first-line indent as leading spaces; use it when present.
-    indented = [line[:1].isspace() for line in lines]
+    # A first line is indented more than the line before it, or as much when that line ends a
+    # sentence; the lines of an indented list are not.
+    margins = [len(line) - len(line.lstrip()) for line in lines]
+    base = min(margins)
+    ends = [line.rstrip(_CLOSE_EN).endswith(tuple(_FINAL_EN)) for line in stripped]
+    indented = [
+        i > 0 and margins[i] > base and (margins[i] > margins[i - 1] or ends[i - 1])
+        for i in range(len(lines))
+    ]
     use_indent = 0.03 <= sum(indented) / len(lines) <= 0.7
     vocabulary = _vocabulary(" ".join(stripped))
     paragraphs: list[str] = []

@@ -655,3 +655,17 @@ def test_mostly_page_furniture_is_refused(shared_data, tmp_path):
     zh = str(shared_data / "un" / "S-PV-10124.part1.zh.txt")
     assert main(["align", zh, str(path), "-o", str(out)]) == 2
     assert sorted(tmp_path.iterdir()) == [path]  # nothing half-written
+
+
+def test_pdftotext_layout_two_columns_side_by_side(real_documents):
+    """`pdftotext -layout` of S/PV.8422, pages 8 and 9: the columns share lines."""
+    doc = read_document(DATA / "S-PV-8422.pdftotext-layout.en.txt")
+    pdf = set(sentences(real_documents["S-PV-8422.en.pdf"]))
+    got = sentences(doc)[1:]  # the first was cut by the excerpt
+    assert len(got) > 25
+    assert all(s in pdf for s in got), [s for s in got if s not in pdf]
+    assert doc.paragraphs[-1] == "The meeting rose at 3.55 p.m."
+    assert doc.removed == [
+        "S/PV.8422 The situation in the Central African Republic 13/12/2018", "8/9 18-43649",
+        "13/12/2018 The situation in the Central African Republic S/PV. 8422", "18-43649 9/9",
+    ]
