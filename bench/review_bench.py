@@ -187,7 +187,10 @@ def editor_phase(args, pairs) -> None:
     base: list[float] = []
     for k in range(args.repeat):
         for kind in ("status", "merge"):
-            mid = local.beads[10 + 47 * k]
+            i = 10 + 47 * k
+            while local.beads[i].section != local.beads[i + 1].section:
+                i += 1
+            mid = local.beads[i]
             op = {"op": kind, "bead": mid.id, "status": "confirmed"}
             start = time.perf_counter()
             apply(local, plan(local, op, 2000))

@@ -23,7 +23,7 @@ import json
 import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aligner.models import AlignmentResult, Document, TranslationUnit
@@ -107,9 +107,10 @@ class Review:
     next_id: int = 0
 
     def to_json(self) -> dict:
+        """Plain data (sharing the beads' lists: serialise it, do not change it)."""
         return {
-            "sections": [asdict(s) for s in self.sections],
-            "beads": [asdict(b) for b in self.beads],
+            "sections": [vars(s) for s in self.sections],
+            "beads": [vars(b) for b in self.beads],
             "next_id": self.next_id,
         }
 
@@ -255,7 +256,7 @@ class Splice:
         return {
             "start": self.start,
             "removed": len(self.removed),
-            "beads": [asdict(b) for b in self.added],
+            "beads": [vars(b) for b in self.added],
         }
 
 
@@ -620,7 +621,7 @@ class ReviewStore:
 
 
 def _beads_json(beads: list[Bead]) -> str:
-    return json.dumps([asdict(b) for b in beads], ensure_ascii=False)
+    return json.dumps([vars(b) for b in beads], ensure_ascii=False)
 
 
 def _beads(text: str) -> list[Bead]:
