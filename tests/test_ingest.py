@@ -669,3 +669,12 @@ def test_pdftotext_layout_two_columns_side_by_side(real_documents):
         "S/PV.8422 The situation in the Central African Republic 13/12/2018", "8/9 18-43649",
         "13/12/2018 The situation in the Central African Republic S/PV. 8422", "18-43649 9/9",
     ]
+
+
+def test_pdftotext_layout_chinese_two_columns(real_documents):
+    doc = read_document(DATA / "S-PV-10124.pdftotext-layout.zh.txt")
+    clean = set(sentences(real_documents["S-PV-10124.part1.zh.txt"]))
+    got = sentences(doc)[1:-1]  # the first and last were cut by the excerpt
+    assert len(got) > 25
+    assert all(s in clean for s in got), [s for s in got if s not in clean]
+    assert len(doc.removed) == 4
