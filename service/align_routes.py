@@ -34,7 +34,7 @@ def read_limits(settings: Settings):
     )
 
 
-def _read_pair(settings: Settings, zh: tuple[bytes, str], en: tuple[bytes, str]):
+def read_pair(settings: Settings, zh: tuple[bytes, str], en: tuple[bytes, str]):
     """Both documents read and checked against the per-alignment limits."""
     from aligner.ingest import read_bytes
     from aligner.segment import split_paragraphs
@@ -59,7 +59,7 @@ def _read_pair(settings: Settings, zh: tuple[bytes, str], en: tuple[bytes, str])
     return docs
 
 
-def _encoder(settings: Settings):
+def encoder_for(settings: Settings):
     from aligner.embed import DEFAULT_ENCODER, load_encoder
 
     return load_encoder(settings.encoder if settings.semantic_enabled else DEFAULT_ENCODER)
@@ -92,7 +92,7 @@ def _align(state: ServiceState, docs, mode: str, name: str, file_name: str, add_
     from aligner.tmx import pairs_to_units
 
     (zh_doc, _), (en_doc, _) = docs
-    result = align_documents(zh_doc, en_doc, mode=mode, encoder=_encoder(state.settings))
+    result = align_documents(zh_doc, en_doc, mode=mode, encoder=encoder_for(state.settings))
     name = name or zh_doc.symbol or en_doc.symbol or file_name
     imported = None
     if add_to_memory:
@@ -140,7 +140,7 @@ def create_router() -> APIRouter:
                 (await zh.read(), zh.filename or "zh.txt"),
                 (await en.read(), en.filename or "en.txt"),
             )
-            docs = await state.run(_read_pair, settings, *uploads, slot=slot)
+            docs = await state.run(read_pair, settings, *uploads, slot=slot)
             if sum(chars for _, chars in docs) > settings.align_sync_chars:
                 options = {"add_to_memory": add_to_memory, "mode": mode, "min_score": None}
                 return await state.run(_as_job, request, *uploads, options, slot=slot)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from service.errors import ServiceError
 from service.memory_routes import TMX_MEDIA
+from service.middleware import Slot
 from service.review import (
     Conflict,
     ReviewStore,
@@ -25,7 +26,7 @@ from service.review import (
 )
 from service.security import KeyInfo
 from service.session import require_read, require_write
-from service.state import ServiceState, State
+from service.state import ServiceState, State, heavy_work
 
 DEFAULT_MIN_SCORE = 0.5
 
@@ -84,23 +85,18 @@ def review_data(state: ServiceState, review_id: str) -> dict:
 
 
 def open_review(
-    state: ServiceState, zh_bytes: bytes, zh_name: str, en_bytes: bytes, en_name: str,
+    state: ServiceState, zh: tuple[bytes, str], en: tuple[bytes, str],
     *, mode: str, name: str, min_score: float, origin: str,
 ) -> str:
-    """Align two documents and store the result as a new review; its id."""
-    from aligner.ingest import read_bytes
+    """Align two documents (within the alignment limits of ``/align``) and store the result
+    as a new review; its id."""
     from aligner.pipeline import align_documents
+    from service.align_routes import encoder_for, read_pair
 
-    zh_doc = read_bytes(zh_bytes, zh_name, "zh")
-    en_doc = read_bytes(en_bytes, en_name, "en")
-    encoder = None
-    if state.settings.semantic_enabled:
-        from aligner.embed import load_encoder
-
-        encoder = load_encoder(state.settings.encoder)
-    result = align_documents(zh_doc, en_doc, mode=mode, encoder=encoder)
+    (zh_doc, _), (en_doc, _) = read_pair(state.settings, zh, en)
+    result = align_documents(zh_doc, en_doc, mode=mode, encoder=encoder_for(state.settings))
     review = review_from_alignment(zh_doc, en_doc, result)
-    name = name or zh_doc.symbol or en_doc.symbol or zh_name
+    name = name or zh_doc.symbol or en_doc.symbol or zh[1]
     return reviews(state).create(name, review, origin=origin, min_score=min_score)
 
 
@@ -112,18 +108,19 @@ def create_router() -> APIRouter:
     async def create(
         state: State,
         _: Annotated[KeyInfo, Depends(require_write)],
+        slot: Annotated[Slot, Depends(heavy_work)],
         zh: Annotated[UploadFile, File(description="the Chinese document (.txt/.docx/.pdf)")],
         en: Annotated[UploadFile, File(description="the English document (.txt/.docx/.pdf)")],
         mode: Annotated[Literal["auto", "record", "plain"], Form()] = "auto",
         name: Annotated[str, Form(max_length=200)] = "",
         min_score: Annotated[float, Form(ge=0, le=1)] = DEFAULT_MIN_SCORE,
     ) -> dict:
-        """Align two documents and open the result for review."""
-        zh_bytes, en_bytes = await zh.read(), await en.read()
+        """Align two documents and open the result for review (the limits of ``/align``)."""
+        uploads = ((await zh.read(), zh.filename or "zh.txt"),
+                   (await en.read(), en.filename or "en.txt"))
         review_id = await state.run(
-            open_review, state, zh_bytes, zh.filename or "zh.txt", en_bytes,
-            en.filename or "en.txt", mode=mode, name=name, min_score=min_score,
-            origin="upload",
+            open_review, state, *uploads, mode=mode, name=name, min_score=min_score,
+            origin="upload", slot=slot,
         )
         return {"id": review_id, "page": f"/review/{review_id}", "api": f"/reviews/{review_id}"}
 
@@ -131,15 +128,16 @@ def create_router() -> APIRouter:
     async def from_job(
         job_id: str, pair_id: str, request: Request, state: State,
         _: Annotated[KeyInfo, Depends(require_write)],
+        slot: Annotated[Slot, Depends(heavy_work)],
     ) -> dict:
         """Open one pair of a finished batch job for review (aligned again from its inputs)."""
         jobs = request.app.state.jobs
         zh_path, en_path, symbol = jobs.pair_inputs(job_id, pair_id)
         review_id = await state.run(
-            open_review, state, zh_path.read_bytes(), zh_path.name, en_path.read_bytes(),
-            en_path.name, mode=jobs.get(job_id).options.get("mode", "auto"),
-            name=symbol or pair_id, min_score=DEFAULT_MIN_SCORE,
-            origin=f"job:{job_id}/{pair_id}",
+            open_review, state, (zh_path.read_bytes(), zh_path.name),
+            (en_path.read_bytes(), en_path.name),
+            mode=jobs.get(job_id).options.get("mode", "auto"), name=symbol or pair_id,
+            min_score=DEFAULT_MIN_SCORE, origin=f"job:{job_id}/{pair_id}", slot=slot,
         )
         return {"id": review_id, "page": f"/review/{review_id}", "api": f"/reviews/{review_id}"}
 
