@@ -2,7 +2,8 @@
 #   docker build -t concordia .
 #   docker run -p 8000:8000 -v concordia-data:/data -e CONCORDIA_API_KEY=change-me concordia
 # The service listens on port 8000; the memory, job files and embedding cache live in /data.
-# No torch in the image: the default use-m3 encoder is pure numpy.
+# No torch in the image: the default use-m3 encoder is pure numpy. The web pages' templates and
+# static files (service/templates, service/static) are package data: `pip install .` installs them.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
