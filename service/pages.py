@@ -237,7 +237,7 @@ def create_router() -> APIRouter:
         status = error.status if error else 200
         return render(request, "search.html", status=status, q=q, lang=lang,
                       source_lang=source_lang, min_fuzzy=min_fuzzy, matches=matches,
-                      error=error)
+                      error=error, max_chars=state.settings.max_segment_chars)
 
     @router.get("/concordance")
     async def concordance(

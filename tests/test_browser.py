@@ -180,6 +180,18 @@ def test_review_in_the_browser_then_find_it(server, browser):
     _wait(driver, lambda d: version() == before + 1)
     assert texts(uk)[1] == corrected
     press("c")
+
+    # a pasted 100,000-character text: refused with a message, the dialog back with the text
+    saved = version()
+    ActionChains(driver).send_keys("e").perform()
+    _wait(driver, lambda d: d.find_element(css, "#edit-dialog").is_displayed())
+    driver.execute_script("document.getElementById('edit-zh').value = '长'.repeat(100000)")
+    driver.find_element(css, "#edit-dialog button[value=ok]").click()
+    _wait(driver, lambda d: "at most 2,000" in d.find_element(css, "#message").text)
+    _wait(driver, lambda d: d.find_element(css, "#edit-dialog").is_displayed())
+    assert len(driver.find_element(css, "#edit-zh").get_attribute("value")) == 100_000
+    driver.find_element(css, "#edit-dialog button[value=cancel]").click()
+    assert version() == saved and texts(uk) == (zh0, corrected)
     select(uk + 1)
     driver.find_element(css, "[data-op=confirm]").click()
     _wait(driver, lambda d: "confirmed" in beads()[uk + 1].get_attribute("class"))
@@ -208,6 +220,14 @@ def test_review_in_the_browser_then_find_it(server, browser):
     assert corrected in top.text and "100%" in top.text
     assert "reviewed by Test Reviewer" in top.text and "S/PV.9999" in top.text
     driver.save_screenshot(str(ARTIFACTS / "search.png"))
+
+    # a pasted 100,000-character query is not sent; the text stays in the box
+    box = driver.find_element(css, "textarea[name=q]")
+    driver.execute_script("arguments[0].value = 'x'.repeat(100000)", box)
+    driver.find_element(css, "form.search button").click()
+    note = _wait(driver, lambda d: d.find_element(css, "#search-too-long"))
+    _wait(driver, lambda d: note.is_displayed())
+    assert "100,000 characters" in note.text and "at most 2,000" in note.text
 
     # a near match: the differences and the number that differs are shown
     changed = "共有河流为该区域7000多万人提供饮用水。"

@@ -39,6 +39,26 @@ const Concordia = {
   },
 };
 
+// Search page: a segment over the lookup limit is not sent (a URL that long would be refused
+// before the service could explain); the text stays in the box.
+(function searchPage() {
+  const form = document.getElementById("search-form");
+  if (!form) return;
+  form.addEventListener("submit", (event) => {
+    const box = form.querySelector("textarea[name=q]");
+    const limit = Number(box.dataset.max);
+    const note = document.getElementById("search-too-long");
+    if (box.value.trim().length > limit) {
+      event.preventDefault();
+      note.hidden = false;
+      note.textContent = `The segment has ${box.value.trim().length.toLocaleString()} characters; ` +
+        `a lookup takes at most ${limit.toLocaleString()}. Shorten it and search again.`;
+    } else {
+      note.hidden = true;
+    }
+  });
+})();
+
 // Memory page: import with upload progress, delete a unit.
 (function memoryPage() {
   const form = document.getElementById("import-form");

@@ -200,7 +200,11 @@
         const text = document.getElementById("edit-" + side).value;
         if (text.trim() === before[side]) continue;
         const answer = await send({ op: "edit", bead: id, side, text });
-        if (!answer) return;
+        if (!answer) {
+          // refused (too long, stale, no key): the dialog comes back with the text as typed
+          if (id === b.id && review.beads.some((x) => x.id === id)) dialog.showModal();
+          return;
+        }
         id = answer.beads[0].id;
       }
     };
