@@ -318,3 +318,39 @@ def test_review_command_starts_the_service_and_prints_the_page(tmp_path):
     finally:
         if pid:
             os.kill(int(pid.group(1)), signal.SIGTERM)
+
+
+def test_open_a_pair_of_a_finished_job(service):
+    """A job's pair, listed on the job's review page, opens for review from its inputs."""
+    import time
+
+    from lxml import html
+
+    samples = Path(__file__).resolve().parents[1] / "aligner" / "samples"
+    files = [("files", (f"m.{lang}.txt", (samples / f"meeting.{lang}.txt").read_bytes()))
+             for lang in ("zh", "en")]
+    manifest = ("manifest", ("manifest.csv", b"id,zh,en,symbol\nmeet,m.zh.txt,m.en.txt,S/PV.1\n"))
+    job = service.post("/jobs", files=[manifest, *files], headers=AUTH)
+    assert job.status_code == 202, job.text
+    job_id = job.json()["id"]
+    assert service.post(f"/reviews/from-job/{job_id}/meet", headers=AUTH).status_code in (
+        409, 201)  # 409 while it runs
+    for _ in range(600):
+        if service.get(f"/jobs/{job_id}").json()["state"] == "done":
+            break
+        time.sleep(0.2)
+    page = html.fromstring(service.get(f"/review?job={job_id}").text)
+    button = page.cssselect("button[data-review-job]")
+    assert not button  # the anonymous page has no write key: no button
+    client = TestClient(service.app)
+    client.headers.update(AUTH)
+    page = html.fromstring(client.get(f"/review?job={job_id}").text)
+    button = page.cssselect("button[data-review-job]")[0]
+    assert button.get("data-review-pair") == "meet"
+    opened = service.post(f"/reviews/from-job/{job_id}/meet", headers=AUTH)
+    assert opened.status_code == 201, opened.text
+    state = service.get(opened.json()["api"]).json()
+    assert state["name"] == "S/PV.1" and state["origin"] == f"job:{job_id}/meet"
+    assert len([b for b in state["beads"] if b["zh"] and b["en"]]) >= 15
+    missing = service.post(f"/reviews/from-job/{job_id}/nope", headers=AUTH)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "pair_not_found"
