@@ -557,7 +557,9 @@ def recall_at_10(data: Path, queries) -> tuple[float, str]:
 def semantic_phase(args, units, queries, warmup) -> dict:
     size = args.semantic_size
     data = args.work / f"semantic-{size}"
-    reuse = args.reuse and (data / "semantic.json").exists()
+    reuse = args.reuse and any(
+        (data / name).exists() for name in ("semantic/CURRENT", "semantic.json")
+    )
     if not reuse:
         shutil.rmtree(data, ignore_errors=True)
     server = Server(data, "use-m3", args.workers)

@@ -7,9 +7,14 @@ Jobs run one at a time in a background thread. A job that was queued or running 
 service stopped runs again at the next start; pairs already aligned are skipped (the batch
 resumes by content hash).
 
-Uploads are checked in full before anything is written: a zip must be a zip, hold no absolute
-paths, no ``..`` components, no links, nothing encrypted, and must not expand beyond the
-configured limit.
+Uploads are checked in full before anything is written: a zip's entries are counted from its
+end record before its directory is read; it must be a zip, hold no absolute paths, no ``..``
+components, no links, nothing encrypted, and must not expand beyond the configured limit; a
+damaged one (false sizes, bad checksums) is a 400.
+
+At most ``max_queued_jobs`` jobs wait or run at once (429 beyond); finished jobs are deleted
+``job_retention_hours`` after they end. Each pair's report is a row of ``job_pair``, so a
+progress update writes one row, not the whole list. Messages never show server paths.
 """
 
 from __future__ import annotations
@@ -22,17 +27,20 @@ import shutil
 import sqlite3
 import stat
 import threading
+import time
 import uuid
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Annotated, BinaryIO, TextIO
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 
+from aligner.archive import BrokenArchive, check_zip
 from aligner.batch import (
     MERGED_TMX,
     BatchSettings,
@@ -41,8 +49,8 @@ from aligner.batch import (
     run_batch,
 )
 from aligner.embed import DEFAULT_ENCODER
-from aligner.errors import InputError
-from service.errors import ServiceError
+from aligner.errors import InputError, InputTooLarge
+from service.errors import ServiceError, too_busy, without_paths
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +58,10 @@ STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")
 PAIRS_FILE = "pairs.jsonl"
-EXPANSION_FACTOR = 4  # an archive may expand to this many times the upload size limit
 MAX_ARCHIVE_FILES = 10_000
 _COPY_BLOCK = 1 << 20
+_CLEANUP_EVERY_S = 600.0
+_PAIRS_SHOWN = 1000  # pair reports in a status answer unless asked for others
 
 
 def _now() -> str:
@@ -88,18 +97,17 @@ def _member_path(info: zipfile.ZipInfo) -> PurePosixPath | None:
     return path
 
 
-def check_archive(upload: BinaryIO, max_bytes: int) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
-    """Vet a zip from its central directory before anything is written; return its files."""
+def check_archive(
+    upload: BinaryIO, max_bytes: int, max_entries: int = MAX_ARCHIVE_FILES
+) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
+    """Vet a zip before anything is written: entries counted from its end record, then its
+    central directory; returns its files. Real sizes are counted as it is extracted."""
     try:
-        archive = zipfile.ZipFile(upload)
-    except (zipfile.BadZipFile, OSError, EOFError):
-        raise ServiceError(400, "not_a_zip", "the upload is not a zip file") from None
-    with archive:
-        infos = archive.infolist()
-    if len(infos) > MAX_ARCHIVE_FILES:
-        raise ServiceError(
-            413, "zip_too_large", f"the zip holds more than {MAX_ARCHIVE_FILES} entries"
-        )
+        infos = check_zip(upload, max_entries=max_entries, max_bytes=max_bytes, stream=False)
+    except InputTooLarge as exc:
+        raise ServiceError(413, "zip_too_large", str(exc)) from None
+    except BrokenArchive:
+        raise ServiceError(400, "not_a_zip", "the upload is not a readable zip file") from None
     members, total = [], 0
     for info in infos:
         path = _member_path(info)
@@ -121,18 +129,23 @@ def extract_archive(upload: BinaryIO, dest: Path, max_bytes: int) -> None:
     members = check_archive(upload, max_bytes)
     upload.seek(0)
     written = 0
-    with zipfile.ZipFile(upload) as archive:
-        for info, path in members:
-            target = dest.joinpath(*path.parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(info) as source, target.open("wb") as sink:
-                for block in iter(lambda: source.read(_COPY_BLOCK), b""):
-                    written += len(block)
-                    if written > max_bytes:
-                        raise ServiceError(
-                            413, "zip_too_large", f"the zip expands to more than {max_bytes} bytes"
-                        )
-                    sink.write(block)
+    try:
+        with zipfile.ZipFile(upload) as archive:
+            for info, path in members:
+                target = dest.joinpath(*path.parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with archive.open(info) as source, target.open("wb") as sink:
+                    for block in iter(lambda: source.read(_COPY_BLOCK), b""):
+                        written += len(block)
+                        if written > max_bytes:
+                            raise ServiceError(
+                                413,
+                                "zip_too_large",
+                                f"the zip expands to more than {max_bytes} bytes",
+                            )
+                        sink.write(block)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # false sizes, bad checksums
+        raise ServiceError(400, "damaged_zip", f"the zip is damaged: {exc}") from None
 
 
 def _pairs_root(folder: Path) -> Path:
@@ -252,6 +265,10 @@ class JobTable:
                 "total INTEGER NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 0, "
                 "failed INTEGER NOT NULL DEFAULT 0, results TEXT, error TEXT, memory TEXT)"
             )
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS job_pair (job TEXT NOT NULL, seq INTEGER NOT NULL, "
+                "report TEXT NOT NULL, PRIMARY KEY (job, seq))"
+            )
         return self._conn
 
     def insert(self, job: Job) -> None:
@@ -271,23 +288,58 @@ class JobTable:
         with self._lock:
             self._db.execute(f"UPDATE job SET {names} WHERE id = ?", (*fields.values(), job_id))
 
-    def get(self, job_id: str) -> Job | None:
+    def report(self, job_id: str, seq: int, report: dict, done: int, failed: int) -> None:
+        """One pair's report and the job's counts: one row written, not the whole list."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO job_pair VALUES (?, ?, ?)",
+                (job_id, seq, json.dumps(report, ensure_ascii=False)),
+            )
+            self._db.execute(
+                "UPDATE job SET done = ?, failed = ?, updated = ? WHERE id = ?",
+                (done, failed, _now(), job_id),
+            )
+
+    def get(self, job_id: str, offset: int = 0, limit: int = _PAIRS_SHOWN) -> Job | None:
+        """A job with the pair reports from ``offset`` (at most ``limit``)."""
         with self._lock:
             row = self._db.execute(
                 "SELECT id, state, created, updated, options, total, done, failed, results, "
                 "error, memory FROM job WHERE id = ?",
                 (job_id,),
             ).fetchone()
+            reports = self._db.execute(
+                "SELECT report FROM job_pair WHERE job = ? ORDER BY seq LIMIT ? OFFSET ?",
+                (job_id, limit, offset),
+            ).fetchall()
         if row is None:
             return None
+        if reports:
+            results = [json.loads(r[0]) for r in reports]
+        else:  # jobs of earlier versions kept the list whole
+            results = json.loads(row[8])[offset : offset + limit] if row[8] else None
         return Job(
             *row[:4],
             json.loads(row[4]),
             *row[5:8],
-            json.loads(row[8]) if row[8] else None,
+            results,
             row[9] or "",
             json.loads(row[10]) if row[10] else None,
         )
+
+    def finished_before(self, stamp: str) -> list[str]:
+        """Jobs done, failed or cancelled before ``stamp`` (an ISO time like ``_now()``)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id FROM job WHERE state NOT IN ('queued', 'running') AND updated < ?",
+                (stamp,),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def delete(self, job_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM job_pair WHERE job = ?", (job_id,))
+            self._db.execute("DELETE FROM job WHERE id = ?", (job_id,))
 
     def active(self) -> list[str]:
         with self._lock:
@@ -313,10 +365,10 @@ class JobManager:
         self.settings = settings
         self.store = store
         self.root = Path(settings.data_dir) / "jobs"
-        self.max_expanded_bytes = max_expanded_bytes or EXPANSION_FACTOR * int(
-            settings.max_upload_bytes
-        )
+        self.max_expanded_bytes = max_expanded_bytes or settings.max_expanded_bytes
         self.table = JobTable(store)
+        self._submit_lock = threading.Lock()
+        self._cleaned = 0.0
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._stop = threading.Event()
         self._cancel: dict[str, threading.Event] = {}
@@ -332,6 +384,8 @@ class JobManager:
             return
         self._stop.clear()
         if self._take_resume_lock():
+            for leftover in self.root.glob(".incoming-*"):  # uploads cut off by a crash
+                shutil.rmtree(leftover, ignore_errors=True)
             for job_id in self.table.active():
                 self._queue.put(job_id)
         self._thread = threading.Thread(target=self._run, name="concordia-jobs", daemon=True)
@@ -372,7 +426,9 @@ class JobManager:
 
     def submit_archive(self, upload: BinaryIO, options: dict) -> Job:
         """A job from a zip of pairs (NAME.zh.* / NAME.en.*, or with a manifest)."""
-        check_archive(upload, self.max_expanded_bytes)  # refuse before anything is written
+        self._check_queue()
+        # refuse before anything is written
+        check_archive(upload, self.max_expanded_bytes, self.settings.max_archive_entries)
         upload.seek(0)
         return self._create(
             lambda folder: extract_archive(upload, folder, self.max_expanded_bytes), options
@@ -408,7 +464,17 @@ class JobManager:
 
         return self._create(write, options)
 
+    def _check_queue(self) -> None:
+        """429 when ``max_queued_jobs`` jobs are waiting or running already."""
+        limit = self.settings.max_queued_jobs
+        if len(self.table.active()) >= limit:
+            raise too_busy(
+                f"{limit} jobs are queued or running; try again later",
+                self.settings.retry_after_s,
+            )
+
     def _create(self, write, options: dict) -> Job:
+        self._check_queue()
         job_id = uuid.uuid4().hex
         self.root.mkdir(parents=True, exist_ok=True)
         staging = self.root / f".incoming-{job_id}"
@@ -417,21 +483,27 @@ class JobManager:
                 write(staging / "input")
                 pairs = discover_pairs(staging / "input")
             except InputError as exc:
-                raise ServiceError(400, "bad_pairs", str(exc)) from None
+                message = without_paths(str(exc), staging / "input", self.settings.data_dir)
+                raise ServiceError(400, "bad_pairs", message) from None
             except OSError as exc:  # e.g. a file name this file system refuses
-                raise ServiceError(400, "bad_upload", f"cannot store the upload: {exc}") from None
+                reason = exc.strerror or type(exc).__name__
+                name = Path(exc.filename).name if exc.filename else ""
+                message = f"cannot store the upload: {reason}" + (f": {name}" if name else "")
+                raise ServiceError(400, "bad_upload", message) from None
             _write_pairs(pairs, staging)
-            staging.rename(self.root / job_id)
+            with self._submit_lock:
+                self._check_queue()
+                staging.rename(self.root / job_id)
+                now = _now()
+                job = Job(job_id, "queued", now, now, options, total=len(pairs))
+                self.table.insert(job)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        now = _now()
-        job = Job(job_id, "queued", now, now, options, total=len(pairs))
-        self.table.insert(job)
         self._queue.put(job_id)
         return job
 
-    def get(self, job_id: str) -> Job:
-        job = self.table.get(job_id) if _is_job_id(job_id) else None
+    def get(self, job_id: str, offset: int = 0, limit: int = _PAIRS_SHOWN) -> Job:
+        job = self.table.get(job_id, offset, limit) if _is_job_id(job_id) else None
         if job is None:
             raise ServiceError(404, "job_not_found", f"no job {job_id}")
         return job
@@ -465,16 +537,38 @@ class JobManager:
 
     # -- the runner
 
+    def cleanup(self) -> int:
+        """Delete the jobs that ended more than the retention time ago; returns how many."""
+        hours = self.settings.job_retention_hours
+        stamp = datetime.fromtimestamp(time.time() - hours * 3600, UTC)
+        old = self.table.finished_before(stamp.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        for job_id in old:
+            shutil.rmtree(self.root / job_id, ignore_errors=True)
+            self.table.delete(job_id)
+        if old:
+            log.info("deleted %d jobs finished over %g hours ago", len(old), hours)
+        return len(old)
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            job_id = self._queue.get()
+            if time.monotonic() - self._cleaned > _CLEANUP_EVERY_S:
+                self._cleaned = time.monotonic()
+                try:
+                    self.cleanup()
+                except Exception:  # logged; tried again later
+                    log.exception("job cleanup failed")
+            try:
+                job_id = self._queue.get(timeout=_CLEANUP_EVERY_S)
+            except queue.Empty:
+                continue
             if job_id is None or self._stop.is_set():
                 return
             try:
                 self._run_job(job_id)
             except Exception as exc:  # noqa: BLE001 - one broken job must not stop the runner
                 log.exception("job %s failed", job_id)
-                self.table.update(job_id, state="failed", error=f"{type(exc).__name__}: {exc}")
+                message = without_paths(f"{type(exc).__name__}: {exc}", self.settings.data_dir)
+                self.table.update(job_id, state="failed", error=message)
 
     def _run_job(self, job_id: str) -> None:
         with self._lock:
@@ -494,13 +588,14 @@ class JobManager:
             encoder=self.settings.encoder if self.settings.semantic_enabled else DEFAULT_ENCODER,
             mode=options.get("mode", "auto"),
         )
-        results: dict[str, dict] = {}
+        order = {pair.id: seq for seq, pair in enumerate(pairs)}
+        statuses: dict[str, str] = {}
 
         def progress(report: dict, done: int, total: int) -> None:
-            results[report["id"]] = _public_report(report, folder / "input")
-            ordered = [results[p.id] for p in pairs if p.id in results]
-            failed = sum(1 for r in ordered if r["status"] == "failed")
-            self.table.update(job_id, done=done, failed=failed, results=ordered)
+            public = _public_report(report, folder / "input")
+            statuses[report["id"]] = public["status"]
+            failed = sum(1 for status in statuses.values() if status == "failed")
+            self.table.report(job_id, order.get(report["id"], len(order)), public, done, failed)
 
         try:
             summary = run_batch(pairs, folder / "out", settings, progress=progress, cancel=cancel)
@@ -532,7 +627,7 @@ def _public_report(report: dict, input_dir: Path) -> dict:
     for side in ("zh", "en"):
         public[side] = _relative(report.get(side) or "", input_dir)
     if "reason" in public:
-        public["reason"] = public["reason"].replace(f"{input_dir}/", "")
+        public["reason"] = without_paths(public["reason"], input_dir, input_dir.parent.parent)
     return public
 
 
@@ -584,8 +679,15 @@ def create_router(manager: JobManager) -> APIRouter:
         return {"id": job.id, "state": job.state, "pairs": job.total}
 
     @router.get("/{job_id}", dependencies=[Depends(require_read_access)])
-    def get_job(job_id: str) -> dict:
-        return manager.get(job_id).to_json()
+    def get_job(
+        job_id: str,
+        offset: Annotated[int, Query(ge=0, le=10_000_000, description="first pair shown")] = 0,
+        limit: Annotated[int, Query(ge=1, le=_PAIRS_SHOWN, description="pairs shown")] = (
+            _PAIRS_SHOWN
+        ),
+    ) -> dict:
+        """A job's state, progress and pair reports (``offset``/``limit`` page them)."""
+        return manager.get(job_id, offset, limit).to_json()
 
     @router.get("/{job_id}/tmx", dependencies=[Depends(require_read_access)])
     def get_job_tmx(job_id: str) -> FileResponse:

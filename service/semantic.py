@@ -1,9 +1,16 @@
 """Semantic search: FAISS indexes of segment embeddings, one per language side.
 
 Each unit's Chinese and English segments are embedded (``aligner.embed``, L2-normalised, so
-inner product = cosine) and kept under the unit's id in ``semantic-zh.faiss`` and
-``semantic-en.faiss`` beside the store, with ``semantic.json`` recording the encoder and the
-store generation they reflect. A query is compared with segments in its own language.
+inner product = cosine) and kept under the unit's id. A query is compared with segments in
+its own language.
+
+On disk the two indexes and their metadata (encoder, the store generation they reflect) are
+one generation folder, ``semantic/gen-N/{zh.faiss,en.faiss,meta.json}``, and the file
+``semantic/CURRENT`` names the generation in use. A save writes a new folder, then replaces
+``CURRENT`` (one atomic rename), then removes older folders: a crash at any point leaves
+either the old generation or the new one, never files of two. At start the generation is
+also checked (both sides hold the same ids, each once, none past its ``max_id``); whatever
+does not match is rebuilt from the store.
 
 Below ``exact_below`` segments the index is exact (``IndexFlatIP``); from there on it is HNSW
 (approximate, sub-millisecond). On start the files are loaded and brought up to date with the
@@ -21,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -35,7 +43,10 @@ from service.store import TMStore, process_lock
 log = logging.getLogger("concordia.service")
 
 LANGS = ("zh", "en")
-META = "semantic.json"
+FOLDER = "semantic"
+POINTER = "CURRENT"
+META = "meta.json"
+_LEGACY = ("semantic-zh.faiss", "semantic-en.faiss", "semantic.json")  # before generations
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 64  # recall@10 0.98 on the bench's 200,000 units; 128 gave 0.999 at 2x the cost
@@ -128,6 +139,26 @@ def _encoders(spec: str) -> dict[str, Callable[[Sequence[str]], np.ndarray]]:
     return dict.fromkeys(("zh", "en", "query"), encode)
 
 
+def _inconsistency(indexes: dict[str, faiss.Index], max_id: int) -> str:
+    """Why a saved pair of indexes cannot be used as it is ("" when it can)."""
+    ids = {lang: faiss.vector_to_array(ix.id_map) for lang, ix in indexes.items()}
+    zh, en = ids["zh"], ids["en"]
+    if len(zh) != len(en) or not np.array_equal(np.sort(zh), np.sort(en)):
+        return "the two languages hold different units"
+    if len(np.unique(zh)) != len(zh):
+        return "a unit is indexed twice"
+    if len(zh) and int(zh.max()) > max_id:
+        return "it holds units past its recorded last one"
+    return ""
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Flush a folder's files to disk before the pointer names it."""
+    for path in folder.iterdir():
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+
+
 def _new_index(dim: int, approximate: bool) -> faiss.Index:
     if approximate:
         base = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
@@ -202,13 +233,32 @@ class SemanticIndex:
         self._embedder = _QueryEmbedder(self._encode["query"])
 
     # -- persistence -------------------------------------------------------------------
-    def _path(self, lang: str) -> Path:
-        return self.data_dir / f"semantic-{lang}.faiss"
+    @property
+    def folder(self) -> Path:
+        return self.data_dir / FOLDER
+
+    def _current(self) -> Path | None:
+        """The generation folder ``CURRENT`` names, if any."""
+        try:
+            name = (self.folder / POINTER).read_text().strip()
+        except OSError:
+            return None
+        if not name.startswith("gen-") or "/" in name:
+            return None
+        return self.folder / name
 
     def _read_saved(self, store: TMStore, newer_than: int = -1) -> tuple | None:
         """(indexes, meta) saved for this encoder and store, newer than ``newer_than``."""
+        current = self._current()
+        if current is not None:
+            files = {"meta": current / META, **{lang: current / f"{lang}.faiss" for lang in LANGS}}
+            where = current.name
+        else:  # the files of versions before generation folders, checked the same way
+            names = dict(zip((*LANGS, "meta"), _LEGACY, strict=True))
+            files = {key: self.data_dir / name for key, name in names.items()}
+            where = "of an earlier version"
         try:
-            meta = json.loads((self.data_dir / META).read_text())
+            meta = json.loads(files["meta"].read_text())
             if not (
                 meta.get("encoder") == self.spec
                 and meta.get("dim") == self.dim
@@ -216,10 +266,12 @@ class SemanticIndex:
                 and int(meta["max_id"]) <= store.max_id()
             ):
                 return None
-            indexes = {lang: faiss.read_index(str(self._path(lang))) for lang in LANGS}
+            indexes = {lang: faiss.read_index(str(files[lang])) for lang in LANGS}
         except (OSError, ValueError, KeyError, TypeError, RuntimeError):
             return None
-        if len({ix.ntotal for ix in indexes.values()}) != 1:
+        problem = _inconsistency(indexes, int(meta["max_id"]))
+        if problem:
+            log.warning("semantic index %s: %s; rebuilding it", where, problem)
             return None
         return indexes, meta
 
@@ -238,7 +290,9 @@ class SemanticIndex:
 
         Returns whether the saved files were usable. ``sync`` brings them up to date.
         """
-        saved = self._read_saved(store)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with process_lock(self.data_dir / "semantic.lock"):
+            saved = self._read_saved(store)
         if saved is None:
             log.info("semantic index missing or stale: rebuilding from the store")
             self._adopt({lang: _new_index(self.dim, False) for lang in LANGS},
@@ -248,12 +302,18 @@ class SemanticIndex:
         return True
 
     def save(self) -> None:
-        """Write the indexes and their metadata (temporary files renamed into place)."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """Write a new generation folder, switch ``CURRENT`` to it, remove older ones.
+
+        Called with the process lock held (``sync``), so workers never save at once.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True)
+        current = self._current()
+        number = int(current.name[4:]) + 1 if current and current.name[4:].isdigit() else 1
+        target = self.folder / f"gen-{number}"
+        shutil.rmtree(target, ignore_errors=True)  # left by a crash before its switch
+        target.mkdir()
         for lang, index in self._indexes.items():
-            tmp = self._path(lang).with_suffix(".faiss.tmp")
-            faiss.write_index(index, str(tmp))
-            os.replace(tmp, self._path(lang))
+            faiss.write_index(index, str(target / f"{lang}.faiss"))
         meta = {
             "encoder": self.spec,
             "dim": self.dim,
@@ -261,9 +321,16 @@ class SemanticIndex:
             "max_id": self.max_id,
             "deleted": sorted(self._deleted),
         }
-        tmp = self.data_dir / (META + ".tmp")
-        tmp.write_text(json.dumps(meta))
-        os.replace(tmp, self.data_dir / META)
+        (target / META).write_text(json.dumps(meta))
+        _fsync_folder(target)
+        pointer = self.folder / (POINTER + ".tmp")
+        pointer.write_text(target.name)
+        os.replace(pointer, self.folder / POINTER)  # the one step that switches generations
+        for old in self.folder.glob("gen-*"):
+            if old != target:
+                shutil.rmtree(old, ignore_errors=True)
+        for legacy in _LEGACY:
+            (self.data_dir / legacy).unlink(missing_ok=True)
 
     def close(self) -> None:
         self._pool.shutdown()
@@ -301,7 +368,7 @@ class SemanticIndex:
             for chunk in store.iter_segment_batches(after_id=self.max_id, batch=batch):
                 added += self._add(chunk)
             self.generation = generation
-            if added or changed or not self._path("zh").exists():
+            if added or changed or self._current() is None:
                 self.save()
             return added
 

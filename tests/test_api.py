@@ -223,8 +223,9 @@ def test_errors_are_json_without_traces(tmp_path):
 def test_restart_keeps_data_and_semantic_index(memory, tmp_path):
     _, units, base = memory
     data = base / "data"
-    assert (data / "semantic-en.faiss").exists() and (data / "semantic.json").exists()
-    saved = (data / "semantic-en.faiss").stat().st_mtime_ns
+    current = data / "semantic" / (data / "semantic" / "CURRENT").read_text()
+    assert (current / "en.faiss").exists() and (current / "meta.json").exists()
+    saved = (current / "en.faiss").stat().st_mtime_ns
     settings = Settings(data_dir=data, api_key=KEY, encoder="use-m3", semantic_exact_below=200)
     with TestClient(create_app(settings)) as again:
         stats = again.get("/tm/stats").json()
@@ -233,7 +234,7 @@ def test_restart_keeps_data_and_semantic_index(memory, tmp_path):
         assert stats["semantic_index"]["index"] == "hnsw"
         best = again.post("/tm/lookup", json={"text": units[9].source, "source_lang": "zh"})
         assert best.json()["matches"][0]["fuzzy"] == 100
-    assert (data / "semantic-en.faiss").stat().st_mtime_ns == saved  # loaded, not rebuilt
+    assert (current / "en.faiss").stat().st_mtime_ns == saved  # loaded, not rebuilt
 
 
 def test_delete_removes_from_lookups(tmp_path, shared_data):

@@ -171,8 +171,9 @@ def _bomb() -> bytes:
 )
 def test_unsafe_uploads_are_refused_before_anything_is_written(tmp_path, body, status, code):
     settings = Settings(
-        data_dir=tmp_path / "data", api_key=KEY["X-API-Key"], max_upload_bytes=256 * 1024
-    )  # archives may expand to 1 MiB
+        data_dir=tmp_path / "data", api_key=KEY["X-API-Key"], max_upload_bytes=256 * 1024,
+        max_expanded_bytes=1024 * 1024,
+    )
     with TestClient(create_app(settings)) as client:
         answer = client.post("/jobs", files={"file": ("up.zip", body)}, headers=KEY)
     assert answer.status_code == status

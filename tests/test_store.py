@@ -189,7 +189,8 @@ def test_semantic_index_exact_then_hnsw_follows_the_store(tmp_path, shared_data)
     again = SemanticIndex(tmp_path / "data", "use-m3", exact_below=100)
     assert again.load(store) and again.approximate and len(again) == 118
     assert again.sync(store) == 0
-    (tmp_path / "data" / "semantic-zh.faiss").unlink()
+    folder = tmp_path / "data" / "semantic"
+    (folder / (folder / "CURRENT").read_text() / "zh.faiss").unlink()
     assert not again.load(store)  # a missing file means a rebuild
     assert again.sync(store) == 118
     again.close()
