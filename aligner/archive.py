@@ -103,5 +103,7 @@ def _stream(archive, infos, max_bytes, what, count_tags, max_tags) -> None:
                         tags += block.count(b"<")
                         if tags > max_tags:
                             raise InputTooLarge(f"{what} holds more than {max_tags} XML tags")
+    except InputTooLarge:
+        raise
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
         raise BrokenArchive(f"{what} is damaged ({exc})") from None

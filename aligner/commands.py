@@ -147,8 +147,23 @@ def _write_json(path: Path, data: dict) -> None:
 
 def run_serve(args: argparse.Namespace) -> NoReturn:
     """Hand over to the service's own launcher (run, not imported: aligner never imports it)."""
-    argv = [sys.executable, "-m", "service.api", "--host", args.host, "--port", str(args.port)]
+    argv, env = serve_command(args)
+    os.execve(sys.executable, argv, env)
+
+
+def serve_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    """The command ``aligner serve`` runs and its environment.
+
+    ``-P``: the current folder is not put first on the import path, so a stray
+    ``concurrent.py`` there cannot replace the standard library's; the folder holding this
+    package (and ``service`` beside it) is put on ``PYTHONPATH`` instead.
+    """
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    argv = [sys.executable, "-P", "-m", "service.api", "--host", args.host]
+    argv += ["--port", str(args.port)]
     argv += ["--workers", str(args.workers)]
     if args.data is not None:
         argv += ["--data", str(args.data)]
-    os.execv(sys.executable, argv)
+    return argv, env

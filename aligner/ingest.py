@@ -41,7 +41,7 @@ class ReadLimits:
 
     max_bytes: int = 32 * 1024 * 1024
     max_parts: int = 2_000
-    max_tags: int = 2_000_000
+    max_tags: int = 500_000
 
 
 DEFAULT_LIMITS = ReadLimits()

@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import secrets
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -341,13 +341,19 @@ def _prop_order(prop_type: str) -> tuple[int, str]:
 # ---------------------------------------------------------------------------- reading
 
 
+SKIPPED_TU = "a requested language missing or empty"
+
+
 def read_tmx(
     source: str | os.PathLike[str] | BinaryIO,
     *,
     source_lang: str | None = None,
     target_lang: str | None = None,
+    skipped: Counter[str] | None = None,
 ) -> Iterator[TranslationUnit]:
     """Stream the translation units of a TMX file (a path or a binary file object).
+
+    ``skipped``, when given, counts the ``tu`` left out, by reason, as the log reports them.
 
     Languages are matched by exact code first, then by primary subtag, ignoring case and
     ``_`` vs ``-`` (``zh`` finds ``ZH_cn``). Without ``source_lang`` the header ``srclang``
@@ -380,11 +386,15 @@ def read_tmx(
     )
     want_src = normalize_lang(source_lang) if source_lang else None
     want_tgt = normalize_lang(target_lang) if target_lang else None
-    return _units(events, name, want_src, want_tgt)
+    return _units(events, name, want_src, want_tgt, skipped)
 
 
 def _units(
-    events: etree.iterparse, name: str, want_src: str | None, want_tgt: str | None
+    events: etree.iterparse,
+    name: str,
+    want_src: str | None,
+    want_tgt: str | None,
+    counts: Counter[str] | None = None,
 ) -> Iterator[TranslationUnit]:
     checked = False
     read = skipped = 0
@@ -401,6 +411,8 @@ def _units(
                 unit = _read_tu(elem, want_src, want_tgt, name)
                 if unit is None:
                     skipped += 1
+                    if counts is not None:
+                        counts[SKIPPED_TU] += 1
                 else:
                     read += 1
                     yield unit
@@ -413,8 +425,9 @@ def _units(
     if not checked:
         _check_document(events.root, name)
     if skipped:
-        why = "a requested language missing or empty"
-        log.warning("%s: skipped %d of %d units: %s", name, skipped, read + skipped, why)
+        log.warning(
+            "%s: skipped %d of %d units: %s", name, skipped, read + skipped, SKIPPED_TU
+        )
 
 
 def _check_document(elem: etree._Element, name: str) -> None:

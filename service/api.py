@@ -22,7 +22,7 @@ from service.config import Settings
 from service.errors import install_error_handlers
 from service.jobs import JobManager
 from service.jobs import create_router as jobs_router
-from service.middleware import UploadLimit
+from service.middleware import HeaderTimeoutProtocol, UploadLimit
 from service.security import API_KEY_HEADER, KeyRing
 from service.state import ServiceState
 
@@ -91,6 +91,8 @@ def serve(
 
     Lookups are CPU-bound Python, so one process uses one core; more workers answer more
     lookups at once (each keeps its own indexes in memory, kept in step through the store).
+    The server's own limits (connections, header time and size, keep-alive) come from the
+    settings (``CONCORDIA_MAX_CONNECTIONS`` …); the body timeout is the ``UploadLimit``'s.
     The shared socket is made here rather than by uvicorn: uvicorn's lacks the TCP protocol
     number, so asyncio leaves Nagle's algorithm on for its connections and every response
     waits ~40 ms for a delayed ACK.
@@ -100,6 +102,7 @@ def serve(
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
+    settings = Settings.from_env()
     config = uvicorn.Config(
         "service.api:create_app",
         factory=True,
@@ -107,6 +110,11 @@ def serve(
         port=port,
         workers=workers,
         log_level=log_level,
+        http=HeaderTimeoutProtocol,  # header deadline and size (CONCORDIA_HEADER_*)
+        limit_concurrency=settings.max_connections,
+        timeout_keep_alive=int(settings.keep_alive_s),
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        backlog=settings.max_connections,
     )
     if workers <= 1:
         uvicorn.Server(config).run()

@@ -79,7 +79,7 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("max_queued_jobs", "CONCORDIA_MAX_QUEUED_JOBS", 20, "int",
             "jobs queued or running at once (429 beyond)"),
     Setting("job_retention_hours", "CONCORDIA_JOB_RETENTION_HOURS", 168.0, "float",
-            "finished jobs (files and status) are deleted this long after they end"),
+            "finished jobs (files and status) are deleted this long after they end", 0),
     # -- semantic search
     Setting("encoder", "CONCORDIA_ENCODER", "use-m3", "str",
             "`use-m3`, `st:<model>`, or `none` for fuzzy lookup only"),

@@ -11,7 +11,7 @@ import html
 from typing import Annotated, Literal
 
 import numpy as np
-from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Path, Query, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -19,9 +19,10 @@ from aligner.models import TranslationUnit
 from service.errors import ServiceError, not_found
 from service.lookup import LANGS, lookup
 from service.session import require_read, require_write
-from service.state import ServiceState, State
+from service.state import ServiceState, State, heavy_work
 
 TMX_MEDIA = "application/x-tmx+xml"
+MAX_ID = 2**63 - 1  # SQLite's largest integer: beyond, a 422, not an overflow
 LANG_CODES = {"zh": "zh-CN", "en": "en-US"}
 
 
@@ -186,7 +187,7 @@ def create_router() -> APIRouter:
         term: Annotated[str, Query(min_length=1, max_length=200, description="text to find")],
         lang: Annotated[Literal["zh", "en"] | None, Query(description="side to search")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 20,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
         document: Annotated[str | None, Query(max_length=200)] = None,
         speaker: Annotated[str | None, Query(max_length=200)] = None,
         total: Annotated[bool, Query(description="count the matches (up to 1,000)")] = False,
@@ -197,7 +198,7 @@ def create_router() -> APIRouter:
             document=document, speaker=speaker, with_total=total,
         )
 
-    @router.post("/tm/import", dependencies=writes)
+    @router.post("/tm/import", dependencies=[*writes, Depends(heavy_work)])
     def tm_import(
         state: State,
         file: Annotated[UploadFile, File(description="a TMX file")],
@@ -207,7 +208,7 @@ def create_router() -> APIRouter:
         state.sync()
         return {**result.as_dict(), "units": state.store.count()}
 
-    @router.get("/tm/export", dependencies=reads)
+    @router.get("/tm/export", dependencies=[*reads, Depends(heavy_work)])
     def tm_export(
         state: State,
         document: str | None = None,
@@ -258,7 +259,7 @@ def create_router() -> APIRouter:
         return await state.run(collect)
 
     @router.delete("/tm/units/{unit_id}", dependencies=writes)
-    def tm_delete_unit(unit_id: int, state: State) -> dict:
+    def tm_delete_unit(unit_id: Annotated[int, Path(ge=1, le=MAX_ID)], state: State) -> dict:
         """Delete one unit."""
         deleted = state.store.delete([unit_id])
         if not deleted:

@@ -21,6 +21,7 @@ import sqlite3
 import threading
 import time
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -344,7 +345,12 @@ class TMStore:
 
         if not source and isinstance(tmx, str | Path):
             source = Path(tmx).name
-        return self.import_units(read_tmx(tmx), source=source)
+        left_out: Counter[str] = Counter()  # tu the reader skips, counted as it logs them
+        result = self.import_units(read_tmx(tmx, skipped=left_out), source=source)
+        for reason, count in left_out.items():
+            result.skipped += count
+            result.skipped_reasons[reason] = result.skipped_reasons.get(reason, 0) + count
+        return result
 
     def delete(self, ids: Iterable[int] = (), *, document: str | None = None) -> list[int]:
         """Delete units by id and/or by document; returns the ids actually deleted."""
