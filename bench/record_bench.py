@@ -1,4 +1,18 @@
-"""Time to read, cut into turns and align a meeting record of S/PV.8017's size.
+"""Real UN records end to end, and the time to align a record of S/PV.8017's size.
+
+Part 1, real records (issue 10), each figure beside the code of main@5e02e7e (before the work
+on real records) run in the same session on the same files:
+- S/PV.10124 part 1, Chinese and official English as pdf.js extracted them: read + cut + align
+  time (cold embedding cache, model loaded), whether every turn is paired with its
+  counterpart, letters and digits of the body lost (the body being each version's text less
+  page furniture, headings and language notes, as the current reader and turn cutter see
+  it; a letter is lost when no sentence of the result holds it), and the share of Chinese
+  and of English sentences that are in a pair scoring at least the threshold;
+- the three English PDFs and the Chinese S/PV.8017: speech turns found against the lists
+  read by hand in tests/test_turns.py, letters and digits lost between reading and
+  sentences.
+
+Part 2, S/PV.8017-sized record:
 
 The official English S/PV.8017 is not available, so the timed pair is built to the record's
 shape from real parallel UN sentences:
@@ -20,28 +34,39 @@ apart). Baselines in the same run, taking turns with the record runs: plain alig
 of the same files, and embedding every sentence once (the floor under both). Reading and cutting
 the real record is timed too.
 
-    python bench/record_bench.py [--repeat 3]
+    python bench/record_bench.py [--repeat 3] [--baseline 5e02e7e]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import os
 import statistics
+import subprocess
+import sys
+import tarfile
 import tempfile
 import time
 import unicodedata
+from collections import Counter
 from pathlib import Path
 
 from aligner import speakers
+from aligner.align import DEFAULT_MIN_SCORE
 from aligner.embed import CachedEncoder, load_encoder
 from aligner.ingest import read_document
 from aligner.pipeline import align_documents
 from aligner.segment import split_sentences
-from aligner.turns import parse_turns
+from aligner.turns import letters, parse_turns
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("CONCORDIA_SHARED_DATA", ROOT.parent / "shared" / "data"))
+UN = DATA / "un"
+PV10124 = (UN / "S-PV-10124.part1.zh.txt", UN / "S-PV-10124.part1.en.txt")
+ONE_SIDED = ("S-PV-8422.en.pdf", "S-PV-3756.en.pdf", "A-79-PV-29.en.pdf", "S-PV-8017.zh.txt")
+BASELINE = "5e02e7e"
 ZH = DATA / "un" / "S-PV-8017.zh.txt"
 EXCERPT_EN = ROOT / "tests" / "data" / "record_8017_excerpt.en.txt"
 COLUMN = 22  # ems per printed line of the Chinese record
@@ -165,10 +190,177 @@ def embed_only(zh_path: Path, en_path: Path, model) -> float:
     return time.perf_counter() - t0
 
 
+# ---------------------------------------------------------------- part 1: real records
+
+# Run in a child process, with either this checkout or the baseline's aligner on the path, so
+# that both are timed alike; it prints what the parent scores.
+CHILD = """
+import json, statistics, sys, time
+from aligner.embed import CachedEncoder, load_encoder
+from aligner.ingest import read_document
+from aligner.pipeline import align_documents
+zh_path, en_path, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
+model = load_encoder(cache=False).inner
+model.encode(["The model loads on first use."])
+times = []
+for _ in range(repeat):
+    t0 = time.perf_counter()
+    zh = read_document(zh_path, "zh")
+    en = read_document(en_path, "en")
+    result = align_documents(zh, en, encoder=CachedEncoder(model))
+    times.append(time.perf_counter() - t0)
+print(json.dumps({
+    "seconds": statistics.median(times), "mode": result.mode,
+    "pairs": [[p.zh, p.en, p.score, len(p.zh_indices), len(p.en_indices)]
+              for p in result.pairs],
+    "unmatched_zh": result.unmatched_zh, "unmatched_en": result.unmatched_en,
+    "turns": [[t.zh, t.en] for t in getattr(result, "turns", [])],
+}))
+"""
+
+
+def baseline_tree(commit: str, into: Path) -> Path:
+    """The baseline's ``aligner`` package extracted from git into ``into``."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", commit, "aligner"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def run_child(code_root: Path, repeat: int) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(code_root)}
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(PV10124[0]), str(PV10124[1]), str(repeat)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=code_root,
+    ).stdout
+    return json.loads(out)
+
+
+def body(path: Path) -> tuple[Counter, list[str], list]:
+    """Letters and digits of a record's body (its text less page furniture, headings and
+    language notes, as this checkout reads and cuts it), each turn's letters, and the turns."""
+    doc = read_document(path)
+    turns = parse_turns(doc)
+    noise = letters("".join(t.heading + "".join(t.notes) for t in turns))
+    return Counter(letters("".join(doc.paragraphs))) - Counter(noise), [
+        letters("".join(t.paragraphs)) for t in turns
+    ], turns
+
+
+def turn_of(text: str, turn_letters: list[str]) -> int | None:
+    """The turn whose text holds ``text`` (by its first letters), or None."""
+    key = letters(text)[:15]
+    hits = [k for k, t in enumerate(turn_letters) if key and key in t]
+    return hits[0] if len(hits) == 1 else None
+
+
+def score_pair_run(run: dict, zh_body, en_body) -> dict[str, object]:
+    (zh_expected, zh_turns, _), (en_expected, en_turns, _) = zh_body, en_body
+    zh_got = Counter(letters("".join([p[0] for p in run["pairs"]] + run["unmatched_zh"])))
+    en_got = Counter(letters("".join([p[1] for p in run["pairs"]] + run["unmatched_en"])))
+    n_zh = sum(p[3] for p in run["pairs"]) + len(run["unmatched_zh"])
+    n_en = sum(p[4] for p in run["pairs"]) + len(run["unmatched_en"])
+    good = [p for p in run["pairs"] if p[2] >= DEFAULT_MIN_SCORE]
+    # A pair's two sides in the same turn of the two versions (they have the same turns in
+    # the same order here); pairs whose text is found in no single turn are "unplaced".
+    placed = [(turn_of(p[0], zh_turns), turn_of(p[1], en_turns)) for p in run["pairs"]]
+    return {
+        "seconds": run["seconds"],
+        "lost_zh": (zh_expected - zh_got).total(),
+        "lost_en": (en_expected - en_got).total(),
+        "in_good_zh": sum(p[3] for p in good) / max(n_zh, 1),
+        "in_good_en": sum(p[4] for p in good) / max(n_en, 1),
+        "sentences": (n_zh, n_en),
+        "unmatched": (len(run["unmatched_zh"]), len(run["unmatched_en"])),
+        "below": len(run["pairs"]) - len(good),
+        "same_turn": sum(a is not None and a == b for a, b in placed),
+        "unplaced": sum(a is None or b is None for a, b in placed),
+        "pairs": len(run["pairs"]),
+    }
+
+
+def expected_speakers() -> dict[str, list]:
+    sys.path.insert(0, str(ROOT / "tests"))
+    import test_turns  # the lists read by hand
+
+    return {
+        "S-PV-8422.en.pdf": test_turns.PV8422,
+        "S-PV-3756.en.pdf": test_turns.PV3756,
+        "A-79-PV-29.en.pdf": test_turns.A79PV29,
+        "S-PV-8017.zh.txt": test_turns.PV8017_SPEAKERS,
+        "zh": test_turns.PV10124_ZH,
+        "en": test_turns.PV10124_EN,
+    }
+
+
+def speech(turns) -> list[tuple[str, str, str]]:
+    return [(t.speaker, t.country, t.language) for t in turns if t.kind == "speech"]
+
+
+def real_records(repeat: int, baseline: str) -> None:
+    expected = expected_speakers()
+    zh_body, en_body = body(PV10124[0]), body(PV10124[1])
+    turns_found = speech(zh_body[2]) == expected["zh"] and speech(en_body[2]) == expected["en"]
+    with tempfile.TemporaryDirectory() as tmp:
+        old = baseline_tree(baseline, Path(tmp))
+        runs = {"now": run_child(ROOT, repeat), baseline: run_child(old, repeat)}
+    now = runs["now"]
+    speech_zh = [k for k, t in enumerate(zh_body[2]) if t.kind == "speech"]
+    speech_en = [k for k, t in enumerate(en_body[2]) if t.kind == "speech"]
+    right = sorted(zip(speech_zh, speech_en, strict=True)) if turns_found else []
+    linked = sorted((z, e) for z, e in now["turns"] if (z in speech_zh and e in speech_en))
+    print(f"S/PV.10124 part 1 ({PV10124[0].name}, {PV10124[1].name}); read + cut + align, "
+          f"cold embedding cache, median of {repeat}; baseline: the code of main@{baseline}")
+    print(f"  speech turns found as read by hand: zh {len(speech(zh_body[2]))}, en "
+          f"{len(speech(en_body[2]))}: {'all' if turns_found else 'NOT all'}; every speech "
+          f"turn paired with its counterpart: {'yes' if right and linked == right else 'NO'}")
+    print(f"  {'':<24} {'now':>14} {'main@' + baseline:>14}")
+    scored = {name: score_pair_run(r, zh_body, en_body) for name, r in runs.items()}
+    rows = [
+        ("read + cut + align s", lambda r: f"{r['seconds']:.2f}"),
+        ("sentences zh / en", lambda r: "{} / {}".format(*r["sentences"])),
+        ("letters lost zh / en", lambda r: f"{r['lost_zh']} / {r['lost_en']}"),
+        ("zh in a pair >= thr", lambda r: f"{r['in_good_zh']:.1%}"),
+        ("en in a pair >= thr", lambda r: f"{r['in_good_en']:.1%}"),
+        ("unmatched zh / en", lambda r: "{} / {}".format(*r["unmatched"])),
+        ("pairs below threshold", lambda r: str(r["below"])),
+        ("pairs in one turn pair", lambda r: f"{r['same_turn']} of {r['pairs']}"),
+        ("  (text in no one turn)", lambda r: str(r["unplaced"])),
+    ]
+    for label, cell in rows:
+        print(f"  {label:<24} {cell(scored['now']):>14} {cell(scored[baseline]):>14}")
+    print(f"  targets: every turn paired right, 0 letters lost, >= 97 % of each side's "
+          f"sentences in a pair scoring >= {DEFAULT_MIN_SCORE}, <= 10 s")
+    print("one-sided records: speech turns found / read by hand, letters and digits lost")
+    for name in ONE_SIDED:
+        t0 = time.perf_counter()
+        expected_body, _, turns = body(UN / name)
+        lang = "zh" if name.endswith(".zh.txt") else "en"
+        sentences = [s for t in turns for p in t.paragraphs for s in split_sentences(p, lang)]
+        lost = (expected_body - Counter(letters("".join(sentences)))).total()
+        found = speech(turns)
+        want = expected[name]
+        print(f"  {name:<20} {len(found):>3} / {len(want):<3} "
+              f"{'all found' if found == want else 'DIFFERENT'}; lost {lost}; "
+              f"read + cut {time.perf_counter() - t0:.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per mode (median shown)")
+    parser.add_argument("--baseline", default=BASELINE, help="commit to compare with")
     args = parser.parse_args()
+    print(f"load average at start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
+    real_records(args.repeat, args.baseline)
+    print()
 
     t0 = time.perf_counter()
     model = load_encoder(cache=False).inner
