@@ -10,7 +10,8 @@ mid-speech) is not text: it is kept in the turn's ``notes``, as the heading is i
 
 The cover page (``主席： 兰道先生/沃尔兹先生 ……（美利坚合众国）``, ``President:``, ``Members:``,
 the agenda) is procedural: a heading followed by leader dots is a line of it, and when the record
-has an opening line (``The meeting was called to order at…``) nothing before it is a speech.
+has an opening line (``The meeting was called to order at…``, ``下午3时10分开会。``) nothing
+before it is a speech.
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ PROCEDURAL = {
             re.compile(r"^A (?:recorded )?vote was taken|^(?:In favour|Against|Abstaining):"),
         ),
     ),
+}
+
+
+# The line that opens a meeting (not one resuming it): what comes before it is the cover page.
+_CALLED_TO_ORDER = {
+    "zh": re.compile(rf"^{_TIME_ZH}开会。?$"),
+    "en": re.compile(r"^The meeting was called to order at "),
 }
 
 
@@ -137,9 +145,7 @@ def parse_turns(doc: Document) -> list[Turn]:
     """
     lang = doc.lang
     texts = [p.strip() for p in doc.paragraphs]
-    opening = next(
-        (k for k, text in enumerate(texts) if procedural_kind(text, lang) == "opening"), 0
-    )
+    opening = next((k for k, text in enumerate(texts) if _CALLED_TO_ORDER[lang].match(text)), 0)
     turns: list[Turn] = []
     current_kind = ""  # procedural kind of the last turn, "" for a speech
     for k, text in enumerate(texts):

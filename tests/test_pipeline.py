@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from aligner import pipeline
+from aligner.align import DEFAULT_MIN_SCORE
 from aligner.embed import CachedEncoder, load_encoder
 from aligner.errors import InputError, TextLostError
 from aligner.ingest import read_document
@@ -264,3 +265,46 @@ def test_bad_arguments(zh, en, encoder):
         align_documents(zh, en, mode="turns", encoder=encoder)
     with pytest.raises(InputError, match="first document must be Chinese"):
         align_documents(en, zh, encoder=encoder)
+
+
+@pytest.fixture(scope="module")
+def pv10124(shared_data):
+    un = shared_data / "un"
+    return read_document(un / "S-PV-10124.part1.zh.txt"), read_document(
+        un / "S-PV-10124.part1.en.txt"
+    )
+
+
+def in_good_pairs(result, lang: str) -> float:
+    good = [p for p in result.pairs if p.score >= DEFAULT_MIN_SCORE]
+    held = sum(len(p.zh_indices if lang == "zh" else p.en_indices) for p in good)
+    return held / result.sentences[lang]
+
+
+def test_real_record_every_turn_paired(pv10124, encoder):
+    zh, en = pv10124
+    result = align_documents(zh, en, encoder=encoder)
+    assert result.mode == "record" and result.warnings == []
+    assert [(t.zh, t.en) for t in result.turns] == [(k, k) for k in range(13)]
+    assert min(t.confidence for t in result.turns) > 0.9
+    assert in_good_pairs(result, "zh") >= 0.97 and in_good_pairs(result, "en") >= 0.97
+    # what is left out is the cover page's notice, whose two versions say different things
+    assert {u.turn for u in result.unmatched} == {0}
+
+
+def test_real_record_with_a_heading_missed(pv10124, encoder):
+    """The failure the issue reports: Latvia's heading not recognised in the Chinese."""
+    zh, en = pv10124
+    zh = replaced(zh, "帕夫乌塔-德斯兰德斯女士（拉脱维亚）（以英语发言）：", "")
+    result = align_documents(zh, en, encoder=encoder)
+    lone = [k for k, t in enumerate(result.turns) if t.zh is None or t.en is None]
+    assert len(lone) == 1
+    link = result.turns[lone[0]]
+    latvia = link.en
+    assert link.block == result.turns[lone[0] - 1].block  # aligned with the President's turn
+    paired_en = {j for p in result.pairs if p.score >= DEFAULT_MIN_SCORE for j in p.en_indices}
+    en_turns = parse_turns(en)
+    first = sum(len(pipeline._sentences(t.paragraphs, "en")) for t in en_turns[:latvia])
+    count = len(pipeline._sentences(en_turns[latvia].paragraphs, "en"))
+    assert len(paired_en & set(range(first, first + count))) >= 0.95 * count
+    assert in_good_pairs(result, "zh") >= 0.97 and in_good_pairs(result, "en") >= 0.97

@@ -405,3 +405,19 @@ def test_cover_page_and_language_switch():
     turns[3].paragraphs.pop()
     with pytest.raises(TextLostError, match="cutting into turns lost 8 letters"):
         check_turns(doc, turns)
+
+
+def test_a_resumed_meeting_keeps_the_speeches_before_it():
+    doc = Document(
+        paragraphs=[
+            "Mr. Blok (Netherlands): As we gather in this Chamber, we remember them.",
+            "The meeting was suspended at 1 p.m.",
+            "The meeting resumed at 3.05 p.m.",
+            "The President (spoke in French): I give the floor to the representative of Peru.",
+        ],
+        lang="en",
+    )
+    assert [(t.kind, t.speaker) for t in parse_turns(doc)] == [
+        ("speech", "Mr. Blok"), ("procedural", ""), ("procedural", ""),
+        ("speech", "The President"),
+    ]
