@@ -657,6 +657,23 @@ def test_mostly_page_furniture_is_refused(shared_data, tmp_path):
     assert sorted(tmp_path.iterdir()) == [path]  # nothing half-written
 
 
+def test_scanned_pdf_through_the_command_line(shared_data, tmp_path, capsys):
+    from pypdf import PdfWriter
+
+    from aligner.cli import main
+
+    blank = PdfWriter()
+    blank.add_blank_page(width=595, height=842)
+    scan = tmp_path / "S-PV-10124.en.pdf"
+    with scan.open("wb") as f:
+        blank.write(f)
+    zh = str(shared_data / "un" / "S-PV-10124.part1.zh.txt")
+    assert main(["align", zh, str(scan), "-o", str(tmp_path / "out.tmx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("S-PV-10124.en.pdf: the PDF has no text layer (a scan?); OCR it first")
+    assert "\n" not in err and sorted(tmp_path.iterdir()) == [scan]
+
+
 def test_pdftotext_layout_two_columns_side_by_side(real_documents):
     """`pdftotext -layout` of S/PV.8422, pages 8 and 9: the columns share lines."""
     doc = read_document(DATA / "S-PV-8422.pdftotext-layout.en.txt")
