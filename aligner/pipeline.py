@@ -325,21 +325,27 @@ def _merge_blocks(
     stays alone, its sentences unmatched.
     """
     aligned = [(block, align_block(block)) for block in blocks]
-    k = 0
-    while k + 1 < len(aligned):
-        (a, a_beads), (b, b_beads) = aligned[k], aligned[k + 1]
+    # Decide every join from the blocks aligned alone, then align each joined run once: at
+    # most two alignments per sentence, however many turns were cut differently.
+    runs = [[aligned[0]]] if aligned else []
+    for (a, a_beads), (b, b_beads) in zip(aligned, aligned[1:], strict=False):
         lone = _lone_sides(a) | _lone_sides(b)
-        joined = a + b
         if lone and (
             _leftover(a_beads, _lone_sides(b))
             or _leftover(b_beads, _lone_sides(a))
-            or imbalance(joined) + BALANCE_GAIN < min(imbalance(a), imbalance(b))
+            or imbalance(a + b) + BALANCE_GAIN < min(imbalance(a), imbalance(b))
         ):
-            aligned[k : k + 2] = [(joined, align_block(joined))]
-            k = max(k - 1, 0)
+            runs[-1].append((b, b_beads))
         else:
-            k += 1
-    return aligned
+            runs.append([(b, b_beads)])
+    out = []
+    for run in runs:
+        if len(run) == 1:
+            out.append(run[0])
+        else:
+            joined = [pair for block, _ in run for pair in block]
+            out.append((joined, align_block(joined)))
+    return out
 
 
 def _lone_sides(block: list[TurnPair]) -> set[str]:
