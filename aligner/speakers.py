@@ -109,10 +109,31 @@ def is_language_note(text: str) -> bool:
     return bool(_SPOKE_IN.match(text) or _ZH_SPOKE_IN.match(text))
 
 
+_ENTITIES = ("state", "observer", "org", "body")
+
+
 def entity(text: str) -> str:
-    """Canonical English name of a state, organisation or body; "" when not in the table."""
-    name = lookup(text, ("state", "observer", "org", "body"))
+    """Canonical English name of a state, organisation or body; "" when not in the table.
+
+    A longer description names its entity too: "Head of the Delegation of the European Union
+    to the United Nations" and "欧洲联盟驻联合国代表团团长" → "European Union" (the longest name
+    of the table it holds, as a whole word in English).
+    """
+    name = lookup(text, _ENTITIES)
+    if name is None and text:
+        found = [m.group() for m in _entity_pattern().finditer(text)]
+        name = lookup(max(found, key=len), _ENTITIES) if found else None
     return name.key if name else ""
+
+
+@cache
+def _entity_pattern() -> re.Pattern[str]:
+    variants = {v for n in names() if n.kind in _ENTITIES for v in n.en + n.zh if len(v) > 1}
+    alternatives = [
+        rf"(?<![\w-]){re.escape(v)}(?![\w-])" if v.isascii() else re.escape(v)
+        for v in sorted(variants, key=len, reverse=True)
+    ]
+    return re.compile("|".join(alternatives))
 
 
 def role(speaker: str) -> str:

@@ -265,6 +265,11 @@ def test_name_table():
         assert speakers.entity(zh) and speakers.entity(zh) == speakers.entity(en), zh
     assert speakers.entity("国际刑警组织") == speakers.entity("INTERPOL")
     assert speakers.entity("Atlantis") == ""
+    # heads of delegations of organisations, described at length
+    eu = "Head of the Delegation of the European Union to the United Nations"
+    assert speakers.entity(eu) == speakers.entity("欧洲联盟驻联合国代表团团长") == "European Union"
+    assert speakers.entity("刚果民主共和国常驻代表") == "Democratic Republic of the Congo"
+    assert speakers.entity("Nigerian delegation") == ""
     assert speakers.language("以英语发言") == speakers.language("spoke in English") == "English"
     assert speakers.language("（以英文发言）") == "English"
     assert speakers.language("以克林贡语发言") == ""
