@@ -14,7 +14,7 @@ import os
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from service import align_routes, memory_routes, pages, review_routes
@@ -23,7 +23,7 @@ from service.errors import install_error_handlers
 from service.jobs import JobManager
 from service.jobs import create_router as jobs_router
 from service.middleware import HeaderTimeoutProtocol, UploadLimit
-from service.security import API_KEY_HEADER, KeyRing
+from service.security import API_KEY_HEADER, KeyRing, require
 from service.state import ServiceState
 
 log = logging.getLogger("concordia.service")
@@ -75,6 +75,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "semantic": semantic,
             "worker": os.getpid(),  # which process answered, with several uvicorn workers
         }
+
+    @app.get("/admin/keys", tags=["service"], dependencies=[Depends(require("admin"))])
+    def admin_keys() -> dict:
+        """The configured keys' names and scopes (never the keys or their hashes), and the
+        heavy work running now; needs the ``admin`` scope."""
+        return {"keys": app.state.keys.names(), "heavy_running": service.heavy.running()}
 
     app.include_router(memory_routes.create_router())
     app.include_router(align_routes.create_router())

@@ -53,9 +53,11 @@ def too_busy(message: str, retry_after: int) -> ServiceError:
 def without_paths(message: str, *roots: Path | str) -> str:
     """``message`` with the server's folders (``roots``, absolute or not) taken out."""
     for root in roots:
-        for form in {str(root), str(Path(root).resolve())}:
-            if form and form != ".":
-                message = message.replace(form + "/", "").replace(form, "the data folder")
+        forms = {str(Path(root).resolve())}
+        if "/" in str(root):  # a bare relative name ("data") could be part of another word
+            forms.add(str(root))
+        for form in sorted(forms, key=len, reverse=True):
+            message = message.replace(form + "/", "").replace(form, "the data folder")
     return message
 
 

@@ -64,6 +64,10 @@ def test_scoped_keys_from_a_file(tmp_path):
         pipeline = client.post("/tm/import", files=tmx_upload(tmp_path),
                                headers={"X-API-Key": "p-key-2"})
         assert pipeline.status_code == 200, pipeline.text
+        assert client.get("/admin/keys", headers={"X-API-Key": "p-key-2"}).status_code == 403
+        listed = client.get("/admin/keys", headers={"X-API-Key": "b-key-3"}).json()["keys"]
+        assert {k["name"]: k["scopes"] for k in listed}["translator"] == ["read"]
+        assert hash_key("t-key-1") not in str(listed)
 
 
 def test_a_key_is_revoked_without_restart(tmp_path):
