@@ -7,9 +7,13 @@ Nothing is lost: a sentence the aligner left unmatched is a bead with one empty 
 Store (beside the units, in ``tm.sqlite``):
 
 - ``review``: one row per alignment under review; ``state`` is the JSON of its sections and
-  beads, ``version`` goes up by one with every change. A change names the version it was made
-  on, and is refused (409 ``review_changed``) when the row has moved on since: two tabs or two
-  people never overwrite each other silently.
+  beads as of ``snapshot_version``, ``version`` goes up by one with every change. A change
+  names the version it was made on, and is refused (409 ``review_changed``) when the row has
+  moved on since: two tabs or two people never overwrite each other silently.
+- ``review_journal``: the splices since the snapshot, one per version. The current state is
+  the snapshot with them applied; every ``SNAPSHOT_EVERY`` changes the snapshot is rewritten
+  and the journal emptied. A change then writes a few beads, not the whole alignment
+  (300 KB of JSON at 1,000 pairs, most of a change's time when it was rewritten each time).
 - ``review_edit``: every change in order, as a splice of the bead list (where, the beads taken
   out, the beads put in), so that undo and redo are the inverse splice and the history says
   who changed what when.
@@ -35,6 +39,7 @@ STATUSES = ("pending", "confirmed", "rejected")
 SIDES = ("zh", "en")
 MAX_BEADS = 20_000  # a review larger than this is refused when it is opened
 MAX_NAME = 200
+SNAPSHOT_EVERY = 50  # changes between two snapshots of a review's whole state
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS review (
@@ -46,8 +51,18 @@ CREATE TABLE IF NOT EXISTS review (
     updated_at TEXT NOT NULL,
     version INTEGER NOT NULL,
     state TEXT NOT NULL,
+    snapshot_version INTEGER NOT NULL DEFAULT 0,
     finished_at TEXT NOT NULL DEFAULT '',
     finished_by TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS review_journal (
+    review_id TEXT NOT NULL REFERENCES review(id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    removed INTEGER NOT NULL,
+    added TEXT NOT NULL,
+    next_id INTEGER NOT NULL,
+    PRIMARY KEY (review_id, version)
 );
 CREATE TABLE IF NOT EXISTS review_edit (
     review_id TEXT NOT NULL REFERENCES review(id) ON DELETE CASCADE,
@@ -449,6 +464,13 @@ class ReviewStore:
         conn = store.connect()
         try:
             conn.executescript(_SCHEMA)
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(review)")}
+            if "snapshot_version" not in columns:  # a review table of the first format
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("ALTER TABLE review ADD COLUMN snapshot_version INTEGER NOT NULL "
+                             "DEFAULT 0")
+                conn.execute("UPDATE review SET snapshot_version = version")
+                conn.execute("COMMIT")
         finally:
             conn.close()
 
@@ -473,20 +495,37 @@ class ReviewStore:
     def _row(self, conn, review_id: str) -> tuple:
         row = conn.execute(
             "SELECT id, name, origin, min_score, created_at, updated_at, version, finished_at, "
-            "finished_by, state FROM review WHERE id = ?",
+            "finished_by, state, snapshot_version FROM review WHERE id = ?",
             (review_id,),
         ).fetchone()
         if row is None:
             raise ServiceError(404, "review_not_found", f"no review {review_id}")
         return row
 
+    def _state(self, conn, review_id: str, row: tuple) -> Review:
+        """The snapshot with the journal's splices since applied."""
+        review = Review.from_json(json.loads(row[9]))
+        for start, removed, added, next_id in conn.execute(
+            "SELECT start, removed, added, next_id FROM review_journal "
+            "WHERE review_id = ? AND version > ? ORDER BY version",
+            (review_id, row[10]),
+        ):
+            review.beads[start : start + removed] = _beads(added)
+            review.next_id = next_id
+        return review
+
     def load(self, review_id: str) -> tuple[ReviewInfo, Review]:
         conn = self._conn()
         try:
+            conn.execute("BEGIN")  # the row and its journal as of one moment
             row = self._row(conn, review_id)
+            review = self._state(conn, review_id, row)
+            conn.execute("COMMIT")
         finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             conn.close()
-        return ReviewInfo(*row[:9]), Review.from_json(json.loads(row[9]))
+        return ReviewInfo(*row[:9]), review
 
     def list(self, limit: int = 100) -> list[ReviewInfo]:
         conn = self._conn()
@@ -506,6 +545,7 @@ class ReviewStore:
             conn.execute("BEGIN IMMEDIATE")
             self._row(conn, review_id)
             conn.execute("DELETE FROM review_edit WHERE review_id = ?", (review_id,))
+            conn.execute("DELETE FROM review_journal WHERE review_id = ?", (review_id,))
             conn.execute("DELETE FROM review WHERE id = ?", (review_id,))
             conn.execute("COMMIT")
         except BaseException:
@@ -528,7 +568,7 @@ class ReviewStore:
             current = row[6]
             if version != current:
                 raise Conflict(version, current)
-            review = Review.from_json(json.loads(row[9]))
+            review = self._state(conn, review_id, row)
             if op.get("op") in ("undo", "redo"):
                 splice = self._history_step(conn, review_id, review, op["op"])
             else:
@@ -548,10 +588,23 @@ class ReviewStore:
                      _beads_json(splice.removed), _beads_json(splice.added), _now(), by),
                 )
             apply(review, splice)
+            new = current + 1
+            if new - row[10] >= SNAPSHOT_EVERY:
+                conn.execute(
+                    "UPDATE review SET state = ?, snapshot_version = ? WHERE id = ?",
+                    (json.dumps(review.to_json(), ensure_ascii=False), new, review_id),
+                )
+                conn.execute("DELETE FROM review_journal WHERE review_id = ?", (review_id,))
+            else:
+                conn.execute(
+                    "INSERT INTO review_journal (review_id, version, start, removed, added, "
+                    "next_id) VALUES (?, ?, ?, ?, ?, ?)",
+                    (review_id, new, splice.start, len(splice.removed),
+                     _beads_json(splice.added), review.next_id),
+                )
             conn.execute(
-                "UPDATE review SET state = ?, version = ?, updated_at = ? WHERE id = ?",
-                (json.dumps(review.to_json(), ensure_ascii=False), current + 1, _now(),
-                 review_id),
+                "UPDATE review SET version = ?, updated_at = ? WHERE id = ?",
+                (new, _now(), review_id),
             )
             conn.execute("COMMIT")
         except BaseException:

@@ -354,3 +354,24 @@ def test_open_a_pair_of_a_finished_job(service):
     assert len([b for b in state["beads"] if b["zh"] and b["en"]]) >= 15
     missing = service.post(f"/reviews/from-job/{job_id}/nope", headers=AUTH)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "pair_not_found"
+
+
+def test_state_is_the_same_across_snapshots(opened):
+    """Changes are journalled and folded into a snapshot every SNAPSHOT_EVERY: a client that
+    applies the answered splices sees exactly what the server keeps, before and after."""
+    from service.review import SNAPSHOT_EVERY
+
+    client, rid, state = opened
+    mirror = list(state["beads"])
+    v = state["version"]
+    paired = [i for i, b in enumerate(mirror) if b["zh"] and b["en"]]
+    for n in range(SNAPSHOT_EVERY + 15):
+        i = paired[n % len(paired)]
+        op = ({"op": "undo"} if n % 7 == 6 else
+              {"op": "status", "bead": mirror[i]["id"],
+               "status": ("confirmed", "rejected", "pending")[n % 3]})
+        out = change(client, rid, v, **op).json()
+        mirror[out["start"] : out["start"] + out["removed"]] = out["beads"]
+        v = out["version"]
+        if n in (SNAPSHOT_EVERY - 3, SNAPSHOT_EVERY + 14):
+            assert client.get(f"/reviews/{rid}").json()["beads"] == mirror
