@@ -16,10 +16,13 @@ from __future__ import annotations
 import re
 import statistics
 import unicodedata
+from collections import Counter
 
 from aligner.speakers import EN_SPEAKER, PAREN_EN, PAREN_ZH, ZH_SPEAKER
 
 _PAREN_SPACE = re.compile(r"(?<=\() | (?=\))")  # "( spoke in French )" from some PDF readers
+_WORD = re.compile(r"[A-Za-z]+")
+_SPLIT_WORD = re.compile(r"(?<![A-Za-z\-'’])([A-Za-z]+) (?=([a-z]+)(?![A-Za-z\-'’]))")
 _LEADER = re.compile(r"(?:\. ?){8,}|…{3,}")
 _SPACE = re.compile(r"[ \t\u00a0\u2000-\u200b\u3000]+")
 _FINAL_ZH = "。！？：…"
@@ -58,7 +61,27 @@ def reflow(lines: list[str], lang: str, *, from_pdf: bool = False) -> list[str]:
                 paragraphs.extend(_reflow_zh(part, full))
             else:
                 paragraphs.extend(_reflow_en(part, full))
+    if lang == "en":
+        paragraphs = _rejoin_split_words(paragraphs)
     return [p for p in paragraphs if p]
+
+
+def _rejoin_split_words(paragraphs: list[str]) -> list[str]:
+    """Undo spaces an extraction put inside a word (``fou nd``, ``becaus e``).
+
+    Two pieces are joined when neither occurs anywhere else in the document as a word, while
+    the word they make does: real words recur, the pieces of a broken one do not.
+    """
+    counts = Counter(w.lower() for p in paragraphs for w in _WORD.findall(p))
+
+    def join(m: re.Match[str]) -> str:
+        left, right = m.group(1), m.group(2)
+        whole = (left + right).lower()
+        if counts[left.lower()] == 1 and counts[right.lower()] == 1 and counts[whole] >= 1:
+            return left
+        return m.group(0)
+
+    return [_SPLIT_WORD.sub(join, p) for p in paragraphs]
 
 
 def _leader_split(lines: list[str]) -> list[list[str]]:

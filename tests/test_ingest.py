@@ -404,7 +404,28 @@ def test_english_single_column_2026(real_documents):
     assert any(p.startswith("President: Mr. Landau/Mr. Waltz ....") for p in paras)
     assert any(p.startswith("Mr. Kariuki (United Kingdom): I welcome you") for p in paras)
     assert any(p.startswith("Ms. Pavļuta-Deslandes (Latvia): Let me begin by") for p in paras)
-    assert "Under-Secretary-General for Political and Peacebuilding Affairs" in " ".join(paras)
+    text = " ".join(paras)
+    assert "Under-Secretary-General for Political and Peacebuilding Affairs" in text
+    # Spaces the extraction put inside words go when the pieces are no words of the record.
+    assert "Kharkiv reportedly killed" in text and "publi c" not in text and "n ow" not in text
+    assert "an d" not in text or "and" in text  # "an" is a word: never joined on a guess
+
+
+def test_split_words_joined_only_when_the_pieces_are_no_words():
+    from aligner.reflow import _rejoin_split_words
+
+    lines = [
+        "The war has n ow lasted more than four years, and it is now a war of attrition.",
+        "Peace keeping is hard; peace is harder; peacekeeping is our work.",
+        "Any one of us can help; no one can stop anyone.",
+        "It was reporte dly seen by publi c officials, reportedly in public.",
+    ]
+    assert _rejoin_split_words(lines) == [
+        "The war has now lasted more than four years, and it is now a war of attrition.",
+        lines[1],
+        lines[2],
+        "It was reportedly seen by public officials, reportedly in public.",
+    ]
 
 
 def test_english_pdfs_1997_2018_2024(real_documents):
