@@ -82,10 +82,8 @@ def procedural_kind(text: str, lang: str) -> str:
 
 
 _LEADERS = re.compile(r"(?:\.\s?){4,}|(?:…\s?){2,}|(?:·\s?){4,}")
-_LEADING_PAREN = {
-    "en": re.compile(rf"^\s*{speakers.PAREN_EN}"),
-    "zh": re.compile(rf"^\s*{speakers.PAREN_ZH}"),
-}
+_PAREN = {"en": re.compile(speakers.PAREN_EN), "zh": re.compile(speakers.PAREN_ZH)}
+_ENDS_SENTENCE = frozenset(".!?:;。！？：；…\"'”’」』")
 
 
 def parse_heading(paragraph: str, lang: str) -> tuple[Turn, str] | None:
@@ -156,9 +154,8 @@ def parse_turns(doc: Document) -> list[Turn]:
             turn, rest = heading
             turns.append(turn)
             current_kind = ""
-            note, rest = _split_note(rest, lang)
-            if note:
-                turn.notes.append(note)
+            notes, rest = _split_notes(rest, lang)
+            turn.notes.extend(notes)
             if rest:
                 turn.paragraphs.append(rest)
             continue
@@ -169,9 +166,8 @@ def parse_turns(doc: Document) -> list[Turn]:
             continue
         if not turns:
             turns.append(Turn(kind="procedural", paragraphs=[]))
-        note, text = _split_note(text, lang)
-        if note:
-            turns[-1].notes.append(note)
+        notes, text = _split_notes(text, lang)
+        turns[-1].notes.extend(notes)
         if text:
             turns[-1].paragraphs.append(text)
     if not any(t.kind == "speech" for t in turns) and not any(
@@ -202,12 +198,24 @@ def check_turns(doc: Document, turns: list[Turn]) -> None:
         )
 
 
-def _split_note(text: str, lang: str) -> tuple[str, str]:
-    """A language note that starts ``text`` (``(spoke in Russian)``) and the text after it."""
-    m = _LEADING_PAREN[lang].match(text)
-    if m and speakers.is_language_note(m.group()):
-        return m.group().strip(), text[m.end() :].strip()
-    return "", text
+def _split_notes(text: str, lang: str) -> tuple[list[str], str]:
+    """The language notes in ``text`` (``(spoke in Russian)`` where a speaker changes language)
+    and the text without them. A note stands between sentences: at the start or the end of the
+    paragraph, or after a sentence's final punctuation (where the reader joined its line)."""
+    notes: list[str] = []
+    pieces: list[str] = []
+    start = 0
+    for m in _PAREN[lang].finditer(text):
+        before = text[start : m.start()].rstrip()
+        between = not before or before[-1] in _ENDS_SENTENCE or not text[m.end() :].strip()
+        if between and speakers.is_language_note(m.group()):
+            notes.append(m.group())
+            pieces.append(before)
+            start = m.end()
+    if not notes:
+        return [], text
+    pieces.append(text[start:])
+    return notes, (" " if lang == "en" else "").join(p.strip() for p in pieces if p.strip())
 
 
 # ---------------------------------------------------------------- command line

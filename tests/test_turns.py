@@ -426,3 +426,26 @@ def test_a_resumed_meeting_keeps_the_speeches_before_it():
         ("speech", "Mr. Blok"), ("procedural", ""), ("procedural", ""),
         ("speech", "The President"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("lang", "paragraph", "notes", "text"),
+    [
+        ("en", "(spoke in Russian) We reject this.", ["(spoke in Russian)"], "We reject this."),
+        ("en", "We reject this. (spoke in English) I will end in English.",
+         ["(spoke in English)"], "We reject this. I will end in English."),
+        ("en", "We reject this. (spoke in English)", ["(spoke in English)"], "We reject this."),
+        ("en", "As the representative (spoke in Russian) said, no.", [],
+         "As the representative (spoke in Russian) said, no."),
+        ("en", "We thank the Office (OHCHR). Next.", [], "We thank the Office (OHCHR). Next."),
+        ("zh", "我们拒绝。（以英语发言）最后我用英语说。", ["（以英语发言）"],
+         "我们拒绝。最后我用英语说。"),
+    ],
+)
+def test_language_switch_mid_speech(lang, paragraph, notes, text):
+    heading = "Mr. Nebenzia (Russian Federation):" if lang == "en" else "内边贾先生（俄罗斯联邦）："
+    doc = Document(paragraphs=[heading + " Thank you.", paragraph], lang=lang)
+    turns = parse_turns(doc)
+    assert len(turns) == 1
+    assert turns[0].notes == notes and turns[0].paragraphs[1] == text
+    check_turns(doc, turns)
