@@ -213,16 +213,24 @@ def _align_record(
     en_vecs = _split_rows(vectors[len(zh_flat) :], en_sents)
     turn_pairs = align_turns(zh_turns, en_turns, turn_vectors(zh_vecs), turn_vectors(en_vecs))
 
-    correspondence = _correspondence(turn_pairs, zh_sents, en_sents)
-    if correspondence < MIN_CORRESPONDENCE:
+    shares = _correspondence(turn_pairs, zh_sents, en_sents)
+    if max(shares.values()) < MIN_CORRESPONDENCE:
         raise InputError(
             f"{zh.source or 'Chinese'} and {en.source or 'English'}: the turns of the two "
-            f"records do not correspond (only {correspondence:.0%} of the text is in "
-            "confidently paired turns): are they records of the same meeting?"
+            f"records do not correspond (only {shares['zh']:.0%} of the Chinese and "
+            f"{shares['en']:.0%} of the English text are in confidently paired turns): are "
+            "they records of the same meeting?"
         )
     result = AlignmentResult(
         pairs=[], mode="record", sentences={"zh": len(zh_flat), "en": len(en_flat)}
     )
+    for lang, share in shares.items():
+        if share < MIN_CORRESPONDENCE:
+            name, other = ("Chinese", "English") if lang == "zh" else ("English", "Chinese")
+            result.warnings.append(
+                f"only {share:.0%} of the {name} text is in turns paired with the {other}: "
+                f"is the {other} version incomplete?"
+            )
     doubtful = [
         p
         for p in turn_pairs
@@ -402,19 +410,19 @@ def _split_rows(vectors: np.ndarray, groups: list[list[str]]) -> list[np.ndarray
 
 def _correspondence(
     pairs: list[TurnPair], zh_sents: list[list[str]], en_sents: list[list[str]]
-) -> float:
-    """Share of all text (characters, both versions, English weighted to Chinese) that lies in
-    turn pairs of at least CONFIDENT confidence."""
-    zh_len = [sum(len(s) for s in sents) for sents in zh_sents]
-    en_len = [sum(len(s) for s in sents) for sents in en_sents]
-    ratio = max(sum(zh_len), 1) / max(sum(en_len), 1)
-    total = sum(zh_len) + ratio * sum(en_len)
-    good = sum(
-        zh_len[p.zh] + ratio * en_len[p.en]
-        for p in pairs
-        if p.zh is not None and p.en is not None and p.confidence >= CONFIDENT
-    )
-    return good / total if total else 0.0
+) -> dict[str, float]:
+    """Share of each version's text (characters) that lies in turn pairs of at least
+    CONFIDENT confidence."""
+    shares = {}
+    for lang, sents in (("zh", zh_sents), ("en", en_sents)):
+        lengths = [sum(len(s) for s in turn) for turn in sents]
+        good = sum(
+            lengths[p.zh if lang == "zh" else p.en]
+            for p in pairs
+            if p.zh is not None and p.en is not None and p.confidence >= CONFIDENT
+        )
+        shares[lang] = good / sum(lengths) if sum(lengths) else 0.0
+    return shares
 
 
 def _delivery_language(zh: Turn, en: Turn) -> str:

@@ -2,6 +2,7 @@
 real Chinese turns of S/PV.8017 and English written for them in the UN record format."""
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -308,3 +309,17 @@ def test_real_record_with_a_heading_missed(pv10124, encoder):
     count = len(pipeline._sentences(en_turns[latvia].paragraphs, "en"))
     assert len(paired_en & set(range(first, first + count))) >= 0.95 * count
     assert in_good_pairs(result, "zh") >= 0.97 and in_good_pairs(result, "en") >= 0.97
+
+
+def test_one_version_holding_more_is_aligned_with_a_warning(zh, en, encoder):
+    other = read_document(DATA / "record_other_meeting.en.txt")
+    longer = dataclasses.replace(en, paragraphs=en.paragraphs + other.paragraphs * 3)
+    result = align_documents(zh, longer, encoder=encoder)
+    assert [(p.zh_indices, p.en_indices) for p in result.pairs] == EXPECTED_PAIRS
+    assert len(result.unmatched_en) == 3 * len(pipeline._sentences(other.paragraphs, "en"))
+    assert len(result.warnings) == 1
+    assert re.fullmatch(
+        r"only \d\d% of the English text is in turns paired with the Chinese: is the Chinese "
+        r"version incomplete\?",
+        result.warnings[0],
+    )
