@@ -323,22 +323,22 @@ def _merge_blocks(
     align_block: Callable[[list[TurnPair]], list[Bead]],
     imbalance: Callable[[list[TurnPair]], float],
 ) -> list[tuple[list[TurnPair], list[Bead]]]:
-    """Align each block; join neighbours where one holds a turn with no counterpart whose text
-    the other block seems to hold, and align them again together.
+    """Align each block; join neighbours whose text the two versions seem to have cut
+    differently, and align them again together.
 
-    That is the mark of turns the two versions cut differently: a heading missed on one side
-    (Latvia's statement read into the President's turn), a speech split in two. The other block
-    then either left sentences of the opposite side unmatched, or its two sides' lengths agree
-    much better with the lone turn added. A turn that is simply absent from the other version
-    stays alone, its sentences unmatched.
+    That is the mark of a heading missed on one side (Latvia's statement read into the
+    President's turn) or a speech split in two: a block holding a turn with no counterpart
+    next to one that left sentences of the opposite side unmatched, or two neighbours whose
+    lengths each disagree and agree much better together (also when a heading was missed on
+    each side, so that every turn found a partner). A turn that is simply absent from the other
+    version stays alone, its sentences unmatched.
     """
     aligned = [(block, align_block(block)) for block in blocks]
     # Decide every join from the blocks aligned alone, then align each joined run once: at
     # most two alignments per sentence, however many turns were cut differently.
     runs = [[aligned[0]]] if aligned else []
     for (a, a_beads), (b, b_beads) in zip(aligned, aligned[1:], strict=False):
-        lone = _lone_sides(a) | _lone_sides(b)
-        if lone and (
+        if (
             _leftover(a_beads, _lone_sides(b))
             or _leftover(b_beads, _lone_sides(a))
             or imbalance(a + b) + BALANCE_GAIN < min(imbalance(a), imbalance(b))

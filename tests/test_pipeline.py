@@ -161,23 +161,29 @@ def replaced(doc: Document, old: str, new: str) -> Document:
 
 
 @pytest.mark.parametrize(
-    ("side", "old", "new"),
+    "changes",
     [
         # a heading missed in the English: Nebenzia's speech is read into Rycroft's turn
-        ("en", "Mr. Nebenzia (Russian Federation) (spoke in Russian): ", ""),
+        [("en", "Mr. Nebenzia (Russian Federation) (spoke in Russian): ", "")],
         # a heading missed in the Chinese: Haley's speech is read into Nebenzia's turn
-        ("zh", "黑利夫人（美利坚合众国）（以英语发言）：", ""),
+        [("zh", "黑利夫人（美利坚合众国）（以英语发言）：", "")],
         # a speech split in two in the English: Sadykov's second paragraph under its own heading
-        ("en", "I also congratulate", "Mr. Sadykov (Kazakhstan): I also congratulate"),
+        [("en", "I also congratulate", "Mr. Sadykov (Kazakhstan): I also congratulate")],
         # and in the Chinese, where a language note opens the second part
-        ("zh", "我还祝贺并欢迎", "萨迪科夫先生（哈萨克斯坦）：（以英语发言）我还祝贺并欢迎"),
+        [("zh", "我还祝贺并欢迎", "萨迪科夫先生（哈萨克斯坦）：（以英语发言）我还祝贺并欢迎")],
+        # a heading missed on each side, so that every turn still finds a partner
+        [
+            ("zh", "黑利夫人（美利坚合众国）（以英语发言）：", ""),
+            ("en", "Mr. Sadykov (Kazakhstan): ", ""),
+        ],
     ],
 )
-def test_turns_cut_differently_lose_no_speech(zh, en, encoder, side, old, new):
-    if side == "en":
-        en = replaced(en, old, new)
-    else:
-        zh = replaced(zh, old, new)
+def test_turns_cut_differently_lose_no_speech(zh, en, encoder, changes):
+    for side, old, new in changes:
+        if side == "en":
+            en = replaced(en, old, new)
+        else:
+            zh = replaced(zh, old, new)
     result = align_documents(zh, en, encoder=encoder)
     assert [(p.zh_indices, p.en_indices) for p in result.pairs] == EXPECTED_PAIRS
     assert result.unmatched_zh == ["我感谢费多托夫先生的通报。", "我现在请汗先生发言。"]
