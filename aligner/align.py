@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -45,11 +46,27 @@ FIRST_WINDOW_MIN = 250
 FIRST_WINDOW_SHARE = 0.06
 # Second pass: band half-width around the anchors, value of leaving a sentence unmatched.
 BAND = 8
-SKIP = -0.2
-LEX_WEIGHT = 0.4
-NEIGHBOUR_WEIGHT = 0.5
-QUOTE_PENALTY = 0.1
-BEAD_COST = 0.1
+# A sentence end inside a line, where the line holds more than one sentence: Chinese 。！？
+# followed by more text (not a closing mark); English .?! (after a lower-case letter, a digit
+# or a closing mark, so not "Mr." or "U.S.") followed by a space and a capital or a digit.
+ZH_INNER_END = re.compile(r"[。！？](?=[^\s」』”’\"）)》〉】])")
+EN_INNER_END = re.compile(r"(?:(?<=[a-z]{2})|(?<=[0-9)\]\"”’]))[.?!][\"”’)]?\s+(?=[A-Z0-9(\"“])")
+LEADING_NUMBER = re.compile(r"\s*(?:\d+(?:\.\d+)*|[IVXLC]+|[A-Z])$")
+
+
+def inner_end_count(text: str, lang: str) -> int:
+    """Sentence ends inside ``text``; the point after a paragraph number ("31.", "IV.") that
+    opens the line or follows a sentence end is not one."""
+    if lang == "zh":
+        return len(ZH_INNER_END.findall(text))
+    count = last = 0
+    for m in EN_INNER_END.finditer(text):
+        if not LEADING_NUMBER.match(text, last, m.start()):
+            count += 1
+        last = m.end()
+    return count
+
+
 # An English sentence that ends a quotation: final punctuation, then a closing quote mark.
 QUOTE_END = re.compile(r"[.?!…—-]['\"’”]\s*$")
 # Score = logistic(SLOPE · (value - MIDPOINT)), fitted by bench/align_bench.py --calibrate.
@@ -57,6 +74,36 @@ CALIBRATION_SLOPE = 14.0
 CALIBRATION_MIDPOINT = 0.269
 
 NEG = np.float32(-1e9)
+LITERAL_REFERENCE = 0.5
+
+
+@dataclass(frozen=True)
+class Weights:
+    """The weights of the second pass (chosen by bench/tune_weights.py)."""
+
+    lex: float = 0.4  # times the share of lexical units matched across the bead
+    neighbour: float = 0.5  # times the similarity to the sentences just outside the bead
+    quote: float = 0.1  # English side running on past a closed quotation
+    bead_cost: float = 0.1  # per bead
+    skip: float = -0.2  # value of leaving one sentence unmatched
+    # A span's vector is the unit mean of its sentences' vectors weighted by length ** power
+    # (0: every sentence the same; 1: like embedding the sentences joined).
+    span_power: float = 0.0
+    literal_span_power: float = 0.0
+    # Length agreement log2(1 + exp(-scale · |log length ratio|)) multiplies the similarity.
+    length_scale: float = 1.0
+    literal_length_scale: float = 0.0
+    # How the weights move with the document's literalness (mean anchor similarity, about
+    # 0.45-0.6 on novels, 0.7-0.75 on UN text), per unit above LITERAL_REFERENCE.
+    literal_skip: float = 0.0  # skip becomes skip - literal_skip * (literal - reference)
+    literal_lex: float = 0.0  # lex becomes lex + literal_lex * (literal - reference)
+    lex_least: float = 0.0  # times (lexical share of the least covered sentence - lex)
+    literal_lex_least: float = 0.0
+    inner: float = 0.0  # per sentence end inside a line not matched on the other side
+    literal_inner: float = 0.0
+
+
+DEFAULT_WEIGHTS = Weights()
 
 
 def bead_types(max_bead: int) -> list[tuple[int, int]]:
@@ -208,9 +255,13 @@ def second_band(anchors: list[tuple[int, int]], n: int, m: int, w: int) -> Band:
     return Band(lo, hi)
 
 
-def span_vectors(vecs: np.ndarray, max_len: int) -> list[np.ndarray]:
-    """spans[a][i] = unit mean of vecs[i-a:i] (rows i < a are zero), for a = 1..max_len."""
+def span_vectors(
+    vecs: np.ndarray, max_len: int, weights: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """spans[a][i] = unit weighted mean of vecs[i-a:i] (rows i < a are zero), a = 1..max_len."""
     n, dim = vecs.shape
+    if weights is not None:
+        vecs = vecs * weights[:, None].astype(np.float32)
     spans = [np.zeros((0, dim), dtype=np.float32)]
     total = np.zeros((n + 1, dim), dtype=np.float32)
     for a in range(1, max_len + 1):
@@ -323,26 +374,61 @@ def lexical_features(
         ok = (r >= 0) & (k >= 0) & (k < pw) & (c < m)
         return np.where(ok, table[rr, np.clip(k, 0, pw - 1)], 0.0)
 
-    zh_total = span_lengths(index.zh_count, max_bead)
-    en_total = span_lengths(index.en_count, max_bead)
+    zh_count, en_count = index.zh_count, index.en_count
+    zh_total = span_lengths(zh_count, max_bead)
+    en_total = span_lengths(en_count, max_bead)
     shifts = {}
-    out = {}
+    out, least_out = {}, {}
     for a, b in types:
         if a == 0 or b == 0:
             continue
-        z = np.zeros(cols.shape, dtype=np.float32)
-        e = np.zeros(cols.shape, dtype=np.float32)
+        zs = [np.zeros(cols.shape, dtype=np.float32) for _ in range(a)]
+        es = [np.zeros(cols.shape, dtype=np.float32) for _ in range(b)]
         for dr in range(a):
             for dc in range(b):
                 if (dr, dc) not in shifts:
                     shifts[(dr, dc)] = (gather(zh_hit, dr, dc), gather(en_hit, dr, dc))
-                z += shifts[(dr, dc)][0]
-                e += shifts[(dr, dc)][1]
+                zs[dr] += shifts[(dr, dc)][0]
+                es[dc] += shifts[(dr, dc)][1]
+        z, e = sum(zs), sum(es)
         zn = zh_total[a][np.minimum(rows, n)]
         en_ = en_total[b][np.minimum(cols, m)]
         zc = np.minimum(z / np.maximum(zn, 1), 1)
         ec = np.minimum(e / np.maximum(en_, 1), 1)
-        out[(a, b)] = (2 * zc * ec / np.maximum(zc + ec, 1e-9)).astype(np.float32)
+        share = (2 * zc * ec / np.maximum(zc + ec, 1e-9)).astype(np.float32)
+        least = share
+        if a + b > 2:  # the least covered sentence: a bead should not carry an unrelated one
+            least = np.ones(cols.shape, dtype=np.float32)
+            for dr, hits in enumerate(zs):
+                count = zh_count[np.clip(rows - 1 - dr, 0, n - 1)]
+                least = np.minimum(least, np.where(count > 0, hits / np.maximum(count, 1), 1))
+            for dc, hits in enumerate(es):
+                count = en_count[np.clip(cols - 1 - dc, 0, m - 1)]
+                least = np.minimum(least, np.where(count > 0, hits / np.maximum(count, 1), 1))
+        out[(a, b)] = share
+        least_out[(a, b)] = least.astype(np.float32)
+    return out, least_out
+
+
+def inner_ends(
+    band: Band, types: Sequence[tuple[int, int]], zh: Sequence[str], en: Sequence[str],
+    max_bead: int,
+) -> dict[tuple[int, int], np.ndarray]:
+    """Per n-m bead shape, (rows, width) arrays: sentence ends inside the lines of one side
+    that the other side does not match with separate sentences (a Chinese line holding two
+    sentences against one English sentence): max(0, zh inner ends - (b - 1)) + the same for
+    the English side."""
+    zh_inner = span_lengths(np.array([inner_end_count(s, "zh") for s in zh]), max_bead)
+    en_inner = span_lengths(np.array([inner_end_count(s, "en") for s in en]), max_bead)
+    cols = np.minimum(band.columns(), len(en))
+    rows = np.arange(band.rows)[:, None]
+    out = {}
+    for a, b in types:
+        if a and b:
+            z = zh_inner[a][np.minimum(rows, len(zh))]
+            e = en_inner[b][cols]
+            out[(a, b)] = (np.maximum(z - (b - 1), 0) + np.maximum(e - (a - 1), 0)).astype(
+                np.float32)
     return out
 
 
@@ -362,18 +448,96 @@ def quote_breaks(
     return out
 
 
-def bead_value(f: dict[str, np.ndarray]) -> np.ndarray:
+def bead_value(f: dict[str, np.ndarray], weights: Weights, literal: float) -> np.ndarray:
     """DP value of an n-m bead: margin similarity times length agreement, plus lexical share,
     minus the quotation penalty and the cost of a bead."""
-    length = np.log2(1.0 + np.exp(-np.abs(f["ratio"])))
-    value = (f["sim"] - NEIGHBOUR_WEIGHT * f["nb"]) * length + LEX_WEIGHT * f["lex"]
-    value -= QUOTE_PENALTY * f["quote"] + BEAD_COST
+    scale = weights.length_scale + weights.literal_length_scale * (literal - LITERAL_REFERENCE)
+    length = np.log2(1.0 + np.exp(-max(scale, 0.0) * np.abs(f["ratio"])))
+    lex = weights.lex + weights.literal_lex * (literal - LITERAL_REFERENCE)
+    value = (f["sim"] - weights.neighbour * f["nb"]) * length + lex * f["lex"]
+    least = weights.lex_least + weights.literal_lex_least * (literal - LITERAL_REFERENCE)
+    value += least * (f["lex_least"] - f["lex"])
+    inner = weights.inner + weights.literal_inner * (literal - LITERAL_REFERENCE)
+    value -= inner * f["inner"]
+    value -= weights.quote * f["quote"] + weights.bead_cost
     return value.astype(np.float32)
 
 
 def bead_score(value: float) -> float:
     """Calibrated probability that a bead with this DP value is a translation pair."""
     return float(1.0 / (1.0 + np.exp(-CALIBRATION_SLOPE * (value - CALIBRATION_MIDPOINT))))
+
+
+@dataclass
+class Evidence:
+    """What the second pass knows about every bead in the band, before any weight is applied:
+    per n-m shape, (rows, width) feature arrays (see ``bead_features``, ``lexical_features``,
+    ``quote_breaks``), and ``literal``, the mean similarity of the anchor pairs (how close the
+    translation is)."""
+
+    band: Band
+    types: list[tuple[int, int]]
+    features: dict[tuple[int, int], dict[str, np.ndarray]]
+    literal: float
+    n: int
+    m: int
+
+
+def gather_evidence(
+    zh: Sequence[str],
+    en: Sequence[str],
+    zh_vecs: np.ndarray,
+    en_vecs: np.ndarray,
+    max_bead: int = DEFAULT_MAX_BEAD,
+    weights: Weights = DEFAULT_WEIGHTS,
+) -> Evidence:
+    """First pass (anchors, band) and the features of every bead the second pass may pick;
+    ``zh`` and ``en`` must both be non-empty. Of ``weights`` only the span power is used."""
+    n, m = len(zh), len(en)
+    types = bead_types(max_bead)
+    anchors = find_anchors(zh_vecs, en_vecs)
+    pairs = np.array(anchors, dtype=np.int64).reshape(-1, 2) - 1
+    literal = float(np.einsum("ij,ij->i", zh_vecs[pairs[:, 0]], en_vecs[pairs[:, 1]]).mean()
+                    if len(pairs) else 0.0)
+    band = second_band(anchors, n, m, BAND)
+    power = max(0.0, weights.span_power
+                + weights.literal_span_power * (literal - LITERAL_REFERENCE))
+    zh_len = np.array([text_length(s) for s in zh], dtype=np.float64) + 1
+    en_len = np.array([text_length(s) for s in en], dtype=np.float64) + 1
+    zh_lens = span_lengths(zh_len - 1, max_bead)
+    en_lens = span_lengths(en_len - 1, max_bead)
+    feats = bead_features(
+        band, types, zh_vecs, en_vecs,
+        span_vectors(zh_vecs, max_bead, zh_len ** power),
+        span_vectors(en_vecs, max_bead, en_len ** power), zh_lens, en_lens,
+    )
+    lex, least = lexical_features(band, types, LexicalIndex(list(zh), list(en)), max_bead)
+    quote = quote_breaks(band, types, en)
+    inner = inner_ends(band, types, zh, en, max_bead)
+    for t, f in feats.items():
+        f["inner"] = inner[t]
+        f["lex"] = lex[t]
+        f["lex_least"] = least[t]
+        f["quote"] = quote[t]
+    return Evidence(band, types, feats, literal, n, m)
+
+
+def decode(
+    evidence: Evidence, weights: Weights = DEFAULT_WEIGHTS
+) -> list[tuple[tuple[int, ...], tuple[int, ...], float]]:
+    """Second pass: the best path through the band under ``weights``; beads (zh indices, en
+    indices, uncalibrated DP value)."""
+    band, types = evidence.band, evidence.types
+    values = {t: bead_value(f, weights, evidence.literal) for t, f in evidence.features.items()}
+    skip = weights.skip - weights.literal_skip * (evidence.literal - LITERAL_REFERENCE)
+    values[(1, 0)] = np.full((band.rows, band.width), skip, dtype=np.float32)
+    path = run_dp(band, types, values, np.full(evidence.m + 1, skip, dtype=np.float32))
+    beads = []
+    for i, j, t in path:
+        a, b = types[t]
+        value = float(values[(a, b)][i, j - band.lo[i]]) if a and b else skip
+        beads.append((tuple(range(i - a, i)), tuple(range(j - b, j)), value))
+    return beads
 
 
 def align_embedded(
@@ -398,39 +562,21 @@ def align_values(
     en_vecs: np.ndarray,
     *,
     max_bead: int = DEFAULT_MAX_BEAD,
+    weights: Weights = DEFAULT_WEIGHTS,
 ) -> list[tuple[tuple[int, ...], tuple[int, ...], float]]:
     """The beads (zh indices, en indices, uncalibrated DP value) of the best alignment."""
     n, m = len(zh), len(en)
-    types = bead_types(max_bead)
+    bead_types(max_bead)
     if len(zh_vecs) != n or len(en_vecs) != m:
         raise ValueError("one embedding row per sentence is needed on each side")
     if n == 0 or m == 0:
-        return [((i,), (), SKIP) for i in range(n)] + [((), (j,), SKIP) for j in range(m)]
+        return [((i,), (), weights.skip) for i in range(n)] + [
+            ((), (j,), weights.skip) for j in range(m)
+        ]
     # Many small products: BLAS threads only add synchronisation (10x slower on a busy machine).
     with threadpool_limits(1, user_api="blas"):
-        anchors = find_anchors(zh_vecs, en_vecs)
-        band = second_band(anchors, n, m, BAND)
-        zh_lens = span_lengths(np.array([text_length(s) for s in zh]), max_bead)
-        en_lens = span_lengths(np.array([text_length(s) for s in en]), max_bead)
-        feats = bead_features(
-            band, types, zh_vecs, en_vecs,
-            span_vectors(zh_vecs, max_bead), span_vectors(en_vecs, max_bead), zh_lens, en_lens,
-        )
-        lex = lexical_features(band, types, LexicalIndex(list(zh), list(en)), max_bead)
-        quote = quote_breaks(band, types, en)
-        values = {}
-        for t, f in feats.items():
-            f["lex"] = lex[t]
-            f["quote"] = quote[t]
-            values[t] = bead_value(f)
-        values[(1, 0)] = np.full((band.rows, band.width), SKIP, dtype=np.float32)
-        path = run_dp(band, types, values, np.full(m + 1, SKIP, dtype=np.float32))
-    beads = []
-    for i, j, t in path:
-        a, b = types[t]
-        value = float(values[(a, b)][i, j - band.lo[i]]) if a and b else SKIP
-        beads.append((tuple(range(i - a, i)), tuple(range(j - b, j)), value))
-    return beads
+        return decode(gather_evidence(zh, en, zh_vecs, en_vecs, max_bead, weights), weights)
+
 
 def align_sentences(
     zh: list[str], en: list[str], encoder=None, *, max_bead: int = DEFAULT_MAX_BEAD

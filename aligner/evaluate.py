@@ -236,26 +236,48 @@ def write_predictions(out_dir: Path, predictions: dict[str, list[BeadPair]]) -> 
             raise
 
 
+def find_corpora(path: Path) -> list[Path]:
+    """``path`` itself when it holds gold/, else its sub-folders that do (a folder of corpora,
+    such as the shared data with mac-dev/, unpc-docs/ and bible/), sorted by name."""
+    if not path.is_dir():
+        raise InputError(f"not a folder: {path}")
+    if (path / "gold").is_dir():
+        return [path]
+    found = sorted(p for p in path.iterdir() if (p / "gold").is_dir())
+    if not found:
+        raise InputError(f"{path}: no gold/ folder (expected zh/, en/ and gold/*.align, or "
+                         "folders that hold them)")
+    return found
+
+
+def has_verses(data_dir: Path) -> bool:
+    return (data_dir / "zh.verse").is_file() and (data_dir / "en.verse").is_file()
+
+
 def add_command(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "eval",
-        help="align a gold-annotated corpus and report precision, recall and F1",
-        description="Align every document of DATA_DIR (zh/, en/, gold/*.align; one sentence "
-        "per line) and print strict and lax precision, recall and F1 (Thompson & Koehn "
-        "2019) with the seconds spent embedding and aligning.",
+        help="align gold-annotated corpora and report precision, recall and F1",
+        description="Align every document of each DATA_DIR (zh/, en/, gold/*.align; one "
+        "sentence per line; or a folder of such corpora, e.g. the shared data with mac-dev, "
+        "unpc-docs and bible) and print strict and lax precision, recall and F1 (Thompson & "
+        "Koehn 2019) with the seconds spent embedding and aligning. A corpus with zh.verse and "
+        "en.verse (the Bible) is scored verse by verse.",
     )
-    parser.add_argument("data_dir", type=Path, metavar="DATA_DIR")
+    parser.add_argument("data_dirs", type=Path, nargs="+", metavar="DATA_DIR")
     parser.add_argument(
         "--verses", action="store_true",
-        help="score verse by verse (Bible): join beads within a verse, from zh.verse/en.verse",
+        help="require verse-by-verse scoring (zh.verse/en.verse) for every corpus",
     )
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--out", type=Path, help="write the predicted beads here, NAME.align")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object per corpus and method, one a line")
+    parser.add_argument("--out", type=Path, help="write the predicted beads here, NAME.align "
+                        "(one corpus and one method only)")
     parser.add_argument("--encoder", default=DEFAULT_ENCODER, help="use-m3 or st:<model>")
     parser.add_argument("--max-bead", type=int, default=4, help="most sentences on one side")
     parser.add_argument(
-        "--method", choices=("embedding", "length"), default="embedding",
-        help="embedding (default) or the Gale-Church length baseline",
+        "--method", choices=("embedding", "length", "both"), default="embedding",
+        help="embedding (default), the Gale-Church length baseline, or both side by side",
     )
     parser.set_defaults(func=run_eval)
 
@@ -263,34 +285,51 @@ def add_command(sub: argparse._SubParsersAction) -> None:
 def run_eval(args: argparse.Namespace) -> int:
     if args.max_bead < 1:
         raise InputError("--max-bead must be at least 1")
-    if not args.data_dir.is_dir():
-        raise InputError(f"not a folder: {args.data_dir}")
-    docs = read_corpus(args.data_dir)
-    verses = read_verses(args.data_dir, docs) if args.verses else None
-    result = evaluate(
-        docs, method=args.method, encoder_spec=args.encoder, max_bead=args.max_bead,
-        verses=verses,
-    )
-    if args.out:
-        write_predictions(args.out, result.predictions)
-    summary = {
-        **{k: round(v, 4) for k, v in result.scores.items()},
-        "seconds_embed": round(result.seconds_embed, 2),
-        "seconds_align": round(result.seconds_align, 2),
-        "documents": len(docs),
-        "method": args.method,
-        "encoder": args.encoder if args.method == "embedding" else None,
-        "max_bead": args.max_bead,
-        "verses": bool(args.verses),
-    }
-    if args.json:
-        print(json.dumps(summary))
-        return 0
-    s = result.scores
-    print(f"{args.data_dir}: {len(docs)} documents, method {args.method}")
-    print("            strict    lax")
-    print(f"precision   {s['precision_strict']:.3f}   {s['precision_lax']:.3f}")
-    print(f"recall      {s['recall_strict']:.3f}   {s['recall_lax']:.3f}")
-    print(f"F1          {s['f1_strict']:.3f}   {s['f1_lax']:.3f}")
-    print(f"seconds: embed {result.seconds_embed:.2f}, align {result.seconds_align:.2f}")
+    corpora = [c for path in args.data_dirs for c in find_corpora(path)]
+    methods = ["embedding", "length"] if args.method == "both" else [args.method]
+    if args.out and len(corpora) * len(methods) > 1:
+        raise InputError("--out needs one corpus and one method")
+    loaded = []  # read everything first: bad input fails before any alignment
+    for data_dir in corpora:
+        docs = read_corpus(data_dir)
+        verses = read_verses(data_dir, docs) if args.verses or has_verses(data_dir) else None
+        loaded.append((data_dir, docs, verses))
+    encoder = None
+    if "embedding" in methods:
+        from aligner.embed import load_encoder
+
+        encoder = load_encoder(args.encoder)
+    rows = []
+    for data_dir, docs, verses in loaded:
+        for method in methods:
+            result = evaluate(docs, method=method, max_bead=args.max_bead, verses=verses,
+                              encoder=encoder)
+            if args.out:
+                write_predictions(args.out, result.predictions)
+            rows.append((data_dir, docs, verses, method, result))
+    for data_dir, docs, verses, method, result in rows:
+        summary = {
+            "corpus": data_dir.name,
+            **{k: round(v, 4) for k, v in result.scores.items()},
+            "seconds_embed": round(result.seconds_embed, 2),
+            "seconds_align": round(result.seconds_align, 2),
+            "documents": len(docs),
+            "method": method,
+            "encoder": args.encoder if method == "embedding" else None,
+            "max_bead": args.max_bead,
+            "verses": verses is not None,
+        }
+        if args.json:
+            print(json.dumps(summary))
+    if not args.json:
+        print("strict and lax precision (P), recall (R) and F1; seconds embedding and aligning")
+        print(f"{'corpus':16} {'method':10} {'P':>6} {'R':>6} {'F1':>6} | {'lax P':>6} "
+              f"{'lax R':>6} {'lax F1':>6} | {'embed s':>7} {'align s':>7}")
+        for data_dir, docs, verses, method, result in rows:
+            s = result.scores
+            name = f"{data_dir.name} ({len(docs)}{', verses' if verses is not None else ''})"
+            print(f"{name:16} {method:10} {s['precision_strict']:6.3f} "
+                  f"{s['recall_strict']:6.3f} {s['f1_strict']:6.3f} | {s['precision_lax']:6.3f} "
+                  f"{s['recall_lax']:6.3f} {s['f1_lax']:6.3f} | {result.seconds_embed:7.2f} "
+                  f"{result.seconds_align:7.2f}")
     return 0

@@ -8,6 +8,12 @@ Latin-script tokens and UN document symbols are their own keys on both sides. An
 sentence becomes the list of keys of its content words (stems, lower case; capitalised words
 also joined with their capitalised neighbour, for two-word names written as one pinyin key).
 
+What UN text writes alike in both languages is also a key: numbers written in Chinese
+numerals (第六十九届, 二名) or English words (sixty-ninth, two), month names (May ↔ 5月),
+Roman section numbers (VI. ↔ 六.), list letters ((a) ↔ (a)) and the names of states,
+organisations and bodies of ``aligner/data/un_names.tsv`` (大会 ↔ General Assembly, one key per
+entry for all its variants).
+
 ``LexicalIndex.pair_counts`` counts, for the sentence pairs in a band, how many Chinese units
 find a key in the English and how many English words find a key among the Chinese units
 (vectorised joins on integer keys); the aligner turns the counts over a bead's sentences into
@@ -44,6 +50,30 @@ _PAREN = re.compile(r"\([^)]*\)|\[[^\]]*\]|\S*\|\S*")
 _HAN_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _CAPITALISED = re.compile(r"[A-Z][a-z]+")
 MAX_WORD = 6
+
+_ZH_DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6,
+             "七": 7, "八": 8, "九": 9}
+_ZH_POWER = {"十": 10, "百": 100, "千": 1000}
+# A Chinese numeral counts as a number after 第 or before a measure word or a section mark;
+# elsewhere 一 and 十 are parts of ordinary words (一些, 十分).
+_ZH_NUMERAL = re.compile(
+    r"(?<=第)[零〇一二三四五六七八九十百千两]+|[零〇一二三四五六七八九十百千两]+"
+    r"(?=[届名个次条段项份年月日周岁国人位章节款类种点倍]|[.．、])"
+)
+_EN_UNITS = {w: i for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen".split())}
+_EN_TENS = {w: 10 * i for i, w in enumerate(
+    "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if w != "_"}
+_EN_ORDINALS = {"first": 1, "second": 2, "third": 3, "fifth": 5, "eighth": 8, "ninth": 9,
+                "twelfth": 12}
+_MONTHS = {m: str(i) for i, m in enumerate(
+    "January February March April May June July August September October November "
+    "December".split(), 1)}
+_MONTH = re.compile(r"\b(" + "|".join(_MONTHS) + r")\b")
+_ROMAN = re.compile(r"^\s*([IVX]{1,5})\.(?=\s|$)")
+_ROMAN_VALUE = {"I": 1, "V": 5, "X": 10}
+_LIST_LETTER = re.compile(r"[(（]([a-z]{1,2}|[ivx]{1,4})[)）]")
 
 
 # Irregular forms common in narrative and official text, mapped to the form glosses use.
@@ -151,18 +181,101 @@ def load_dictionary() -> Dictionary:
     return Dictionary(entries)
 
 
+def zh_numeral(text: str) -> int | None:
+    """The value of a Chinese numeral up to 9999 (六十九 → 69, 二 → 2, 十五 → 15)."""
+    total, digit = 0, None
+    for char in text:
+        if char in _ZH_DIGIT:
+            digit = _ZH_DIGIT[char]
+        elif char in _ZH_POWER:
+            total += (1 if digit is None else digit) * _ZH_POWER[char]
+            digit = None
+        else:
+            return None
+    return total + (digit or 0)
+
+
+@lru_cache(maxsize=1 << 16)
+def en_number_word(word: str) -> int | None:
+    """The value of an English number word or ordinal (two, ninth, sixty-ninth, fifty-five)."""
+    total = 0
+    for part in word.lower().split("-"):
+        if part in _EN_UNITS or part in _EN_TENS or part in _EN_ORDINALS:
+            total += _EN_UNITS.get(part, 0) + _EN_TENS.get(part, 0) + _EN_ORDINALS.get(part, 0)
+        elif part.endswith("th") and part[:-2] in _EN_UNITS:
+            total += _EN_UNITS[part[:-2]]
+        elif part.endswith("ieth") and part[:-4] + "y" in _EN_TENS:
+            total += _EN_TENS[part[:-4] + "y"]
+        else:
+            return None
+    return total
+
+
+def _roman(text: str) -> int:
+    values = [_ROMAN_VALUE[c] for c in text]
+    return sum(-v if v < w else v for v, w in zip(values, values[1:] + [0], strict=True))
+
+
+@lru_cache(maxsize=1)
+def _un_names() -> tuple[dict[str, list[tuple[str, str]]], re.Pattern, dict[str, str]]:
+    """The names of un_names.tsv with one key per entry: English variants by their first
+    word (longest first), and a pattern finding the Chinese variants."""
+    from aligner.speakers import names
+
+    en_by_word: dict[str, list[tuple[str, str]]] = {}
+    zh_key: dict[str, str] = {}
+    for name in names():
+        if name.kind not in ("state", "observer", "org", "body"):
+            continue
+        for variant in name.en:
+            en_by_word.setdefault(variant.split()[0], []).append((variant, f"un:{name.key}"))
+        for variant in name.zh:
+            zh_key.setdefault(variant, f"un:{name.key}")
+    for variants in en_by_word.values():
+        variants.sort(key=lambda v: len(v[0]), reverse=True)
+    zh_pattern = re.compile("|".join(re.escape(v) for v in sorted(zh_key, key=len, reverse=True)))
+    return en_by_word, zh_pattern, zh_key
+
+
+_EN_NAME_START = re.compile(r"\b[A-Z][\w'’-]*")
+
+
+def un_keys(text: str, lang: str) -> list[str]:
+    """Keys of the UN names (states, organisations, bodies) written in ``text``."""
+    en_by_word, zh_pattern, zh_key = _un_names()
+    if lang == "zh":
+        return [zh_key[m.group()] for m in zh_pattern.finditer(text)]
+    keys, end = [], 0
+    for m in _EN_NAME_START.finditer(text):
+        if m.start() < end:
+            continue
+        for variant, key in en_by_word.get(m.group(), ()):
+            stop = m.start() + len(variant)
+            if text.startswith(variant, m.start()) and not text[stop : stop + 1].isalnum():
+                keys.append(key)
+                end = stop
+                break
+    return keys
+
+
 def shared_tokens(text: str) -> set[str]:
-    """Keys written the same in both languages: numbers, Latin words, document symbols."""
+    """Keys written the same in both languages: numbers, Latin words, document symbols, list
+    letters and section numbers."""
     keys = {m.group().rstrip(".") for m in _SYMBOL.finditer(text)}
     keys.update(n.replace(",", "") for n in _NUMBER.findall(text))
-    keys.update(stem(w) for w in _LATIN.findall(text) if w.lower() not in STOPWORDS)
+    keys.update(stem(w.rstrip(".")) for w in _LATIN.findall(text)
+                if w.lower().rstrip(".") not in STOPWORDS)
+    keys.update(f"({m})" for m in _LIST_LETTER.findall(text))
     return keys
 
 
 def zh_units(text: str, dictionary: Dictionary) -> list[frozenset[str]]:
     """The Chinese sentence as units (one per dictionary word, number or Latin token)."""
     text = unicodedata.normalize("NFKC", text)
-    units: list[frozenset[str]] = [frozenset([key]) for key in shared_tokens(text)]
+    keys = shared_tokens(text)
+    keys.update(str(v) for v in map(zh_numeral, _ZH_NUMERAL.findall(text)) if v is not None)
+    keys.update(un_keys(text, "zh"))
+    units: list[frozenset[str]] = [frozenset([key]) for key in keys]
     unknown: list[str] = []  # a run of characters that only single-character words cover
 
     def flush() -> None:
@@ -202,10 +315,18 @@ def zh_units(text: str, dictionary: Dictionary) -> list[frozenset[str]]:
 def en_keys(text: str) -> list[str]:
     """Keys of the English content words (and of two adjacent capitalised words, joined)."""
     text = unicodedata.normalize("NFKC", text)
-    keys = [stem(w) for w in _WORD.findall(text) if w.lower() not in STOPWORDS]
+    words = _WORD.findall(text)
+    keys = [stem(w) for w in words if w.lower() not in STOPWORDS]
     keys.extend(m.group().rstrip(".") for m in _SYMBOL.finditer(text))
     caps = _CAPITALISED.findall(text)
     keys.extend((a + b).lower() for a, b in zip(caps, caps[1:], strict=False))
+    keys.extend(f"({m})" for m in _LIST_LETTER.findall(text))
+    keys.extend(_MONTHS[m] for m in _MONTH.findall(text))
+    keys.extend(str(v) for v in map(en_number_word, words) if v is not None)
+    roman = _ROMAN.match(text)
+    if roman:
+        keys.append(str(_roman(roman.group(1))))
+    keys.extend(un_keys(text, "en"))
     return keys
 
 

@@ -10,12 +10,23 @@ from aligner.align import (
     align_embedded,
     align_sentences,
     bead_types,
+    gather_evidence,
+    inner_end_count,
     quote_breaks,
 )
 from aligner.embed import load_encoder
 from aligner.evaluate import parse_beads, score
 from aligner.length import align_lengths
-from aligner.lexicon import LexicalIndex, en_keys, load_dictionary, shared_tokens, zh_units
+from aligner.lexicon import (
+    LexicalIndex,
+    en_keys,
+    en_number_word,
+    load_dictionary,
+    shared_tokens,
+    un_keys,
+    zh_numeral,
+    zh_units,
+)
 
 
 def excerpt(shared_data, name: str, zh_lines: int = 60):
@@ -200,3 +211,52 @@ def test_pair_counts_match_set_arithmetic(stone):
             keys = en_keys(en[c])
             assert zh_hit[r, c - plo[r]] == sum(1 for u in units if u & set(keys))
             assert en_hit[r, c - plo[r]] == sum(1 for k in keys if k in union)
+
+
+def unpc_document(shared_data, name: str):
+    root = shared_data / "unpc-docs"
+    zh = (root / "zh" / name).read_text(encoding="utf-8").splitlines()
+    en = (root / "en" / name).read_text(encoding="utf-8").splitlines()
+    return zh, en, parse_beads((root / "gold" / f"{name}.align").read_text(encoding="utf-8"))
+
+
+def test_literalness_tells_un_text_from_novels(shared_data, stone, encoder):
+    zh, en, _ = unpc_document(shared_data, "001")
+    un = gather_evidence(zh, en, encoder.encode(zh), encoder.encode(en))
+    zh, en, _ = stone
+    novel = gather_evidence(zh, en, encoder.encode(zh), encoder.encode(en))
+    assert novel.literal < 0.6 < 0.68 < un.literal
+
+
+def test_inner_sentence_ends():
+    assert inner_end_count("西欧及其他国家成员二名。553. 拟编列经费10 600美元。", "zh") == 1
+    assert inner_end_count("“你去吧。”他说。", "zh") == 0  # a closing quote ends nothing
+    assert inner_end_count("553. An amount of $10,600 is proposed.", "en") == 0
+    assert inner_end_count("IV. Mr. Smith met Ms. Jones in the U.S. Army.", "en") == 0
+    assert inner_end_count("The Treaty has contributed to security. Note by the "
+                           "Secretariat", "en") == 1
+    assert inner_end_count("Adopted in 2014. 11. Adoption of the agenda.", "en") == 1
+
+
+def test_un_lexical_keys():
+    dictionary = load_dictionary()
+
+    def zh_keys(text: str) -> set[str]:
+        return set().union(*zh_units(text, dictionary))
+
+    assert zh_numeral("六十九") == 69 and zh_numeral("二") == 2 and zh_numeral("十五") == 15
+    assert zh_numeral("一百零五") == 105 and zh_numeral("第") is None
+    assert en_number_word("Sixty-ninth") == 69 and en_number_word("twentieth") == 20
+    assert en_number_word("two") == 2 and en_number_word("session") is None
+    assert {"69"} <= zh_keys("第六十九届会议") and "69" in en_keys("Sixty-ninth session")
+    assert "2" in zh_keys("西欧及其他国家成员二名。") and "2" in en_keys("Two members")
+    assert "1" not in zh_keys("一些国家统一了立场")  # 一 inside ordinary words
+    assert "5" in zh_keys("2015年5月18日") and "5" in en_keys("18 May 2015")
+    assert "6" in zh_keys("六.与会者") and "6" in en_keys("VI. Participants")
+    assert "(a)" in zh_keys("(a) 加强合作") and "(a)" in en_keys("(a) Strengthen cooperation")
+    assert "b" in zh_keys("B.全球森林目标") and "b" in en_keys("B. Global objectives")
+    assert un_keys("大会和安理会欢迎欧盟的决定", "zh") == [
+        "un:General Assembly", "un:Security Council", "un:European Union"]
+    assert un_keys("The General Assembly and the Security Council welcome the decision of "
+                   "the EU and of Chad", "en") == [
+        "un:General Assembly", "un:Security Council", "un:Chad"]

@@ -1,6 +1,7 @@
 """Alignment scoring (Vecalign/Bertalign method) and the ``aligner eval`` command."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -114,11 +115,12 @@ def test_eval_length_baseline_and_text_report(corpus):
     assert "F1" in result.stdout and "precision" in result.stdout
 
 
-def test_eval_bible_verses(shared_data, tmp_path):
-    """The first chapter of Genesis, scored verse by verse."""
+def bible_excerpt(shared_data, root: Path) -> Path:
+    """The first chapter of Genesis in the corpus layout, with its verse files."""
     src = shared_data / "bible"
+    tmp_path = root
     for sub in ("zh", "en", "gold"):
-        (tmp_path / sub).mkdir()
+        (tmp_path / sub).mkdir(parents=True)
     gold = []
     for bead in parse_beads((src / "gold" / "001.align").read_text(encoding="utf-8")):
         if max(bead[0]) >= 50:
@@ -131,9 +133,39 @@ def test_eval_bible_verses(shared_data, tmp_path):
         verses = (src / f"{sub}.verse").read_text(encoding="utf-8").splitlines()[:count]
         (tmp_path / f"{sub}.verse").write_text("\n".join(verses) + "\n", encoding="utf-8")
     (tmp_path / "gold" / "001.align").write_text(format_beads(gold), encoding="utf-8")
+    return tmp_path
+
+
+def test_eval_bible_verses(shared_data, tmp_path):
+    """The first chapter of Genesis, scored verse by verse."""
+    bible_excerpt(shared_data, tmp_path)
     result = run_aligner("eval", str(tmp_path), "--verses", "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["f1_strict"] >= 0.9
+    summary = json.loads(result.stdout)
+    assert summary["f1_strict"] >= 0.9 and summary["verses"]
+
+
+def test_eval_folder_of_corpora_beside_the_baseline(shared_data, corpus, tmp_path):
+    """A folder holding several corpora (like the shared data: mac-dev, unpc-docs, bible):
+    each is scored, the Bible verse by verse without being told, Gale-Church beside ours."""
+    shutil.copytree(corpus, tmp_path / "mac")
+    bible_excerpt(shared_data, tmp_path / "verses")
+    (tmp_path / "notes").mkdir()  # a folder without gold/ is not a corpus
+    result = run_aligner("eval", str(tmp_path), "--method", "both", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["corpus"], r["method"], r["verses"]) for r in rows] == [
+        ("mac", "embedding", False), ("mac", "length", False),
+        ("verses", "embedding", True), ("verses", "length", True),
+    ]
+    mac, mac_gc, bible, bible_gc = (r["f1_strict"] for r in rows)
+    assert mac >= mac_gc + 0.2 and bible >= 0.9 and bible_gc < bible
+    result = run_aligner("eval", str(tmp_path), "--method", "both")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 6 and lines[2].startswith("mac (2)") and "verses" in lines[4]
+    result = run_aligner("eval", str(tmp_path), "--out", str(tmp_path / "pred"))
+    assert result.returncode == 2 and "one corpus and one method" in result.stderr
 
 
 def test_eval_bad_input(corpus, tmp_path):
