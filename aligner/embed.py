@@ -244,6 +244,7 @@ class CachedEncoder:
 
 
 _LOADED: dict[tuple[str, str], CachedEncoder] = {}
+_MODELS: dict[str, Encoder] = {}  # one model per spec, whichever caches wrap it
 
 
 def load_encoder(spec: str = DEFAULT_ENCODER, cache: bool | Path = True) -> CachedEncoder:
@@ -263,13 +264,14 @@ def load_encoder(spec: str = DEFAULT_ENCODER, cache: bool | Path = True) -> Cach
         path = Path(cache)
     key = (spec, str(path))
     if key not in _LOADED:
-        if spec == "use-m3":
-            inner: Encoder = UseM3Encoder()
-        elif spec.startswith("st:") and len(spec) > 3:
-            inner = SentenceTransformerEncoder(spec[3:])
-        else:
-            raise EncoderError(
-                f"unknown encoder '{spec}': use 'use-m3' or 'st:<model name or path>'"
-            )
-        _LOADED[key] = CachedEncoder(inner, path, max_bytes)
+        if spec not in _MODELS:
+            if spec == "use-m3":
+                _MODELS[spec] = UseM3Encoder()
+            elif spec.startswith("st:") and len(spec) > 3:
+                _MODELS[spec] = SentenceTransformerEncoder(spec[3:])
+            else:
+                raise EncoderError(
+                    f"unknown encoder '{spec}': use 'use-m3' or 'st:<model name or path>'"
+                )
+        _LOADED[key] = CachedEncoder(_MODELS[spec], path, max_bytes)
     return _LOADED[key]

@@ -666,16 +666,20 @@ def create_router(manager: JobManager) -> APIRouter:
             raise ServiceError(400, "bad_option", str(exc)) from None
         if file is not None and (manifest is not None or files):
             raise ServiceError(400, "bad_upload", "send either a zip or a manifest with files")
-        if file is not None:
-            job = manager.submit_archive(file.file, options)
-        elif manifest is not None and files:
-            job = manager.submit_files(
-                (manifest.filename or "", manifest.file.read()),
-                [(f.filename or "", f.file) for f in files],
-                options,
-            )
-        else:
+        if file is None and (manifest is None or not files):
             raise ServiceError(400, "bad_upload", "send a zip in 'file', or 'manifest' and 'files'")
+        slot = request.app.state.service.heavy.acquire(request.state.key.name)  # unpacking
+        try:
+            if file is not None:
+                job = manager.submit_archive(file.file, options)
+            else:
+                job = manager.submit_files(
+                    (manifest.filename or "", manifest.file.read()),
+                    [(f.filename or "", f.file) for f in files],
+                    options,
+                )
+        finally:
+            slot.release()
         return {"id": job.id, "state": job.state, "pairs": job.total}
 
     @router.get("/{job_id}", dependencies=[Depends(require_read_access)])

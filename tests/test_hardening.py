@@ -190,10 +190,11 @@ def _free_port() -> int:
 
 @pytest.fixture
 def server(tmp_path):
-    """``python -m service.api`` on a loopback port, short header and body timeouts."""
+    """``python -m service.api`` on a loopback port, short header and body timeouts, and the
+    key configured with a trailing space (as pasted into an environment file)."""
     port = _free_port()
     env = dict(
-        os.environ, CONCORDIA_DATA_DIR=str(tmp_path / "data"), CONCORDIA_API_KEY=KEY,
+        os.environ, CONCORDIA_DATA_DIR=str(tmp_path / "data"), CONCORDIA_API_KEY=KEY + " ",
         CONCORDIA_ENCODER="none", CONCORDIA_HEADER_TIMEOUT="1", CONCORDIA_BODY_TIMEOUT="2",
         PYTHONPATH=str(ROOT),
     )
@@ -263,6 +264,15 @@ def test_server_times_out_slow_headers_and_bodies(server):
         big.sendall(b"GET /health HTTP/1.1\r\n" + b"X-Filler: " + b"a" * 40_000 + b"\r\n")
         reply = big.recv(4096)
         assert reply == b"" or reply.split()[1] == b"431"
+
+
+def test_10_key_with_a_trailing_space_over_http(server):
+    """The key is configured with a trailing space; sent with or without one, it works."""
+    with socket.create_connection(("127.0.0.1", server)) as sock:
+        for sent in (KEY, KEY + "  "):
+            status, _ = _exchange(sock, b"DELETE /tm/units/1 HTTP/1.1\r\nHost: x\r\n"
+                                  + f"X-API-Key: {sent}\r\n\r\n".encode())
+            assert status == 404  # past the key check: there is no unit 1
 
 
 # 5, 6 ---------------------------------------------------------------- broken and huge zips
