@@ -2,11 +2,11 @@
 login, and the offline API docs.
 
 Every page takes its data from the same function as its JSON route (``lookup_data``,
-``concordance_data``, ``review_data``) and only renders it: Jinja2 templates in
-``service/templates`` (autoescaped), scripts and styles in ``service/static`` (written here, no
-CDN). Pages answer errors as HTML with the API's error codes. Reading pages need the read key
-where reads are closed; everything that changes data goes through the JSON API with the login
-cookie and the page's CSRF token (``service.session``).
+``concordance_data``, ``review_data``, ``review_list_data``) and only renders it: Jinja2
+templates in ``service/templates`` (autoescaped), scripts and styles in ``service/static``
+(written here, no CDN). Pages answer errors as HTML with the API's error codes. Reading
+pages need the read key where reads are closed; everything that changes data goes through the
+JSON API with the login cookie and the page's CSRF token (``service.session``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from fastapi.templating import Jinja2Templates
 
 from service.errors import ServiceError
 from service.memory_routes import LookupRequest, concordance_data, lookup_data
-from service.review_routes import review_data, reviews
+from service.review_routes import review_data, review_list_data
 from service.security import KeyInfo, authorize, keyring
 from service.session import (
     CSRF_FIELD,
@@ -292,7 +292,7 @@ def create_router() -> APIRouter:
                 job_info = request.app.state.jobs.get(job).to_json()
             except ServiceError as exc:
                 return _error_page(request, exc)
-        return render(request, "reviews.html", reviews=reviews(state).list(), job=job_info)
+        return render(request, "reviews.html", job=job_info, **review_list_data(state))
 
     @router.get("/review/{review_id}")
     async def review_page(review_id: str, request: Request, state: State) -> Response:

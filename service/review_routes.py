@@ -84,6 +84,11 @@ def review_data(state: ServiceState, review_id: str) -> dict:
     }
 
 
+def review_list_data(state: ServiceState, limit: int = 100) -> dict:
+    """The reviews, most recently changed first (the list route and page)."""
+    return {"reviews": [vars(r) for r in reviews(state).list(limit)]}
+
+
 def open_review(
     state: ServiceState, zh: tuple[bytes, str], en: tuple[bytes, str],
     *, mode: str, name: str, min_score: float, origin: str,
@@ -144,7 +149,7 @@ def create_router() -> APIRouter:
     @router.get("/reviews", dependencies=reads)
     def list_reviews(state: State) -> dict:
         """Reviews, most recently changed first."""
-        return {"reviews": [vars(r) for r in reviews(state).list()]}
+        return review_list_data(state)
 
     @router.get("/reviews/{review_id}", dependencies=reads)
     async def get_review(review_id: str, state: State) -> JSONResponse:
