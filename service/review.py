@@ -26,7 +26,9 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -457,45 +459,68 @@ class ReviewInfo:
 
 
 class ReviewStore:
-    """Reviews in the memory's database (own connection per call; SQLite serialises writes)."""
+    """Reviews in the memory's database.
+
+    Each thread keeps one connection; every change is one ``BEGIN IMMEDIATE`` transaction, so
+    SQLite serialises writers across threads and worker processes. The state of the reviews
+    last used is kept in memory with its version and used while the stored version is the
+    same: a change then reads no snapshot. Beads are never changed in place (an operation
+    makes new ones), so a copy of the bead list is a consistent view for a reader.
+    """
+
+    CACHED = 16  # reviews whose state is kept in memory
 
     def __init__(self, store):
         self.store = store
-        conn = store.connect()
-        try:
-            conn.executescript(_SCHEMA)
-            columns = {r[1] for r in conn.execute("PRAGMA table_info(review)")}
-            if "snapshot_version" not in columns:  # a review table of the first format
-                conn.execute("BEGIN IMMEDIATE")
-                conn.execute("ALTER TABLE review ADD COLUMN snapshot_version INTEGER NOT NULL "
-                             "DEFAULT 0")
-                conn.execute("UPDATE review SET snapshot_version = version")
-                conn.execute("COMMIT")
-        finally:
-            conn.close()
+        self._local = threading.local()
+        self._cache: dict[str, tuple[int, Review]] = {}
+        self._cache_lock = threading.Lock()
+        conn = self._conn()
+        conn.executescript(_SCHEMA)
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(review)")}
+        if "snapshot_version" not in columns:  # a review table of the first format
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ALTER TABLE review ADD COLUMN snapshot_version INTEGER NOT NULL "
+                         "DEFAULT 0")
+            conn.execute("UPDATE review SET snapshot_version = version")
+            conn.execute("COMMIT")
 
     def _conn(self) -> sqlite3.Connection:
-        return self.store.connect()
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self.store.connect()
+        return conn
+
+    @contextmanager
+    def _transaction(self, kind: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        conn.execute(f"BEGIN {kind}")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def create(self, name: str, review: Review, *, origin: str, min_score: float) -> str:
         review_id = secrets.token_urlsafe(12)
         now = _now()
-        conn = self._conn()
-        try:
+        with self._transaction() as conn:
             conn.execute(
                 "INSERT INTO review (id, name, origin, min_score, created_at, updated_at, "
                 "version, state) VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
                 (review_id, name[:MAX_NAME], origin, min_score, now, now,
                  json.dumps(review.to_json(), ensure_ascii=False)),
             )
-        finally:
-            conn.close()
         return review_id
 
     def _row(self, conn, review_id: str) -> tuple:
+        """id, name, origin, min_score, created_at, updated_at, version, finished_at,
+        finished_by, snapshot_version."""
         row = conn.execute(
             "SELECT id, name, origin, min_score, created_at, updated_at, version, finished_at, "
-            "finished_by, state, snapshot_version FROM review WHERE id = ?",
+            "finished_by, snapshot_version FROM review WHERE id = ?",
             (review_id,),
         ).fetchone()
         if row is None:
@@ -503,56 +528,55 @@ class ReviewStore:
         return row
 
     def _state(self, conn, review_id: str, row: tuple) -> Review:
-        """The snapshot with the journal's splices since applied."""
-        review = Review.from_json(json.loads(row[9]))
-        for start, removed, added, next_id in conn.execute(
-            "SELECT start, removed, added, next_id FROM review_journal "
-            "WHERE review_id = ? AND version > ? ORDER BY version",
-            (review_id, row[10]),
-        ):
-            review.beads[start : start + removed] = _beads(added)
-            review.next_id = next_id
-        return review
+        """The review's state at the row's version, for the caller to change."""
+        with self._cache_lock:
+            hit = self._cache.get(review_id)
+        if hit is None or hit[0] != row[6]:
+            (state,) = conn.execute(
+                "SELECT state FROM review WHERE id = ?", (review_id,)
+            ).fetchone()
+            review = Review.from_json(json.loads(state))
+            for start, removed, added, next_id in conn.execute(
+                "SELECT start, removed, added, next_id FROM review_journal "
+                "WHERE review_id = ? AND version > ? ORDER BY version",
+                (review_id, row[9]),
+            ):
+                review.beads[start : start + removed] = _beads(added)
+                review.next_id = next_id
+            self._remember(review_id, row[6], review)
+            hit = (row[6], review)
+        kept = hit[1]
+        return Review(kept.sections, list(kept.beads), kept.next_id)
+
+    def _remember(self, review_id: str, version: int, review: Review) -> None:
+        with self._cache_lock:
+            self._cache.pop(review_id, None)
+            self._cache[review_id] = (version, review)
+            while len(self._cache) > self.CACHED:
+                self._cache.pop(next(iter(self._cache)))
 
     def load(self, review_id: str) -> tuple[ReviewInfo, Review]:
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN")  # the row and its journal as of one moment
+        with self._transaction("") as conn:  # the row and its journal as of one moment
             row = self._row(conn, review_id)
             review = self._state(conn, review_id, row)
-            conn.execute("COMMIT")
-        finally:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            conn.close()
         return ReviewInfo(*row[:9]), review
 
     def list(self, limit: int = 100) -> list[ReviewInfo]:
-        conn = self._conn()
-        try:
-            rows = conn.execute(
-                "SELECT id, name, origin, min_score, created_at, updated_at, version, "
-                "finished_at, finished_by FROM review ORDER BY updated_at DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-        finally:
-            conn.close()
+        rows = self._conn().execute(
+            "SELECT id, name, origin, min_score, created_at, updated_at, version, "
+            "finished_at, finished_by FROM review ORDER BY updated_at DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
         return [ReviewInfo(*row) for row in rows]
 
     def delete(self, review_id: str) -> None:
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with self._transaction() as conn:
             self._row(conn, review_id)
-            conn.execute("DELETE FROM review_edit WHERE review_id = ?", (review_id,))
-            conn.execute("DELETE FROM review_journal WHERE review_id = ?", (review_id,))
-            conn.execute("DELETE FROM review WHERE id = ?", (review_id,))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.close()
+            for table, column in (("review_edit", "review_id"), ("review_journal", "review_id"),
+                                  ("review", "id")):
+                conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (review_id,))
+        with self._cache_lock:
+            self._cache.pop(review_id, None)
 
     def change(
         self, review_id: str, version: int, op: dict, *, max_chars: int, by: str = ""
@@ -561,35 +585,20 @@ class ReviewStore:
 
         ``op`` may be ``{"op": "undo"}`` or ``{"op": "redo"}``.
         """
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with self._transaction() as conn:
             row = self._row(conn, review_id)
             current = row[6]
             if version != current:
                 raise Conflict(version, current)
             review = self._state(conn, review_id, row)
             if op.get("op") in ("undo", "redo"):
-                splice = self._history_step(conn, review_id, review, op["op"])
+                splice = self._history_step(conn, review_id, op["op"])
             else:
                 splice = plan(review, op, max_chars)
-                conn.execute(
-                    "DELETE FROM review_edit WHERE review_id = ? AND undone = 1", (review_id,)
-                )
-                seq = conn.execute(
-                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM review_edit WHERE review_id = ?",
-                    (review_id,),
-                ).fetchone()[0]
-                logged = {k: v for k, v in op.items() if k != "build"}
-                conn.execute(
-                    "INSERT INTO review_edit (review_id, seq, op, start, removed, added, at, by)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (review_id, seq, json.dumps(logged, ensure_ascii=False), splice.start,
-                     _beads_json(splice.removed), _beads_json(splice.added), _now(), by),
-                )
+                self._log(conn, review_id, op, splice, by)
             apply(review, splice)
             new = current + 1
-            if new - row[10] >= SNAPSHOT_EVERY:
+            if new - row[9] >= SNAPSHOT_EVERY:
                 conn.execute(
                     "UPDATE review SET state = ?, snapshot_version = ? WHERE id = ?",
                     (json.dumps(review.to_json(), ensure_ascii=False), new, review_id),
@@ -606,16 +615,27 @@ class ReviewStore:
                 "UPDATE review SET version = ?, updated_at = ? WHERE id = ?",
                 (new, _now(), review_id),
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.close()
-        return Changed(current + 1, splice, review, row[3])
+        self._remember(review_id, new, review)  # only once committed
+        return Changed(new, splice, review, row[3])
 
-    def _history_step(self, conn, review_id: str, review: Review, which: str) -> Splice:
+    @staticmethod
+    def _log(conn, review_id: str, op: dict, splice: Splice, by: str) -> None:
+        """A new edit in the history; edits undone before it can no longer be redone."""
+        conn.execute("DELETE FROM review_edit WHERE review_id = ? AND undone = 1", (review_id,))
+        seq = conn.execute(
+            "SELECT COALESCE(MAX(seq), 0) + 1 FROM review_edit WHERE review_id = ?",
+            (review_id,),
+        ).fetchone()[0]
+        logged = {k: v for k, v in op.items() if k != "build"}
+        conn.execute(
+            "INSERT INTO review_edit (review_id, seq, op, start, removed, added, at, by)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (review_id, seq, json.dumps(logged, ensure_ascii=False), splice.start,
+             _beads_json(splice.removed), _beads_json(splice.added), _now(), by),
+        )
+
+    @staticmethod
+    def _history_step(conn, review_id: str, which: str) -> Splice:
         if which == "undo":
             row = conn.execute(
                 "SELECT seq, start, removed, added FROM review_edit WHERE review_id = ? "
@@ -641,21 +661,15 @@ class ReviewStore:
         return Splice(start, removed, added)
 
     def history(self, review_id: str) -> dict:
-        conn = self._conn()
-        try:
-            rows = conn.execute(
-                "SELECT undone, COUNT(*) FROM review_edit WHERE review_id = ? GROUP BY undone",
-                (review_id,),
-            ).fetchall()
-        finally:
-            conn.close()
+        rows = self._conn().execute(
+            "SELECT undone, COUNT(*) FROM review_edit WHERE review_id = ? GROUP BY undone",
+            (review_id,),
+        ).fetchall()
         counts = dict(rows)
         return {"edits": counts.get(0, 0), "undone": counts.get(1, 0)}
 
     def finish(self, review_id: str, version: int, reviewer: str) -> tuple[ReviewInfo, Review]:
-        conn = self._conn()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
+        with self._transaction() as conn:
             row = self._row(conn, review_id)
             if version != row[6]:
                 raise Conflict(version, row[6])
@@ -663,13 +677,6 @@ class ReviewStore:
                 "UPDATE review SET finished_at = ?, finished_by = ? WHERE id = ?",
                 (_now(), reviewer, review_id),
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.close()
         return self.load(review_id)
 
 
