@@ -309,13 +309,14 @@ def create_router() -> APIRouter:
 
     @router.get("/docs")
     def docs() -> HTMLResponse:
-        """Swagger UI from the installed ``swagger-ui-bundle`` package: works offline."""
+        """Swagger UI 5 (it reads OpenAPI 3.1) from the installed ``fastapi-offline`` package's
+        assets: works offline."""
         return get_swagger_ui_html(
             openapi_url="/openapi.json",
             title="Concordia API",
             swagger_js_url="/static/swagger/swagger-ui-bundle.js",
             swagger_css_url="/static/swagger/swagger-ui.css",
-            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+            swagger_favicon_url="/static/swagger/favicon.png",
         )
 
     return router
@@ -328,9 +329,9 @@ def _guess_lang(text: str) -> str:
 
 def install(app: FastAPI) -> None:
     """Mount the static files (ours and Swagger UI's) and add the page routes."""
-    import swagger_ui_bundle
+    import fastapi_offline
 
-    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
-              name="swagger")
+    swagger = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/static/swagger", StaticFiles(directory=swagger), name="swagger")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(create_router())

@@ -236,3 +236,17 @@ def test_review_in_the_browser_then_find_it(server, browser):
     assert [e.text for e in top.find_elements(css, "ins")] == ["6"]
     assert "numbers differ: 7000 ≠ 6000" in top.text
     driver.save_screenshot(str(ARTIFACTS / "search-fuzzy.png"))
+
+
+def test_api_docs_render_offline(server, browser):
+    """Swagger UI draws the OpenAPI 3.1 document from assets the service itself serves."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(server + "/docs")
+    title = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".swagger-ui .info .title"))
+    assert "Concordia" in title[0].text
+    assert browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")  # the routes
+    loaded = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and all(url.startswith(server) for url in loaded), loaded
+    browser.save_screenshot(str(ARTIFACTS / "docs.png"))
