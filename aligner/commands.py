@@ -65,7 +65,7 @@ def run_align(args: argparse.Namespace) -> int:
     from aligner.embed import load_encoder
     from aligner.errors import InputError
     from aligner.ingest import read_document
-    from aligner.pipeline import align_documents, left_out
+    from aligner.pipeline import align_documents, confident_pairs, left_out
     from aligner.tmx import pairs_to_units, write_tmx
 
     if args.max_bead < 1:
@@ -80,7 +80,7 @@ def run_align(args: argparse.Namespace) -> int:
     encoder = load_encoder(args.encoder)
     result = align_documents(zh, en, mode=args.mode, encoder=encoder, max_bead=args.max_bead)
 
-    kept = [p for p in result.pairs if p.score >= min_score]
+    kept, low = confident_pairs(result.pairs, min_score)
     output = args.output or default_output(args.zh)
     output.parent.mkdir(parents=True, exist_ok=True)
     units = pairs_to_units(
@@ -90,11 +90,7 @@ def run_align(args: argparse.Namespace) -> int:
         document=zh.symbol or args.zh.name,
     )
     written = write_tmx(output, units, source_lang=args.src_lang, target_lang=args.tgt_lang)
-    warnings = list(result.warnings)
-    if result.pairs and len(kept) < len(result.pairs) / 2:
-        warnings.append(
-            "most pairs score below the threshold: are these texts translations of each other?"
-        )
+    warnings = list(result.warnings) + low
     listed = left_out(result, min_score)
     report = output.with_name(f"{output.stem}.left-out.json")
     _write_json(report, listed)

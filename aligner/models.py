@@ -62,8 +62,43 @@ class SentencePair:
 
 
 @dataclass
+class Tag:
+    """An XML element kept as data: inline markup of a segment (``bpt``, ``ept``, ``it``,
+    ``ph``, ``hi``, ``ut``, ``sub``) or a ``note``, ``prop``, ``ude``, ``map`` around units.
+    ``content`` holds its text and child elements in document order."""
+
+    name: str
+    attrs: dict[str, str] = field(default_factory=dict)
+    content: list[str | Tag] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return "".join(c for c in self.content if isinstance(c, str))
+
+
+Run = str | Tag  # a piece of a segment: text, or an inline tag
+
+
+@dataclass
+class Tuv:
+    """What a TMX ``tuv`` holds besides its segment: its attributes as written (the language
+    attribute included, ``xml:lang`` as ``{http://www.w3.org/XML/1998/namespace}lang``) and
+    its notes and props in order."""
+
+    attrs: dict[str, str] = field(default_factory=dict)
+    extras: list[Tag] = field(default_factory=list)
+
+
+@dataclass
 class TranslationUnit:
-    """One TMX translation unit: a source and a target segment plus properties."""
+    """One TMX translation unit: a source and a target segment plus properties.
+
+    ``source``/``target`` are plain text. A unit read from a TMX also keeps everything the
+    file said about it, so that writing it again gives the same ``tu``: its segments as runs
+    (None: the plain text is the whole segment), the ``tu`` attributes besides creationdate
+    and creationid, its notes and props in order (``props`` is the type → text view of the
+    props), each ``tuv``, and whether the target ``tuv`` came first.
+    """
 
     source: str
     target: str
@@ -72,6 +107,13 @@ class TranslationUnit:
     props: dict[str, str] = field(default_factory=dict)
     creationdate: str = ""  # TMX form YYYYMMDDThhmmssZ, "" = unknown
     creationid: str = ""
+    source_runs: list[Run] | None = None
+    target_runs: list[Run] | None = None
+    attrs: dict[str, str] = field(default_factory=dict)
+    extras: list[Tag] = field(default_factory=list)
+    source_tuv: Tuv | None = None  # None: made by Concordia, not read from a TMX
+    target_tuv: Tuv | None = None
+    target_first: bool = False
 
 
 @dataclass

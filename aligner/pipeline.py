@@ -49,6 +49,20 @@ MIN_CORRESPONDENCE = 0.5  # share of the text in confident turn pairs below whic
 BALANCE_GAIN = 0.15  # how much closer (log length ratio) a lone turn must bring its neighbour
 
 
+def confident_pairs(
+    pairs: list[SentencePair], min_score: float
+) -> tuple[list[SentencePair], list[str]]:
+    """The pairs scoring at least ``min_score`` (what goes into a memory), and a warning when
+    most score below it: the two texts are then probably not translations of each other."""
+    kept = [p for p in pairs if p.score >= min_score]
+    warnings = []
+    if pairs and len(kept) < len(pairs) / 2:
+        warnings.append(
+            "most pairs score below the threshold: are these texts translations of each other?"
+        )
+    return kept, warnings
+
+
 def align_documents(
     zh: Document,
     en: Document,

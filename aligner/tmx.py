@@ -14,7 +14,8 @@ import os
 import re
 import secrets
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -24,7 +25,8 @@ from lxml import etree
 
 from aligner import __version__
 from aligner.errors import InputError
-from aligner.models import SentencePair, TranslationUnit
+from aligner.markup import INLINE_TAGS, MarkupError, check_pairing, plain_text
+from aligner.models import Run, SentencePair, Tag, TranslationUnit, Tuv
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +41,24 @@ _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _LANG_CODE = re.compile(r"[A-Za-z]{1,8}(?:[-_][A-Za-z0-9]{1,8})*")
 _TMX_DATE = re.compile(r"\d{8}T\d{6}Z")
 _POSITION_SUFFIX = re.compile(r"(?:, line \d+, column \d+)+$")
+# A note or prop longer than this is refused: it is not translation-memory data.
+MAX_EXTRA_CHARS = 100_000
+# tu attributes the writer takes from their own TranslationUnit fields.
+_OWN_ATTRS = ("creationdate", "creationid")
 
 
 class TMXError(InputError):
     """A TMX file that cannot be read, or units that cannot be written as TMX."""
+
+
+@dataclass
+class TmxHeader:
+    """A TMX header as written: its attributes, its notes, props and udes (in order) and the
+    ``tmx`` element's version."""
+
+    attrs: dict[str, str] = field(default_factory=dict)
+    extras: list[Tag] = field(default_factory=list)
+    version: str = "1.4"
 
 
 # ---------------------------------------------------------------------------- shared helpers
@@ -158,14 +174,20 @@ def write_tmx(
     source_lang: str = "zh-CN",
     target_lang: str = "en-US",
     creationid: str = CREATION_TOOL,
+    header: TmxHeader | None = None,
 ) -> int:
     """Write ``units`` as a TMX 1.4b file at ``path``; return how many ``tu`` were written.
 
-    ``units`` may be any iterator (consumed once, never held in memory). Segments are cleaned
-    with :func:`clean_text`; a unit left with an empty side is skipped and not counted. Every
-    unit's languages must match ``source_lang``/``target_lang`` (compared after normalising
-    case and ``_``); the header ``srclang`` is byte-identical to the source ``tuv`` code.
-    ``creationid`` is used for units that carry none. The file appears only when complete.
+    ``units`` may be any iterator (consumed once, never held in memory). Every unit's
+    languages must be ``source_lang`` and ``target_lang`` by primary subtag, in either
+    direction (variants such as ``en-GB`` are written as they are). A unit read from a TMX is
+    written back as it was read (attributes, notes, props, inline markup; see
+    :class:`~aligner.models.TranslationUnit`); a unit made by Concordia gets a
+    ``creationdate`` (now, when it has none), ``creationid`` (``creationid`` when it has none)
+    and ``creationtool``, and segments cleaned with :func:`clean_text`; a unit left with an
+    empty side is skipped and not counted. ``header``: the header to write (one read with
+    the units), else Concordia's own with ``srclang`` byte-identical to ``source_lang``
+    normalised. The file appears only when complete.
     """
     src, tgt = _checked_pair(source_lang, target_lang)
     target = Path(path)
@@ -177,7 +199,8 @@ def write_tmx(
     try:
         with os.fdopen(fd, "wb") as handle:
             # The last count it yields is the total.
-            count = deque(_serialise(handle, units, src, tgt, now, creationid), maxlen=1)[0]
+            steps = _serialise(handle, units, src, tgt, now, creationid, header)
+            count = deque(steps, maxlen=1)[0]
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, target)
@@ -193,6 +216,7 @@ def tmx_chunks(
     source_lang: str = "zh-CN",
     target_lang: str = "en-US",
     creationid: str = CREATION_TOOL,
+    header: TmxHeader | None = None,
     size: int = 1 << 16,
 ) -> Iterator[bytes]:
     """What ``write_tmx`` writes, as byte chunks of about ``size`` made as the units come:
@@ -200,7 +224,7 @@ def tmx_chunks(
     languages raises TMXError mid-stream (what was sent is then not a whole document)."""
     src, tgt = _checked_pair(source_lang, target_lang)
     sink = _Sink()
-    for _ in _serialise(sink, units, src, tgt, tmx_date(), creationid):
+    for _ in _serialise(sink, units, src, tgt, tmx_date(), creationid, header):
         if sink.size >= size:
             yield sink.take()
     yield sink.take()
@@ -227,22 +251,14 @@ class _Sink:
 def _checked_pair(source_lang: str, target_lang: str) -> tuple[str, str]:
     src = _checked_lang(source_lang, "source")
     tgt = _checked_lang(target_lang, "target")
-    if src == tgt:
-        raise TMXError(f"source and target languages are both {src!r}")
+    if primary_lang(src) == primary_lang(tgt):
+        raise TMXError(f"source and target languages are both {primary_lang(src)!r}")
     return src, tgt
 
 
-def _serialise(
-    handle: BinaryIO | _Sink,
-    units: Iterable[TranslationUnit],
-    src: str,
-    tgt: str,
-    now: str,
-    creationid: str,
-) -> Iterator[int]:
-    """Write the document to ``handle``, yielding the count of ``tu`` written after each unit."""
-    header = etree.Element(
-        "header",
+def concordia_header(src: str, now: str) -> TmxHeader:
+    """The header Concordia writes when no header of another tool is kept."""
+    return TmxHeader(
         {
             "creationtool": CREATION_TOOL,
             "creationtoolversion": __version__,
@@ -252,16 +268,32 @@ def _serialise(
             "srclang": src,
             "datatype": "plaintext",
             "creationdate": now,
-        },
+        }
     )
+
+
+def _serialise(
+    handle: BinaryIO | _Sink,
+    units: Iterable[TranslationUnit],
+    src: str,
+    tgt: str,
+    now: str,
+    creationid: str,
+    header: TmxHeader | None,
+) -> Iterator[int]:
+    """Write the document to ``handle``, yielding the count of ``tu`` written after each unit."""
+    header = header or concordia_header(src, now)
+    head = etree.Element("header", header.attrs)
+    for extra in header.extras:
+        head.append(_element(extra))
     build = _TuBuilder(src, tgt, now, creationid)
     count = 0
     handle.write(b'<?xml version="1.0" encoding="UTF-8"?>\n')
     with etree.xmlfile(handle, encoding="UTF-8") as xf:
         xf.write_doctype(DOCTYPE)
-        with xf.element("tmx", version="1.4"):
+        with xf.element("tmx", version=header.version or "1.4"):
             xf.write("\n")
-            xf.write(header, pretty_print=True)
+            xf.write(head, pretty_print=True)
             with xf.element("body"):
                 xf.write("\n")
                 for number, unit in enumerate(units, 1):
@@ -274,40 +306,64 @@ def _serialise(
     yield count
 
 
-class _TuBuilder:
-    """Makes the ``tu`` element for a unit, reusing one element tree per set of property types.
+def _element(tag: Tag) -> etree._Element:
+    """The XML element of a kept tag, its text and children in order."""
+    elem = etree.Element(tag.name, tag.attrs)
+    _fill(elem, tag.content)
+    return elem
 
-    Filling in texts and attributes of a kept tree is several times faster than building nine
-    new elements per unit; the tree is serialised before it is filled again.
+
+def _fill(elem: etree._Element, content: list[Run]) -> None:
+    last = None
+    for item in content:
+        if isinstance(item, str):
+            text = _FORBIDDEN.sub("", item)
+            if last is None:
+                elem.text = (elem.text or "") + text
+            else:
+                last.tail = (last.tail or "") + text
+        else:
+            last = _element(item)
+            elem.append(last)
+
+
+class _TuBuilder:
+    """Makes the ``tu`` element for a unit.
+
+    Units made by Concordia reuse one element tree per set of property types and languages:
+    filling in texts and attributes of a kept tree is several times faster than building nine
+    new elements per unit; the tree is serialised before it is filled again. Units read from
+    a TMX are built as they were read.
     """
 
     def __init__(self, src: str, tgt: str, now: str, creationid: str) -> None:
         self.src, self.tgt, self.now, self.creationid = src, tgt, now, creationid
+        self.langs = {primary_lang(src), primary_lang(tgt)}
         self.templates: dict[tuple[str, ...], tuple[etree._Element, list, list]] = {}
 
     def __call__(self, unit: TranslationUnit, number: int) -> etree._Element | None:
         src, tgt = self.src, self.tgt
-        if (unit.source_lang != src and normalize_lang(unit.source_lang) != src) or (
-            unit.target_lang != tgt and normalize_lang(unit.target_lang) != tgt
-        ):
+        if (unit.source_lang != src or unit.target_lang != tgt) and {
+            primary_lang(unit.source_lang),
+            primary_lang(unit.target_lang),
+        } != self.langs:
             raise TMXError(
                 f"unit {number} is {unit.source_lang}→{unit.target_lang} "
                 f"but the file is {src}→{tgt}"
             )
+        if unit.source_tuv is not None:
+            return self._kept(unit, number)
         source, target = clean_text(unit.source), clean_text(unit.target)
         if not source or not target:
             return None
-        date = unit.creationdate or self.now
-        if date is not self.now and not _TMX_DATE.fullmatch(date):
-            raise TMXError(
-                f"unit {number}: creationdate {date!r} is not in the form YYYYMMDDThhmmssZ"
-            )
+        date = self._date(unit, number) or self.now
         props = {}
         for prop_type in sorted(unit.props, key=_prop_order):
             value = clean_text(str(unit.props[prop_type]))
             if value:
                 props[prop_type] = value
-        tu, prop_elements, segs = self._template(tuple(props))
+        langs = (normalize_lang(unit.source_lang), normalize_lang(unit.target_lang))
+        tu, prop_elements, segs = self._template(langs, tuple(props))
         tu.set("creationdate", date)
         tu.set("creationid", clean_text(unit.creationid) or self.creationid)
         for element, value in zip(prop_elements, props.values(), strict=True):
@@ -315,19 +371,82 @@ class _TuBuilder:
         segs[0].text, segs[1].text = source, target
         return tu
 
-    def _template(self, prop_types: tuple[str, ...]) -> tuple[etree._Element, list, list]:
-        template = self.templates.get(prop_types)
+    @staticmethod
+    def _date(unit: TranslationUnit, number: int) -> str:
+        date = unit.creationdate
+        if date and not _TMX_DATE.fullmatch(date):
+            raise TMXError(
+                f"unit {number}: creationdate {date!r} is not in the form YYYYMMDDThhmmssZ"
+            )
+        return date
+
+    def _kept(self, unit: TranslationUnit, number: int) -> etree._Element | None:
+        """A unit read from a TMX, written as it was read (with its edits)."""
+        if not unit.source.strip() or not unit.target.strip():
+            return None
+        attrs = {k: v for k, v in unit.attrs.items() if k not in _OWN_ATTRS}
+        date = self._date(unit, number)
+        if date:
+            attrs["creationdate"] = date
+        if unit.creationid:
+            attrs["creationid"] = unit.creationid
+        tu = etree.Element("tu", attrs)
+        for extra in _extras_with_props(unit.extras, unit.props):
+            tu.append(_element(extra))
+        sides = [
+            (unit.source_lang, unit.source_tuv, unit.source_runs, unit.source),
+            (unit.target_lang, unit.target_tuv, unit.target_runs, unit.target),
+        ]
+        if unit.target_first:
+            sides.reverse()
+        for lang, tuv, runs, text in sides:
+            tuv = tuv or Tuv()
+            tuv_attrs = dict(tuv.attrs)
+            if XML_LANG not in tuv_attrs and "lang" not in tuv_attrs:
+                tuv_attrs[XML_LANG] = lang
+            elem = etree.SubElement(tu, "tuv", tuv_attrs)
+            for extra in tuv.extras:
+                elem.append(_element(extra))
+            seg = etree.SubElement(elem, "seg")
+            _fill(seg, runs if runs is not None else [clean_text(text)])
+        return tu
+
+    def _template(
+        self, langs: tuple[str, str], prop_types: tuple[str, ...]
+    ) -> tuple[etree._Element, list, list]:
+        key = (*langs, *prop_types)
+        template = self.templates.get(key)
         if template is None:
             tu = etree.Element("tu", creationdate="", creationid="", creationtool=CREATION_TOOL)
             props = [etree.SubElement(tu, "prop", type=t) for t in prop_types]
             segs = [
                 etree.SubElement(etree.SubElement(tu, "tuv", {XML_LANG: code}), "seg")
-                for code in (self.src, self.tgt)
+                for code in langs
             ]
             template = (tu, props, segs)
             if len(self.templates) < 256:
-                self.templates[prop_types] = template
+                self.templates[key] = template
         return template
+
+
+def _extras_with_props(extras: list[Tag], props: dict[str, str]) -> list[Tag]:
+    """The unit's notes and props in their order, each type's last prop carrying its value
+    in ``props`` (as reading takes the last; edited ones changed, removed types gone), props
+    new to the unit after them."""
+    last = {e.attrs.get("type", ""): i for i, e in enumerate(extras) if e.name == "prop"}
+    out = []
+    for i, extra in enumerate(extras):
+        if extra.name == "prop":
+            kind = extra.attrs.get("type", "")
+            if kind not in props:
+                continue
+            if last[kind] == i and extra.text.strip() != props[kind]:
+                extra = Tag("prop", extra.attrs, [props[kind]])
+        out.append(extra)
+    for kind in sorted(props, key=_prop_order):
+        if kind not in last and props[kind]:
+            out.append(Tag("prop", {"type": kind}, [props[kind]]))
+    return out
 
 
 def _prop_order(prop_type: str) -> tuple[int, str]:
@@ -350,6 +469,8 @@ def read_tmx(
     source_lang: str | None = None,
     target_lang: str | None = None,
     skipped: Counter[str] | None = None,
+    on_header: Callable[[TmxHeader], None] | None = None,
+    only_langs: Iterable[str] | None = None,
 ) -> Iterator[TranslationUnit]:
     """Stream the translation units of a TMX file (a path or a binary file object).
 
@@ -359,9 +480,15 @@ def read_tmx(
     ``_`` vs ``-`` (``zh`` finds ``ZH_cn``). Without ``source_lang`` the header ``srclang``
     decides (the first ``tuv`` when it is ``*all*``); without ``target_lang`` the first
     ``tuv`` in another language. A ``tu`` lacking either language, or with an empty segment
-    for one, is skipped (counted in a logged warning).
-    Inline codes (``bpt``/``ept``/``ph``/``it``/``ut``) keep their content as plain text,
-    ``hi``/``sub`` their text. Returned language codes are normalised (``zh-CN``).
+    for one, is skipped (counted in a logged warning). ``only_langs`` (primary subtags):
+    a ``tuv`` in any other language is an error.
+
+    Everything the file says about a unit is kept (see ``TranslationUnit``): inline
+    elements as runs of the segment (``source``/``target`` are their plain text, stripped),
+    notes and props in order, ``tu`` and ``tuv`` attributes. ``bpt``/``ept`` that do not
+    pair, and notes or props over ``MAX_EXTRA_CHARS``, are errors. ``on_header`` is called
+    with the header before the first unit. Returned language codes are normalised
+    (``zh-CN``); the attributes keep them as written.
     """
     if isinstance(source, str | os.PathLike):
         name = os.fspath(source)
@@ -386,7 +513,8 @@ def read_tmx(
     )
     want_src = normalize_lang(source_lang) if source_lang else None
     want_tgt = normalize_lang(target_lang) if target_lang else None
-    return _units(events, name, want_src, want_tgt, skipped)
+    only = frozenset(primary_lang(code) for code in only_langs) if only_langs else None
+    return _units(events, name, want_src, want_tgt, skipped, on_header, only)
 
 
 def _units(
@@ -394,7 +522,9 @@ def _units(
     name: str,
     want_src: str | None,
     want_tgt: str | None,
-    counts: Counter[str] | None = None,
+    counts: Counter[str] | None,
+    on_header: Callable[[TmxHeader], None] | None,
+    only: frozenset[str] | None,
 ) -> Iterator[TranslationUnit]:
     checked = False
     read = skipped = 0
@@ -407,8 +537,14 @@ def _units(
                 srclang = elem.get("srclang", "").strip()
                 if want_src is None and srclang and srclang.lower() != "*all*":
                     want_src = normalize_lang(srclang)
+                if on_header is not None:
+                    root = elem.getparent()
+                    version = root.get("version", "") if root is not None else ""
+                    on_header(
+                        TmxHeader(dict(elem.attrib), _extras(elem, name), version or "1.4")
+                    )
             else:
-                unit = _read_tu(elem, want_src, want_tgt, name)
+                unit = _read_tu(elem, want_src, want_tgt, name, only)
                 if unit is None:
                     skipped += 1
                     if counts is not None:
@@ -448,39 +584,121 @@ def _syntax_error(exc: etree.XMLSyntaxError, events: etree.iterparse, name: str)
     else:
         (line, column), message = exc.position, exc.msg or str(exc)
     message = _POSITION_SUFFIX.sub("", message.strip())
+    if "Text node too long" in message:  # libxml2's limit without huge_tree
+        return TMXError(
+            f"{name}: line {line}: a text of over 10,000,000 bytes (a note, prop or segment "
+            "that large is not translation-memory data); refused"
+        )
     if line <= 0:
         return TMXError(f"{name}: malformed TMX: {message} (empty or truncated file?)")
     return TMXError(f"{name}: malformed TMX at line {line}, column {column}: {message}")
 
 
+def _extras(elem: etree._Element, name: str) -> list[Tag]:
+    """The notes, props and udes of a header, tu or tuv, in order, kept as tags."""
+    out = []
+    for child in elem:
+        if child.tag in ("note", "prop", "ude"):
+            tag = _tag(child, name)
+            if len(tag.text) > MAX_EXTRA_CHARS:
+                raise TMXError(
+                    f"{name}: line {child.sourceline}: a <{child.tag}> of {len(tag.text):,} "
+                    f"characters; the limit is {MAX_EXTRA_CHARS:,}"
+                )
+            out.append(tag)
+    return out
+
+
+def _tag(elem: etree._Element, name: str) -> Tag:
+    return Tag(elem.tag, dict(elem.attrib), _content(elem, name))
+
+
+def _content(elem: etree._Element, name: str) -> list[Run]:
+    """An element's text and children in order, as runs."""
+    out: list[Run] = [elem.text] if elem.text else []
+    for child in elem:
+        if not isinstance(child.tag, str):  # an undefined entity reference
+            raise TMXError(f"{name}: line {elem.sourceline}: undefined entity {child.text}")
+        out.append(_tag(child, name))
+        if child.tail:
+            out.append(child.tail)
+    return out
+
+
+def _seg_runs(seg: etree._Element, name: str) -> list[Run]:
+    runs = _content(seg, name)
+    for tag in _all_tags(runs):
+        if tag.name not in INLINE_TAGS:
+            raise TMXError(f"{name}: line {seg.sourceline}: <{tag.name}> inside a <seg>")
+    try:
+        check_pairing(runs)
+    except MarkupError as exc:
+        raise TMXError(f"{name}: line {seg.sourceline}: inline tags do not pair: {exc}") from None
+    return runs
+
+
+def _all_tags(runs: list[Run]) -> Iterator[Tag]:
+    for run in runs:
+        if isinstance(run, Tag):
+            yield run
+            yield from _all_tags(run.content)
+
+
 def _read_tu(
-    tu: etree._Element, want_src: str | None, want_tgt: str | None, name: str
+    tu: etree._Element,
+    want_src: str | None,
+    want_tgt: str | None,
+    name: str,
+    only: frozenset[str] | None,
 ) -> TranslationUnit | None:
     props: dict[str, str] = {}
-    variants: list[tuple[str, str]] = []
+    variants: list[tuple[str, str, list[Run] | None, Tuv]] = []
     for child in tu:
         if child.tag == "prop":
             props[child.get("type", "")] = (child.text or "").strip()
         elif child.tag == "tuv":
             code = child.get(XML_LANG) or child.get("lang") or ""
+            if only is not None and primary_lang(code) not in only:
+                raise TMXError(
+                    f"{name}: line {child.sourceline}: a <tuv> in {code or 'no language'!r}; "
+                    f"this memory holds {' and '.join(sorted(only))} only"
+                )
             seg = child.find("seg")
             if seg is None:
                 raise TMXError(f"{name}: line {child.sourceline}: <tuv> without <seg>")
-            variants.append((normalize_lang(code), _flatten(seg, name)))
-    src_i = _pick(variants, want_src, exclude=None)
+            if len(seg) == 0:
+                text = seg.text or ""
+                runs = None if text == text.strip() else [text]
+                plain = text.strip()
+            else:
+                runs = _seg_runs(seg, name)
+                plain = plain_text(runs).strip()
+            tuv = Tuv(dict(child.attrib), _extras(child, name))
+            variants.append((normalize_lang(code), plain, runs, tuv))
+    langs = [(v[0], v[1]) for v in variants]
+    src_i = _pick(langs, want_src, exclude=None)
     if src_i is None:
         return None
-    tgt_i = _pick(variants, want_tgt, exclude=src_i)
+    tgt_i = _pick(langs, want_tgt, exclude=src_i)
     if tgt_i is None or not variants[src_i][1] or not variants[tgt_i][1]:
         return None
+    src, tgt = variants[src_i], variants[tgt_i]
+    attrs = dict(tu.attrib)
     return TranslationUnit(
-        source=variants[src_i][1],
-        target=variants[tgt_i][1],
-        source_lang=variants[src_i][0],
-        target_lang=variants[tgt_i][0],
+        source=src[1],
+        target=tgt[1],
+        source_lang=src[0],
+        target_lang=tgt[0],
         props=props,
-        creationdate=tu.get("creationdate", ""),
-        creationid=tu.get("creationid", ""),
+        creationdate=attrs.pop("creationdate", ""),
+        creationid=attrs.pop("creationid", ""),
+        source_runs=src[2],
+        target_runs=tgt[2],
+        attrs=attrs,
+        extras=_extras(tu, name),
+        source_tuv=src[3],
+        target_tuv=tgt[3],
+        target_first=tgt_i < src_i,
     )
 
 
@@ -504,12 +722,3 @@ def _pick(variants: list[tuple[str, str]], want: str | None, exclude: int | None
         if primary_lang(variants[i][0]) == primary:
             return i
     return None
-
-
-def _flatten(seg: etree._Element, name: str) -> str:
-    if len(seg) == 0:
-        return (seg.text or "").strip()
-    entity = next(seg.iter(etree.Entity), None)
-    if entity is not None:
-        raise TMXError(f"{name}: line {seg.sourceline}: undefined entity {entity.text}")
-    return "".join(seg.itertext()).strip()

@@ -87,20 +87,38 @@ def _as_job(request: Request, zh: tuple[bytes, str], en: tuple[bytes, str], opti
     )
 
 
-def _align(state: ServiceState, docs, mode: str, name: str, file_name: str, add_to_memory: bool):
-    from aligner.pipeline import align_documents
+def _align(
+    state: ServiceState,
+    docs,
+    mode: str,
+    name: str,
+    file_name: str,
+    add_to_memory: bool,
+    min_score: float,
+):
+    """Align the pair; with ``add_to_memory``, only pairs at or above ``min_score`` go in (as
+    the command line writes them), and the answer says how many were kept out and why."""
+    from aligner.pipeline import align_documents, confident_pairs
     from aligner.tmx import pairs_to_units
 
     (zh_doc, _), (en_doc, _) = docs
     result = align_documents(zh_doc, en_doc, mode=mode, encoder=encoder_for(state.settings))
     name = name or zh_doc.symbol or en_doc.symbol or file_name
+    kept, low = confident_pairs(result.pairs, min_score)
+    result.warnings += low
     imported = None
     if add_to_memory:
         added = state.store.import_units(
-            pairs_to_units(result.pairs, document=name), source=f"align:{name}"
+            pairs_to_units(kept, document=name), source=f"align:{name}"
         )
         state.sync()
-        imported = added.as_dict()
+        out = len(result.pairs) - len(kept)
+        imported = {
+            **added.as_dict(),
+            "min_score": min_score,
+            "kept_out": out,
+            "kept_out_reason": f"score below {min_score:g}" if out else None,
+        }
     return result, name, imported
 
 
@@ -125,6 +143,10 @@ def create_router() -> APIRouter:
         format: Annotated[Literal["json", "tmx"], Form()] = "json",
         mode: Annotated[Literal["auto", "record", "plain"], Form()] = "auto",
         add_to_memory: Annotated[bool, Form()] = False,
+        min_score: Annotated[
+            float | None,
+            Form(ge=0, le=1, description="pairs below this score stay out of the memory"),
+        ] = None,
         document: Annotated[str, Form(description="document name kept with the units")] = "",
     ):
         """Align two documents; answer the pairs as JSON or TMX, optionally adding them.
@@ -132,7 +154,11 @@ def create_router() -> APIRouter:
         Needs the ``align`` scope (``write`` with ``add_to_memory``). Too large a pair to
         align within a request answers 202 with a job to follow (``GET /jobs/{id}``).
         """
+        from aligner.align import DEFAULT_MIN_SCORE
+        from aligner.pipeline import left_out
+
         settings = state.settings
+        threshold = DEFAULT_MIN_SCORE if min_score is None else min_score
         key = check_key(request, "write" if add_to_memory else "align")
         slot = state.heavy.acquire(key.name)
         try:
@@ -142,10 +168,11 @@ def create_router() -> APIRouter:
             )
             docs = await state.run(read_pair, settings, *uploads, slot=slot)
             if sum(chars for _, chars in docs) > settings.align_sync_chars:
-                options = {"add_to_memory": add_to_memory, "mode": mode, "min_score": None}
+                options = {"add_to_memory": add_to_memory, "mode": mode, "min_score": min_score}
                 return await state.run(_as_job, request, *uploads, options, slot=slot)
             result, name, imported = await state.run(
-                _align, state, docs, mode, document, zh.filename or "", add_to_memory, slot=slot
+                _align, state, docs, mode, document, zh.filename or "", add_to_memory, threshold,
+                slot=slot,
             )
             if format == "tmx":
                 path = await state.run(_tmx_file, state, result, name, slot=slot)
@@ -157,9 +184,6 @@ def create_router() -> APIRouter:
                 )
         finally:
             slot.release()
-        from aligner.align import DEFAULT_MIN_SCORE
-        from aligner.pipeline import left_out
-
         return {
             "mode": result.mode,
             "pairs": [
@@ -177,8 +201,8 @@ def create_router() -> APIRouter:
             "unmatched_en": result.unmatched_en,
             "warnings": result.warnings,
             "imported": imported,
-            "min_score": DEFAULT_MIN_SCORE,
-            **left_out(result, DEFAULT_MIN_SCORE),
+            "min_score": threshold,
+            **left_out(result, threshold),
         }
 
     return router

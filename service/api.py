@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The application over the store in ``settings.data_dir`` (environment when None)."""
     settings = settings or Settings.from_env()
     service = ServiceState(settings)
-    manager = JobManager(settings, service.store)
+    manager = JobManager(settings, service.store, on_memory_change=service.sync)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):

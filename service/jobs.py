@@ -23,16 +23,15 @@ import fcntl
 import json
 import logging
 import queue
+import re
 import shutil
-import sqlite3
 import stat
 import threading
 import time
 import uuid
 import zipfile
 import zlib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Annotated, BinaryIO, TextIO
@@ -51,6 +50,7 @@ from aligner.batch import (
 from aligner.embed import DEFAULT_ENCODER
 from aligner.errors import InputError, InputTooLarge
 from service.errors import ServiceError, too_busy, without_paths
+from service.store import Job
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ STATES = ("queued", "running", "done", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 MANIFEST_NAMES = ("manifest.csv", "manifest.jsonl")
 PAIRS_FILE = "pairs.jsonl"
+IMPORT_FILE = "import.tmx"
 MAX_ARCHIVE_FILES = 10_000
 _COPY_BLOCK = 1 << 20
 _CLEANUP_EVERY_S = 600.0
@@ -219,154 +220,26 @@ def _read_pairs(job_dir: Path) -> list[PairSpec]:
 # ---------------------------------------------------------------- the job table
 
 
-@dataclass
-class Job:
-    id: str
-    state: str
-    created: str
-    updated: str
-    options: dict
-    total: int = 0
-    done: int = 0
-    failed: int = 0
-    results: list | None = None
-    error: str = ""
-    memory: dict | None = None
-
-    def to_json(self) -> dict:
-        return {
-            "id": self.id,
-            "state": self.state,
-            "created": self.created,
-            "updated": self.updated,
-            "options": self.options,
-            "progress": {"total": self.total, "done": self.done, "failed": self.failed},
-            "pairs": self.results or [],
-            "error": self.error or None,
-            "memory": self.memory,
-        }
-
-
-class JobTable:
-    """The ``job`` table in the store's SQLite, shared by request threads and the runner."""
-
-    def __init__(self, store):
-        self._store = store
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-
-    @property
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = self._store.connect()
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS job (id TEXT PRIMARY KEY, state TEXT NOT NULL, "
-                "created TEXT NOT NULL, updated TEXT NOT NULL, options TEXT NOT NULL, "
-                "total INTEGER NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 0, "
-                "failed INTEGER NOT NULL DEFAULT 0, results TEXT, error TEXT, memory TEXT)"
-            )
-            self._conn.execute(
-                "CREATE TABLE IF NOT EXISTS job_pair (job TEXT NOT NULL, seq INTEGER NOT NULL, "
-                "report TEXT NOT NULL, PRIMARY KEY (job, seq))"
-            )
-        return self._conn
-
-    def insert(self, job: Job) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO job (id, state, created, updated, options, total) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (job.id, job.state, job.created, job.updated, json.dumps(job.options), job.total),
-            )
-
-    def update(self, job_id: str, **fields) -> None:
-        for name in ("results", "memory", "options"):
-            if name in fields and fields[name] is not None:
-                fields[name] = json.dumps(fields[name], ensure_ascii=False)
-        fields["updated"] = _now()
-        names = ", ".join(f"{name} = ?" for name in fields)
-        with self._lock:
-            self._db.execute(f"UPDATE job SET {names} WHERE id = ?", (*fields.values(), job_id))
-
-    def report(self, job_id: str, seq: int, report: dict, done: int, failed: int) -> None:
-        """One pair's report and the job's counts: one row written, not the whole list."""
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO job_pair VALUES (?, ?, ?)",
-                (job_id, seq, json.dumps(report, ensure_ascii=False)),
-            )
-            self._db.execute(
-                "UPDATE job SET done = ?, failed = ?, updated = ? WHERE id = ?",
-                (done, failed, _now(), job_id),
-            )
-
-    def get(self, job_id: str, offset: int = 0, limit: int = _PAIRS_SHOWN) -> Job | None:
-        """A job with the pair reports from ``offset`` (at most ``limit``)."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT id, state, created, updated, options, total, done, failed, results, "
-                "error, memory FROM job WHERE id = ?",
-                (job_id,),
-            ).fetchone()
-            reports = self._db.execute(
-                "SELECT report FROM job_pair WHERE job = ? ORDER BY seq LIMIT ? OFFSET ?",
-                (job_id, limit, offset),
-            ).fetchall()
-        if row is None:
-            return None
-        if reports:
-            results = [json.loads(r[0]) for r in reports]
-        else:  # jobs of earlier versions kept the list whole
-            results = json.loads(row[8])[offset : offset + limit] if row[8] else None
-        return Job(
-            *row[:4],
-            json.loads(row[4]),
-            *row[5:8],
-            results,
-            row[9] or "",
-            json.loads(row[10]) if row[10] else None,
-        )
-
-    def finished_before(self, stamp: str) -> list[str]:
-        """Jobs done, failed or cancelled before ``stamp`` (an ISO time like ``_now()``)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id FROM job WHERE state NOT IN ('queued', 'running') AND updated < ?",
-                (stamp,),
-            ).fetchall()
-        return [row[0] for row in rows]
-
-    def delete(self, job_id: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM job_pair WHERE job = ?", (job_id,))
-            self._db.execute("DELETE FROM job WHERE id = ?", (job_id,))
-
-    def active(self) -> list[str]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id FROM job WHERE state IN ('queued', 'running') ORDER BY created, rowid"
-            ).fetchall()
-        return [row[0] for row in rows]
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-
 # ---------------------------------------------------------------- the manager
 
 
 class JobManager:
     """Accepts jobs, runs them one after another in a background thread, survives restarts."""
 
-    def __init__(self, settings, store, *, max_expanded_bytes: int | None = None):
+    def __init__(
+        self,
+        settings,
+        store,
+        *,
+        max_expanded_bytes: int | None = None,
+        on_memory_change: Callable[[], None] | None = None,
+    ):
         self.settings = settings
         self.store = store
+        self.on_memory_change = on_memory_change  # brings the indexes up to date
         self.root = Path(settings.data_dir) / "jobs"
         self.max_expanded_bytes = max_expanded_bytes or settings.max_expanded_bytes
-        self.table = JobTable(store)
+        self.table = store.jobs()
         self._submit_lock = threading.Lock()
         self._cleaned = 0.0
         self._queue: queue.Queue[str | None] = queue.Queue()
@@ -502,6 +375,30 @@ class JobManager:
         self._queue.put(job_id)
         return job
 
+    def submit_import(self, upload: BinaryIO, filename: str, rule: str) -> Job:
+        """A job importing an uploaded TMX into the memory under merge ``rule``."""
+        self._check_queue()
+        job_id = uuid.uuid4().hex
+        self.root.mkdir(parents=True, exist_ok=True)
+        staging = self.root / f".incoming-{job_id}"
+        name = PurePosixPath(filename.replace("\\", "/")).name or "upload.tmx"
+        options = {"kind": "import", "rule": rule, "file": name}
+        try:
+            (staging / "input").mkdir(parents=True)
+            with (staging / "input" / IMPORT_FILE).open("wb") as sink:
+                shutil.copyfileobj(upload, sink, _COPY_BLOCK)
+            total = _count_units(staging / "input" / IMPORT_FILE)
+            with self._submit_lock:
+                self._check_queue()
+                staging.rename(self.root / job_id)
+                now = _now()
+                job = Job(job_id, "queued", now, now, options, total=total)
+                self.table.insert(job)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self._queue.put(job_id)
+        return job
+
     def get(self, job_id: str, offset: int = 0, limit: int = _PAIRS_SHOWN) -> Job:
         job = self.table.get(job_id, offset, limit) if _is_job_id(job_id) else None
         if job is None:
@@ -580,6 +477,9 @@ class JobManager:
                 cancel.set()
             self._cancel[job_id] = cancel
             self.table.update(job_id, state="running")
+        if job.options.get("kind") == "import":
+            self._run_import(job, cancel)
+            return
         folder = self.root / job_id
         pairs = _read_pairs(folder)
         options = job.options
@@ -613,7 +513,67 @@ class JobManager:
 
     def _feed_memory(self, tmx: Path) -> dict:
         result = self.store.import_tmx(tmx)
+        if self.on_memory_change is not None:
+            self.on_memory_change()
         return {"imported": result.imported, "merged": result.merged, "skipped": result.skipped}
+
+    def _run_import(self, job: Job, cancel: threading.Event) -> None:
+        """Import the job's TMX in one transaction, then bring the indexes up to date; its
+        figures are the real durations of both. A bad file fails the job with the reader's
+        message and leaves the memory as it was; a cancel rolls it back too."""
+        started = time.perf_counter()
+
+        def progress(read: int) -> None:
+            if cancel.is_set():
+                raise _Cancelled
+            self.table.update(job.id, done=read)
+
+        path = self.root / job.id / "input" / IMPORT_FILE
+        try:
+            result = self.store.import_tmx(
+                path, source=job.options.get("file", ""), rule=job.options.get("rule", "merge"),
+                progress=progress,
+            )
+        except _Cancelled:
+            return
+        except InputError as exc:
+            message = without_paths(str(exc).replace(f"{path}: ", ""), self.settings.data_dir)
+            self.table.update(job.id, state="failed", error=message)
+            return
+        finally:
+            with self._lock:
+                self._cancel.pop(job.id, None)
+        imported = time.perf_counter()
+        if self.on_memory_change is not None:
+            self.on_memory_change()
+        memory = {
+            **result.as_dict(),
+            "indexing_seconds": round(time.perf_counter() - imported, 3),
+            "total_seconds": round(time.perf_counter() - started, 3),
+        }
+        path.unlink(missing_ok=True)
+        with self._lock:
+            if self.table.get(job.id).state == "running":
+                self.table.update(job.id, state="done", memory=memory)
+
+
+class _Cancelled(Exception):
+    """Raised from an import's progress callback to roll it back."""
+
+
+_TU_START = re.compile(rb"<tu[\s>]")
+
+
+def _count_units(path: Path) -> int:
+    """How many ``tu`` a TMX holds, counted in its bytes (0 when it is not UTF-8 or ASCII)."""
+    count, tail = 0, b""
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(_COPY_BLOCK), b""):
+            data = tail + block
+            count += len(_TU_START.findall(data))
+            tail = data[-4:]
+            count -= len(_TU_START.findall(tail))
+    return count
 
 
 def _is_job_id(value: str) -> bool:

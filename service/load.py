@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from aligner.errors import InputError
-from service.store import TMStore
+from service.store import open_store
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("data"), help="the data folder")
     parser.add_argument("files", nargs="+", type=Path, help="TMX files")
     args = parser.parse_args(argv)
-    store = TMStore(args.data)
+    store = open_store(args.data)
     try:
         for path in args.files:
             try:

@@ -27,7 +27,6 @@ import os
 import re
 import shutil
 import threading
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,17 +36,22 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
+from aligner.markup import placeholder_text, strip_placeholders
+from service.matching import adapt, edit_operations, fold, placeable_differences
 from service.store import StoredUnit, TMStore, lang_family, normalise_text, process_lock
 
 if TYPE_CHECKING:
     from service.semantic import SemanticQuery
 
 LANGS = ("zh", "en")
+# Lowest cosine for a semantic-only match by default: calibrated on UNPC-dev so that
+# unrelated segments stay out (bench/semantic_threshold.py; README, TM service).
+MIN_SEMANTIC = 0.5
 _WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]")
 _OCC_BITS = 8
 _MAX_OCC = (1 << _OCC_BITS) - 1
 _SEGMENT_MAX = 1 << 18
-_FORMAT = 2  # 2: rows in order of length
+_FORMAT = 3  # 2: rows in order of length; 3: segments folded for matching
 _FEW = 256  # candidates left for rapidfuzz to settle without more counting
 _TOP_CODE = 0x10FFFF
 _SURROGATES = range(0xD800, 0xE000)
@@ -55,8 +59,9 @@ _SURROGATES = range(0xD800, 0xE000)
 
 def tokenize(text: str, lang: str) -> list[str]:
     """English: words (with inner hyphens, apostrophes, dots) and punctuation marks.
-    Chinese: every character but whitespace."""
-    text = unicodedata.normalize("NFC", text)
+    Chinese: every character but whitespace. Both of the text folded for matching
+    (``service.matching.fold``: width, punctuation variants, quotes, spaces)."""
+    text = fold(text)
     if lang == "zh":
         return list("".join(text.split()))
     return _WORD.findall(text)
@@ -137,14 +142,19 @@ class SideEncoder:
 
     def encode(self, text: str, *, grow: bool = False) -> str:
         if self.vocab is None:
-            return "".join(unicodedata.normalize("NFC", text).split())
+            return "".join(fold(text).split())
         return self.vocab.encode(tokenize(text, self.lang), grow=grow)
 
     def grams(self, encoded: str, *, grow: bool = False) -> str:
         """The index keys of an encoded segment, one code point per q-gram."""
         if self.bigrams is None:
             return encoded
-        return self.bigrams.encode(map(str.__add__, encoded, encoded[1:]), grow=grow)
+        # Bigrams of the lower-cased text (Latin inside Chinese), so that concordance can
+        # ignore case; more shared bigrams only weakens the fuzzy filter, never misses.
+        lowered = encoded.lower()
+        if len(lowered) != len(encoded):
+            lowered = encoded
+        return self.bigrams.encode(map(str.__add__, lowered, lowered[1:]), grow=grow)
 
 
 def fuzzy_ratio(a: str, b: str) -> float:
@@ -513,7 +523,7 @@ class FuzzyIndex:
         """
         enc = self.encoders[lang]
         if lang == "zh":
-            chars = "".join(unicodedata.normalize("NFC", term).split())
+            chars = "".join(fold(term).split()).lower()
             groups = [[enc.bigrams.code(a + b)] for a, b in zip(chars, chars[1:], strict=False)]
             groups = [g if g[0] is not None else [] for g in groups]
         else:
@@ -558,24 +568,40 @@ class Match:
     semantic: float | None
     kind: str
     ratio: float = 0.0
+    query: str = ""  # the query as plain text
 
     def to_json(self) -> dict:
+        """The match as the API gives it: segments with inline tags as numbered
+        placeholders, the edit operations from the query to the stored source, and the
+        placeables (numbers, dates, symbols, tags) that differ, with the target adapted to
+        the query's numbers when that can be done safely."""
         u = self.unit
         other = "en" if self.lang == "zh" else "zh"
         same = lang_family(u.source_lang) == self.lang
+        source, target = u.side(self.lang), u.side(other)
+        differ = placeable_differences(self.query, source)
+        flagged = bool(differ["missing"] or differ["extra"])
         return {
             "id": u.id,
-            "source": u.side(self.lang),
-            "target": u.side(other),
+            "version": u.version,
+            "source": placeholder_text(u.runs(self.lang)),
+            "target": placeholder_text(u.runs(other)),
+            "source_plain": source,
+            "target_plain": target,
             "source_lang": u.source_lang if same else u.target_lang,
             "target_lang": u.target_lang if same else u.source_lang,
             "fuzzy": self.fuzzy,
+            "identical": self.query == source,
             # Cosine clipped to [0, 1]; null when semantic search is off.
             "semantic": None if self.semantic is None else round(min(1, max(0, self.semantic)), 4),
             "kind": self.kind,
+            "edits": edit_operations(self.query, source),
+            "placeables": {"differ": flagged, **differ},
+            "adapted_target": adapt(self.query, source, target) if flagged else None,
             "document": u.document,
             "speaker": u.speaker,
             "props": u.props,
+            "attrs": u.attrs,
             "creationdate": u.creationdate,
             "origin": u.origin,
         }
@@ -592,6 +618,20 @@ def _passes(unit: StoredUnit, document: str | None, speaker: str | None) -> bool
     )
 
 
+def _variant_rank(unit: StoredUnit, lang: str, want_source: str, want_target: str) -> int:
+    """0 when the unit's languages are the variants asked for, more the fewer agree."""
+    same = lang_family(unit.source_lang) == lang
+    src, tgt = unit.source_lang, unit.target_lang
+    if not same:
+        src, tgt = tgt, src
+    rank = 0
+    if "-" in want_source and src.lower() != want_source.lower():
+        rank += 2
+    if want_target and "-" in want_target and tgt.lower() != want_target.lower():
+        rank += 1
+    return rank
+
+
 def lookup(
     store: TMStore,
     fuzzy: FuzzyIndex,
@@ -604,16 +644,25 @@ def lookup(
     min_semantic: float = 0.0,
     document: str | None = None,
     speaker: str | None = None,
+    target_lang: str = "",
 ) -> list[Match]:
     """Best matches for ``text``: fuzzy ones (≥ ``min_fuzzy``) first, then semantic-only ones.
 
+    ``lang`` is the query's language, a primary subtag (``zh``) or a variant (``en-GB``):
+    matches come from units holding that language, and among equal scores those in the
+    variant asked for (and in ``target_lang``'s variant) come first. Numbered placeholders
+    in the query (``{1}``) are ignored, as the stored segments' tags are.
     ``semantic`` (None when semantic search is off) gives the cosine of fuzzy hits and the
     nearest units by meaning. Filters by document and speaker apply to both kinds.
     """
+    want = lang
+    lang = lang_family(lang)
+    text = strip_placeholders(text).strip()
     matches: list[Match] = []
     seen: set[int] = set()
     filtered = document is not None or speaker is not None
-    # Unfiltered, a few more than asked for, so that semantic similarity can break ties.
+    # Unfiltered, a few more than asked for, so that semantic similarity and the variant
+    # asked for can break ties.
     ranked = fuzzy.search(text, lang, min_fuzzy / 100, None if filtered else limit * 4)
     pos = 0
     step = max(limit * 4, 20)
@@ -629,7 +678,7 @@ def lookup(
                 semantic.same_as(uid)  # its stored vector spares embedding the query
             if not _passes(unit, document, speaker):
                 continue
-            matches.append(Match(unit, lang, percent(ratio), None, "fuzzy", ratio))
+            matches.append(Match(unit, lang, percent(ratio), None, "fuzzy", ratio, text))
             seen.add(uid)
         if not filtered:
             break
@@ -637,8 +686,15 @@ def lookup(
         sims = semantic.similarities([m.unit.id for m in matches])
         for m in matches:
             m.semantic = sims.get(m.unit.id)
-    # Among equal fuzzy ratios, the semantically closer unit first.
-    matches.sort(key=lambda m: (-m.ratio, -(m.semantic or 0.0), m.unit.id))
+    # Among equal fuzzy ratios: the variant asked for, then the semantically closer unit.
+    matches.sort(
+        key=lambda m: (
+            -m.ratio,
+            _variant_rank(m.unit, lang, want, target_lang),
+            -(m.semantic or 0.0),
+            m.unit.id,
+        )
+    )
     matches = matches[:limit]
     if semantic is not None and len(matches) < limit:
         hits = semantic.hits(limit * (20 if filtered else 4))
@@ -649,5 +705,5 @@ def lookup(
         extra = extra[: limit - len(matches)]
         ratios = fuzzy.score(text, lang, [u.side(lang) for u, _ in extra])
         for (unit, sim), ratio in zip(extra, ratios, strict=True):
-            matches.append(Match(unit, lang, percent(ratio), sim, "semantic", ratio))
+            matches.append(Match(unit, lang, percent(ratio), sim, "semantic", ratio, text))
     return matches

@@ -1,4 +1,5 @@
-"""Routes of the translation memory: lookup, concordance, import, export, stats, deletion.
+"""Routes of the translation memory: lookup, concordance, import (as a job) and its audit,
+export, stats, unit maintenance (read, edit, usage, deletion).
 
 Each view's data comes from a plain function (``lookup_data``, ``concordance_data``) that the
 JSON routes here and any page render alike.
@@ -8,49 +9,98 @@ from __future__ import annotations
 
 import functools
 import html
+import re
 from typing import Annotated, Literal
 
 import numpy as np
-from fastapi import APIRouter, Depends, File, Path, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from aligner.models import TranslationUnit
+from aligner.markup import MarkupError, placeholder_text, runs_from_placeholders
+from aligner.tmx import TmxHeader
 from service.errors import ServiceError, not_found
-from service.lookup import LANGS, lookup
+from service.lookup import LANGS, MIN_SEMANTIC, lookup
+from service.matching import fold_case
 from service.session import require_read, require_write
 from service.state import ServiceState, State, heavy_work
+from service.store import (
+    MergeRule,
+    StoredUnit,
+    StoreError,
+    UnitGone,
+    UnitQuery,
+    lang_family,
+    tags_from_data,
+)
 
 TMX_MEDIA = "application/x-tmx+xml"
 MAX_ID = 2**63 - 1  # SQLite's largest integer: beyond, a 422, not an overflow
 LANG_CODES = {"zh": "zh-CN", "en": "en-US"}
+LANG_PATTERN = r"^(?i:zh|en)(?:[-_][A-Za-z0-9]{1,8})*$"
+_WORD = re.compile(r"\w")
+UnitId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 class LookupRequest(BaseModel):
-    text: str = Field(min_length=1, description="the segment to look up")
-    source_lang: Literal["zh", "en"] = Field(description="language of `text`")
+    text: str = Field(
+        min_length=1, description="the segment to look up; numbered tags ({1}) are ignored"
+    )
+    source_lang: str = Field(
+        pattern=LANG_PATTERN,
+        description="language of `text`: zh or en, or a variant (en-GB) preferred among equals",
+    )
+    target_lang: str | None = Field(
+        None, pattern=LANG_PATTERN, description="variant of the translation preferred"
+    )
     limit: int = Field(5, ge=1, le=50, description="number of matches")
     min_fuzzy: int = Field(70, ge=0, le=100, description="lowest fuzzy match % returned")
     semantic: bool = Field(True, description="also search by meaning (when enabled)")
     min_semantic: float = Field(
-        0.5, ge=-1, le=1, description="lowest cosine for a semantic-only match"
+        MIN_SEMANTIC,
+        ge=-1,
+        le=1,
+        description="lowest cosine for a semantic-only match (default calibrated so that "
+        "unrelated segments stay out)",
     )
     document: str | None = Field(None, description="only units from this document")
     speaker: str | None = Field(None, description="only units from this speaker")
 
 
+class Placeables(BaseModel):
+    differ: bool = Field(description="numbers, dates, symbols or tags differ from the query's")
+    missing: list[str] = Field(description="the query's placeables the stored source lacks")
+    extra: list[str] = Field(description="the stored source's placeables the query lacks")
+
+
+class EditOp(BaseModel):
+    op: Literal["equal", "replace", "insert", "delete"]
+    q: list[int] = Field(description="[start, end) in the query")
+    s: list[int] = Field(description="[start, end) in source_plain")
+
+
 class LookupMatch(BaseModel):
     id: int
-    source: str = Field(description="the unit's segment in the query's language")
-    target: str = Field(description="its translation")
+    version: int
+    source: str = Field(description="the unit's segment in the query's language, tags as {n}")
+    target: str = Field(description="its translation, tags as {n}")
+    source_plain: str
+    target_plain: str
     source_lang: str
     target_lang: str
-    fuzzy: int = Field(description="CAT fuzzy match %, 100 = identical")
+    fuzzy: int = Field(description="CAT fuzzy match % on normalised text, 100 = the same")
+    identical: bool = Field(description="the stored source is the query character for character")
     semantic: float | None = Field(description="cosine of the embeddings; null when off")
     kind: Literal["fuzzy", "semantic"] = Field(description="how the match was found")
+    edits: list[EditOp] = Field(description="edit operations from the query to source_plain")
+    placeables: Placeables
+    adapted_target: str | None = Field(
+        description="the target with the query's numbers put in, when they differ and can be"
+    )
     document: str
     speaker: str
     props: dict[str, str]
+    attrs: dict[str, str] = Field(description="TMX attributes: tuid, changedate, usagecount…")
     creationdate: str
     origin: str
 
@@ -64,11 +114,12 @@ async def lookup_data(state: ServiceState, req: LookupRequest) -> dict:
     state.check_segment(req.text)
     if not req.text.strip():
         raise ServiceError(422, "invalid_request", "text: the segment is blank")
+    lang = lang_family(req.source_lang)
     # Registered now, so that the lookups queued meanwhile are embedded in one batch.
     sem = state.semantic
     query = None
     if req.semantic and sem is not None and len(sem):
-        query = sem.query(req.text, req.source_lang)
+        query = sem.query(req.text, lang)
 
     def run() -> dict:
         matches = lookup(
@@ -82,31 +133,63 @@ async def lookup_data(state: ServiceState, req: LookupRequest) -> dict:
             min_semantic=req.min_semantic,
             document=req.document,
             speaker=req.speaker,
+            target_lang=req.target_lang or "",
         )
         return {"matches": [m.to_json() for m in matches]}
 
     return await state.run(run, on_lookup_thread=True)
 
 
-def _marks(text: str, term: str, fold: bool) -> list[list[int]]:
-    hay, needle = (text.lower(), term.lower()) if fold else (text, term)
+@functools.lru_cache(maxsize=4096)
+def _fold_char(ch: str) -> str:
+    return fold_case(ch) or ch
+
+
+def _char_fold(text: str, lang: str) -> tuple[str, list[int]]:
+    """``text`` folded character by character (width, punctuation, case; whitespace collapsed,
+    dropped in Chinese) with, for each folded character, the index it came from."""
+    out: list[str] = []
+    where: list[int] = []
+    for i, ch in enumerate(text):
+        if ch.isspace():
+            if lang == "zh" or (out and out[-1] == " "):
+                continue
+            piece = " "
+        else:
+            piece = _fold_char(ch)
+        out.append(piece)
+        where.extend([i] * len(piece))
+    return "".join(out), where
+
+
+def find_hits(text: str, term: str, lang: str, whole_word: bool = False) -> list[list[int]]:
+    """Where ``term`` occurs in ``text``, width and case ignored, as [start, end) spans of
+    ``text``; ``whole_word``: only where it is not part of a longer word (English)."""
+    needle, _ = _char_fold(term.strip(), lang)
+    if not needle:
+        return []
+    hay, where = _char_fold(text, lang)
     spans, start = [], hay.find(needle)
-    while start >= 0 and needle:
-        spans.append([start, start + len(needle)])
-        start = hay.find(needle, start + len(needle))
+    while start >= 0:
+        end = start + len(needle)
+        if not whole_word or lang != "en" or (
+            (start == 0 or not _WORD.match(hay[start - 1]))
+            and (end == len(hay) or not _WORD.match(hay[end]))
+        ):
+            spans.append([where[start], where[end - 1] + 1])
+        start = hay.find(needle, start + 1 if whole_word else end)
     return spans
 
 
 def _marked(text: str, spans: list[list[int]]) -> str:
     out, last = [], 0
     for start, end in spans:
+        if start < last:
+            continue
         out += [html.escape(text[last:start]), "<mark>", html.escape(text[start:end]), "</mark>"]
         last = end
     out.append(html.escape(text[last:]))
     return "".join(out)
-
-
-COUNT_CAP = 1000  # concordance totals are exact up to this many units, then "more than"
 
 
 def concordance_data(
@@ -116,15 +199,15 @@ def concordance_data(
     limit: int,
     offset: int,
     *,
+    whole_word: bool = False,
     document: str | None = None,
     speaker: str | None = None,
     with_total: bool = False,
 ) -> dict:
-    """Units whose source or target holds ``term``, with the hits as spans and marked HTML.
-
-    Filtering by ``document`` or ``speaker``, or asking ``with_total``, reads up to
-    ``COUNT_CAP`` matching units: ``total`` is exact below it and ``total_capped`` says so.
-    """
+    """Units whose source or target holds ``term`` (width and case ignored; ``whole_word``:
+    English words only whole), one page of them with the hits as spans and marked HTML;
+    ``with_total``: and how many there are in all (``total``, exact up to ``COUNT_CAP``,
+    ``total_capped`` when there are more), which means reading every matching unit."""
     # The fuzzy index names the few units a rare term can be in; without it, finding
     # that it is in none meant reading every unit (0.9 s at 1,000,000 units).
     indexed = state.fuzzy.max_id
@@ -133,37 +216,74 @@ def concordance_data(
     if all(ids is not None for ids in found):
         among = functools.reduce(np.union1d, found)
         among = among[among <= indexed]
-    total = None
-    if document or speaker or with_total:
-        units = state.store.concordance(
-            term, lang, limit=COUNT_CAP + 1, offset=0, among=among, after=indexed
-        )
-        units = [
-            u for u in units
-            if (not document or u.document == document) and (not speaker or u.speaker == speaker)
-        ]
-        total = min(len(units), COUNT_CAP)
-        capped = len(units) > COUNT_CAP
-        units = units[offset : min(offset + limit, COUNT_CAP)]
-    else:
-        units = state.store.concordance(
-            term, lang, limit=limit, offset=offset, among=among, after=indexed
-        )
+
+    match = None
+    if whole_word:  # the store finds the term inside words too; English needs it whole
+        word = re.compile(rf"(?<!\w){re.escape(fold_case(term.strip()))}(?!\w)")
+
+        def match(text: str, side: str) -> bool:
+            folded = fold_case(text)
+            return bool(word.search(folded)) if side == "en" else fold_case(term) in folded
+
+    units, total = state.store.concordance(
+        term, lang, limit=limit, offset=offset, among=among, after=indexed,
+        match=match, document=document, speaker=speaker, count=COUNT_CAP if with_total else 0,
+    )
     out = []
     for unit in units:
         entry = {"id": unit.id, "source_lang": unit.source_lang, "target_lang": unit.target_lang}
-        for role, text, code in (("source", unit.source, unit.source_lang),
-                                 ("target", unit.target, unit.target_lang)):
-            spans = _marks(text, term, fold=not code.lower().startswith("zh"))
+        for role, code in (("source", unit.source_lang), ("target", unit.target_lang)):
+            side = lang_family(code)
+            text = unit.side(side)
+            spans = find_hits(text, term, side, whole_word) if lang in (None, side) else []
             entry[role] = text
             entry[f"{role}_hits"] = spans
             entry[f"{role}_marked"] = _marked(text, spans)
         entry.update(document=unit.document, speaker=unit.speaker, props=unit.props)
         out.append(entry)
-    answer = {"term": term, "units": out}
-    if total is not None:
-        answer.update(total=total, total_capped=capped)
+    answer = {"term": term, "offset": offset, "limit": limit, "units": out}
+    if with_total:
+        answer.update(total=min(total, COUNT_CAP), total_capped=total > COUNT_CAP)
     return answer
+
+
+COUNT_CAP = 10_000  # concordance totals are exact up to this many units, then "more than"
+
+
+def unit_data(unit: StoredUnit) -> dict:
+    """A unit as the API shows it: segments as placeholder text and as runs, its version."""
+    return {
+        "id": unit.id,
+        "version": unit.version,
+        "zh": placeholder_text(unit.runs("zh")),
+        "en": placeholder_text(unit.runs("en")),
+        "zh_plain": unit.zh,
+        "en_plain": unit.en,
+        "source_lang": unit.source_lang,
+        "target_lang": unit.target_lang,
+        "props": unit.props,
+        "attrs": unit.attrs,
+        "tuid": unit.tuid,
+        "document": unit.document,
+        "speaker": unit.speaker,
+        "creationdate": unit.creationdate,
+        "creationid": unit.creationid,
+        "created_at": unit.created_at,
+        "origin": unit.origin,
+        "import_id": unit.import_id,
+    }
+
+
+class UnitEdit(BaseModel):
+    version: int = Field(ge=1, description="the version the edit was made on (from GET)")
+    zh: str | None = Field(None, min_length=1, description="new Chinese segment, tags as {n}")
+    en: str | None = Field(None, min_length=1, description="new English segment, tags as {n}")
+    props: dict[str, str] | None = Field(None, description="the unit's properties, all of them")
+    changeid: str = Field("", max_length=200, description="who made the change")
+
+
+def _store_error(exc: StoreError) -> ServiceError:
+    return ServiceError(exc.status, exc.code, str(exc))
 
 
 def create_router() -> APIRouter:
@@ -187,26 +307,51 @@ def create_router() -> APIRouter:
         term: Annotated[str, Query(min_length=1, max_length=200, description="text to find")],
         lang: Annotated[Literal["zh", "en"] | None, Query(description="side to search")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 20,
-        offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+        offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
+        whole_word: Annotated[bool, Query(description="English: whole words only")] = False,
         document: Annotated[str | None, Query(max_length=200)] = None,
         speaker: Annotated[str | None, Query(max_length=200)] = None,
-        total: Annotated[bool, Query(description="count the matches (up to 1,000)")] = False,
+        total: Annotated[
+            bool, Query(description="count the matches (exact up to 10,000)")
+        ] = False,
     ) -> dict:
-        """Units whose source or target contains `term`; hits as spans and `<mark>`ed text."""
+        """Units whose source or target contains `term` (width and case ignored), a page of
+        them with the hits as spans and `<mark>`ed text; with `total`, how many in all."""
+        if not term.strip():
+            raise ServiceError(422, "invalid_request", "term: blank")
         return await state.run(
             concordance_data, state, term, lang, limit, offset,
-            document=document, speaker=speaker, with_total=total,
+            whole_word=whole_word, document=document, speaker=speaker, with_total=total,
         )
 
-    @router.post("/tm/import", dependencies=[*writes, Depends(heavy_work)])
+    @router.post("/tm/import", dependencies=[*writes, Depends(heavy_work)], status_code=202)
     def tm_import(
-        state: State,
+        request: Request,
         file: Annotated[UploadFile, File(description="a TMX file")],
+        rule: Annotated[MergeRule, Form(description="what to do with duplicates")] = (
+            MergeRule.MERGE
+        ),
     ) -> dict:
-        """Import a TMX in one transaction; duplicates are merged into the stored units."""
-        result = state.store.import_tmx(file.file, source=file.filename or "upload")
-        state.sync()
-        return {**result.as_dict(), "units": state.store.count()}
+        """Start importing a TMX as a job (one transaction); answers at once with the job.
+        Follow it at `GET /jobs/{id}`: progress in units read, then what it added, merged,
+        replaced and skipped, and how long it took (import, then indexing)."""
+        jobs = request.app.state.jobs
+        job = jobs.submit_import(file.file, file.filename or "upload.tmx", rule.value)
+        return job.to_json()
+
+    @router.get("/tm/imports", dependencies=reads)
+    def tm_imports(
+        state: State, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    ) -> dict:
+        """The audit of the latest imports: what each added, merged, replaced and skipped."""
+        return {"imports": [r.to_json() for r in state.store.imports(limit)]}
+
+    @router.get("/tm/imports/{import_id}", dependencies=reads)
+    def tm_import_record(import_id: Annotated[int, Path(ge=1, le=MAX_ID)], state: State) -> dict:
+        record = state.store.import_record(import_id)
+        if record is None:
+            raise not_found(f"no import {import_id}")
+        return record.to_json()
 
     @router.get("/tm/export", dependencies=[*reads, Depends(heavy_work)])
     def tm_export(
@@ -216,30 +361,38 @@ def create_router() -> APIRouter:
         since: Annotated[
             str | None, Query(pattern=r"^\d{8}T\d{6}Z$", description="imported at or after")
         ] = None,
-        source_lang: Annotated[Literal["zh", "en"], Query(description="direction")] = "zh",
+        import_id: Annotated[
+            int | None,
+            Query(ge=1, le=MAX_ID, description="only the units of this import, under its header"),
+        ] = None,
+        source_lang: Annotated[
+            Literal["zh", "en"] | None,
+            Query(description="write every unit with this language as source; default: as stored"),
+        ] = None,
     ) -> StreamingResponse:
         """The memory (or the units matching the filters) as a TMX 1.4b file, sent as it is
-        written: the first units arrive at once, however large the memory."""
+        written: the first units arrive at once, however large the memory. Units keep what
+        their TMX said (attributes, notes, props, inline markup, language variants)."""
         from aligner.tmx import tmx_chunks
 
-        target = "en" if source_lang == "zh" else "zh"
-        src_code, tgt_code = LANG_CODES[source_lang], LANG_CODES[target]
-        oriented = (
-            TranslationUnit(
-                source=unit.side(source_lang),
-                target=unit.side(target),
-                source_lang=src_code,
-                target_lang=tgt_code,
-                props=unit.props,
-                creationdate=unit.creationdate,
-                creationid=unit.creationid,
-            )
+        header = None
+        if import_id is not None:
+            record = state.store.import_record(import_id)
+            if record is None:
+                raise not_found(f"no import {import_id}")
+            if record.header:
+                h = record.header
+                header = TmxHeader(h["attrs"], tags_from_data(h["extras"]), h["version"])
+        src = source_lang or "zh"
+        src_code, tgt_code = LANG_CODES[src], LANG_CODES["en" if src == "zh" else "zh"]
+        units = (
+            _oriented(unit.to_translation_unit(), source_lang)
             for unit in state.store.iter_units(
-                document=document, speaker=speaker, created_since=since
+                document=document, speaker=speaker, created_since=since, import_id=import_id
             )
         )
         return StreamingResponse(
-            tmx_chunks(oriented, source_lang=src_code, target_lang=tgt_code),
+            tmx_chunks(units, source_lang=src_code, target_lang=tgt_code, header=header),
             media_type=TMX_MEDIA,
             headers={"Content-Disposition": 'attachment; filename="concordia-memory.tmx"'},
         )
@@ -258,8 +411,53 @@ def create_router() -> APIRouter:
 
         return await state.run(collect)
 
+    @router.get("/tm/units/{unit_id}", dependencies=reads)
+    def tm_unit(unit_id: UnitId, state: State, response: Response) -> dict:
+        """One unit, with its version (also as the ETag) for editing."""
+        unit = state.store.get([unit_id]).get(unit_id)
+        if unit is None:
+            now = state.store.replaced_by(unit_id)
+            hint = f"; it is now unit {now}" if now else ""
+            raise ServiceError(404, "unit_not_found", f"no unit {unit_id}{hint}")
+        response.headers["ETag"] = f'"{unit.id}-{unit.version}"'
+        return unit_data(unit)
+
+    @router.patch("/tm/units/{unit_id}", dependencies=writes)
+    def tm_edit_unit(unit_id: UnitId, edit: UnitEdit, state: State) -> dict:
+        """Edit a unit's segments (placeholder text: the unit's own tags as {n}) or its
+        properties. `version` must be the one read: an edit made meanwhile gives 409. A
+        changed segment gives the unit a new id (the answer has it)."""
+        unit = state.store.get([unit_id]).get(unit_id)
+        if unit is None:
+            raise _store_error(UnitGone(unit_id, state.store.replaced_by(unit_id)))
+        runs = {}
+        for lang in ("zh", "en"):
+            text = getattr(edit, lang)
+            if text is not None:
+                state.check_segment(text)
+                try:
+                    runs[lang] = runs_from_placeholders(text, unit.runs(lang))
+                except MarkupError as exc:
+                    raise ServiceError(422, "bad_markup", f"{lang}: {exc}") from None
+        try:
+            edited = state.store.edit(
+                unit_id, edit.version, props=edit.props, changeid=edit.changeid, **runs
+            )
+        except StoreError as exc:
+            raise _store_error(exc) from None
+        state.sync()
+        return {"unit": unit_data(edited), "replaced": unit_id if edited.id != unit_id else None}
+
+    @router.post("/tm/units/{unit_id}/usage", dependencies=writes)
+    def tm_unit_used(unit_id: UnitId, state: State) -> dict:
+        """Record that a match of this unit was used: usagecount + 1, lastusagedate now."""
+        try:
+            return unit_data(state.store.record_usage(unit_id))
+        except StoreError as exc:
+            raise _store_error(exc) from None
+
     @router.delete("/tm/units/{unit_id}", dependencies=writes)
-    def tm_delete_unit(unit_id: Annotated[int, Path(ge=1, le=MAX_ID)], state: State) -> dict:
+    def tm_delete_unit(unit_id: UnitId, state: State) -> dict:
         """Delete one unit."""
         deleted = state.store.delete([unit_id])
         if not deleted:
@@ -268,13 +466,38 @@ def create_router() -> APIRouter:
         return {"deleted": len(deleted), "ids": deleted}
 
     @router.delete("/tm/units", dependencies=writes)
-    def tm_delete_document(
+    def tm_delete_where(
         state: State,
-        document: Annotated[str, Query(min_length=1, description="delete this document's units")],
+        document: Annotated[str | None, Query(min_length=1)] = None,
+        speaker: Annotated[str | None, Query(min_length=1)] = None,
+        origin: Annotated[str | None, Query(min_length=1, description="file or job")] = None,
+        import_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+        since: Annotated[str | None, Query(pattern=r"^\d{8}T\d{6}Z$")] = None,
+        before: Annotated[str | None, Query(pattern=r"^\d{8}T\d{6}Z$")] = None,
+        contains: Annotated[str | None, Query(min_length=2, max_length=200)] = None,
     ) -> dict:
-        """Delete every unit of a document."""
-        deleted = state.store.delete(document=document)
+        """Delete every unit matching all the conditions given (at least one)."""
+        query = UnitQuery(
+            document=document, speaker=speaker, origin=origin, import_id=import_id,
+            created_since=since, created_before=before, contains=contains,
+        )
+        try:
+            deleted = state.store.delete_where(query)
+        except StoreError as exc:
+            raise _store_error(exc) from None
         state.sync()
         return {"deleted": len(deleted), "ids": deleted}
 
     return router
+
+
+def _oriented(unit, source_lang: str | None):
+    """``unit`` with ``source_lang`` ("zh"/"en") as its source; as it is when None."""
+    if source_lang is None or lang_family(unit.source_lang) == source_lang:
+        return unit
+    unit.source, unit.target = unit.target, unit.source
+    unit.source_lang, unit.target_lang = unit.target_lang, unit.source_lang
+    unit.source_runs, unit.target_runs = unit.target_runs, unit.source_runs
+    unit.source_tuv, unit.target_tuv = unit.target_tuv, unit.source_tuv
+    unit.target_first = not unit.target_first
+    return unit

@@ -24,7 +24,7 @@ from service.config import MIB, Settings
 from service.errors import ServiceError
 from service.lookup import FuzzyIndex
 from service.middleware import HeavyLimiter, Slot
-from service.store import TMStore
+from service.store import open_store
 
 log = logging.getLogger("concordia.service")
 
@@ -37,7 +37,7 @@ class ServiceState:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.store = TMStore(settings.data_dir, max_segment_chars=settings.max_segment_chars)
+        self.store = open_store(settings.data_dir, max_segment_chars=settings.max_segment_chars)
         self.fuzzy = FuzzyIndex()
         self.semantic = None
         self.semantic_ready = False

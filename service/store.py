@@ -1,84 +1,43 @@
-"""The translation memory on disk: one SQLite database (WAL) in the data folder.
+"""The translation memory's store: the interface every implementation offers, and the plain
+data that crosses it.
 
-Units keep both segments (stored as the Chinese and the English side, with the language codes
-and direction they came in), provenance properties, creation date and a content hash of the
-two segments: importing a pair that is already there merges its properties into the stored
-unit instead of storing it twice.
+``TMStore`` is what the service, its indexes and its jobs use; ``SQLiteStore``
+(``service/sqlite_store.py``) is the first implementation and ``open_store`` picks it. One
+contract test class (``tests/test_store_contract.py``) runs against any implementation, so a
+PostgreSQL store for several service replicas is one module plus a fixture.
 
-An import is one transaction fed from an iterator (``read_tmx`` parses lazily), so a file
-that fails halfway, or a crash, leaves the memory as it was, and memory use stays flat however
-many units come in. Every committed change bumps a ``generation`` counter, and deletions leave
-tombstones, so derived indexes (fuzzy n-grams, FAISS) can tell that they are stale and catch up.
+Invariants every implementation keeps:
+
+- a unit keeps its segments as runs of text and inline tags (``zh_runs``/``en_runs``, None
+  for plain text) and everything its TMX said (``tmx``); ``zh``/``en`` are the plain text,
+  derived from the runs, and are what indexes and hashes see;
+- an import is all or nothing: an error anywhere (a broken file, a crash) leaves the memory
+  as it was; each import is logged with what it added, merged, replaced and skipped;
+- every committed change bumps ``generation``; a unit whose text changes gets a new id and its
+  old id a tombstone (as a deleted one), so indexes built from ids and text (fuzzy q-grams,
+  FAISS) catch up by reading new ids and tombstones only. Metadata edits keep the id;
+  ``version`` counts every edit and makes concurrent edits fail instead of overwriting.
 """
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
-import re
-import sqlite3
-import threading
-import time
 import unicodedata
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
-from aligner.models import TranslationUnit
+from aligner.errors import InputError
+from aligner.markup import runs_from_data, runs_to_data
+from aligner.models import Run, Tag, TranslationUnit, Tuv
 
-DB_NAME = "tm.sqlite"
-_TMX_DATE = re.compile(r"\d{8}T\d{6}Z")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS unit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    hash TEXT NOT NULL UNIQUE,
-    zh TEXT NOT NULL,
-    en TEXT NOT NULL,
-    source_lang TEXT NOT NULL,
-    target_lang TEXT NOT NULL,
-    props TEXT NOT NULL DEFAULT '{}',
-    document TEXT NOT NULL DEFAULT '',
-    speaker TEXT NOT NULL DEFAULT '',
-    creationdate TEXT NOT NULL DEFAULT '',
-    creationid TEXT NOT NULL DEFAULT '',
-    created_at TEXT NOT NULL,
-    origin TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS unit_document ON unit(document);
-CREATE INDEX IF NOT EXISTS unit_speaker ON unit(speaker);
-CREATE TABLE IF NOT EXISTS tombstone (
-    unit_id INTEGER PRIMARY KEY,
-    generation INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-INSERT OR IGNORE INTO meta VALUES ('generation', '0');
-"""
-
-_UPSERT = """
-INSERT INTO unit (hash, zh, en, source_lang, target_lang, props, document, speaker,
-                  creationdate, creationid, created_at, origin)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT(hash) DO UPDATE SET
-    props = json_patch(excluded.props, unit.props),
-    document = CASE WHEN unit.document = '' THEN excluded.document ELSE unit.document END,
-    speaker = CASE WHEN unit.speaker = '' THEN excluded.speaker ELSE unit.speaker END,
-    creationdate = CASE
-        WHEN unit.creationdate = '' OR
-             (excluded.creationdate != '' AND excluded.creationdate < unit.creationdate)
-        THEN excluded.creationdate ELSE unit.creationdate END
-"""
-
-_COLUMNS = (
-    "id, hash, zh, en, source_lang, target_lang, props, document, speaker, "
-    "creationdate, creationid, created_at, origin"
-)
-
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 # Property names (with and without TMX's customary "x-" prefix) that carry provenance.
 DOCUMENT_PROPS = ("document", "x-document", "doc", "x-doc")
 SPEAKER_PROPS = ("speaker", "x-speaker")
@@ -105,16 +64,63 @@ def normalise_text(text: str) -> str:
     return " ".join(unicodedata.normalize("NFC", text).split())
 
 
-def content_hash(zh: str, en: str) -> str:
-    """The identity of a unit: both segments, whitespace-normalised."""
-    return hashlib.sha256(f"{normalise_text(zh)}\x00{normalise_text(en)}".encode()).hexdigest()
+def content_hash(zh: str, en: str, markup: str = "") -> str:
+    """The identity of a unit: both segments, whitespace-normalised, and their markup (the
+    JSON of their runs) when they have any."""
+    key = f"{normalise_text(zh)}\x00{normalise_text(en)}"
+    if markup:
+        key += f"\x00{markup}"
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
-def _first_prop(props: dict[str, str], names: tuple[str, ...]) -> str:
-    for name in names:
-        if props.get(name):
-            return props[name]
-    return ""
+def source_key(text: str, lang: str) -> str:
+    """What makes two units duplicates under ``keep_newest``: the same source segment."""
+    return hashlib.sha256(f"{lang_family(lang)}\x00{normalise_text(text)}".encode()).hexdigest()
+
+
+class MergeRule(StrEnum):
+    """What an import does with a unit the memory already has.
+
+    - ``merge``: the same source and target (and markup) are one unit; the stored one keeps
+      its values and gains the properties it lacked. A different translation is a new unit.
+    - ``keep_both``: every imported unit is stored, identical ones too.
+    - ``keep_newest``: a unit with the same source segment as a stored one replaces it when
+      it is newer (``changedate``, else ``creationdate``) and is skipped when it is not.
+    - ``by_tuid``: a unit whose ``tuid`` a stored unit has replaces it; others merge.
+    """
+
+    MERGE = "merge"
+    KEEP_BOTH = "keep_both"
+    KEEP_NEWEST = "keep_newest"
+    BY_TUID = "by_tuid"
+
+
+class StoreError(InputError):
+    """A request the store refuses; ``code`` is stable for API clients."""
+
+    def __init__(self, code: str, message: str, status: int = 400):
+        super().__init__(message)
+        self.code, self.status = code, status
+
+
+class UnitGone(StoreError):
+    def __init__(self, unit_id: int, replaced_by: int | None = None):
+        if replaced_by:
+            message = f"unit {unit_id} was changed meanwhile; it is now unit {replaced_by}"
+            super().__init__("edit_conflict", message, 409)
+        else:
+            super().__init__("unit_not_found", f"no unit {unit_id} (deleted or never stored)", 404)
+        self.replaced_by = replaced_by
+
+
+class EditConflict(StoreError):
+    def __init__(self, unit_id: int, expected: int, actual: int):
+        super().__init__(
+            "edit_conflict",
+            f"unit {unit_id} is at version {actual}, not {expected}: it was edited meanwhile; "
+            "read it again and redo the edit",
+            409,
+        )
 
 
 @dataclass
@@ -134,6 +140,12 @@ class StoredUnit:
     created_at: str = ""
     origin: str = ""
     hash: str = ""
+    zh_runs: list[Run] | None = None
+    en_runs: list[Run] | None = None
+    tmx: dict | None = None  # what its TMX said beyond the segments; None: made by Concordia
+    version: int = 1
+    import_id: int = 0
+    tuid: str = ""
 
     @property
     def source(self) -> str:
@@ -143,37 +155,109 @@ class StoredUnit:
     def target(self) -> str:
         return self.side(lang_family(self.target_lang))
 
+    @property
+    def attrs(self) -> dict[str, str]:
+        """The ``tu`` attributes besides creationdate and creationid (changedate, tuid,
+        usagecount, …)."""
+        return dict((self.tmx or {}).get("attrs", {}))
+
     def side(self, lang: str) -> str:
         """The segment in ``lang`` ("zh" or "en")."""
         return self.zh if lang == "zh" else self.en
 
+    def runs(self, lang: str) -> list[Run]:
+        """The segment in ``lang`` as runs (one text run when it has no markup)."""
+        runs = self.zh_runs if lang == "zh" else self.en_runs
+        return runs if runs is not None else [self.side(lang)]
+
     def to_translation_unit(self) -> TranslationUnit:
-        return TranslationUnit(
-            source=self.source,
-            target=self.target,
+        src, tgt = lang_family(self.source_lang), lang_family(self.target_lang)
+        tmx = self.tmx
+        unit = TranslationUnit(
+            source=self.side(src),
+            target=self.side(tgt),
             source_lang=self.source_lang,
             target_lang=self.target_lang,
             props=dict(self.props),
             creationdate=self.creationdate,
             creationid=self.creationid,
+            source_runs=self.zh_runs if src == "zh" else self.en_runs,
+            target_runs=self.zh_runs if tgt == "zh" else self.en_runs,
         )
+        if tmx is not None:
+            tuvs = tmx.get("tuvs") or [None, None]
+            unit.attrs = dict(tmx.get("attrs", {}))
+            unit.extras = tags_from_data(tmx.get("extras", []))
+            unit.source_tuv = tuv_from_data(tuvs[0], self.source_lang)
+            unit.target_tuv = tuv_from_data(tuvs[1], self.target_lang)
+            unit.target_first = bool(tmx.get("target_first"))
+        return unit
+
+
+def tags_from_data(data: list) -> list[Tag]:
+    return [t for t in runs_from_data(data) if isinstance(t, Tag)]
+
+
+def tuv_to_data(tuv: Tuv | None, lang: str) -> dict | None:
+    """A tuv's attributes and extras, None when it is only ``xml:lang`` = ``lang``."""
+    if tuv is None or (tuv.attrs == {XML_LANG: lang} and not tuv.extras):
+        return None
+    return {"attrs": tuv.attrs, "extras": runs_to_data(tuv.extras)}
+
+
+def tuv_from_data(data: dict | None, lang: str) -> Tuv:
+    if data is None:
+        return Tuv({XML_LANG: lang})
+    return Tuv(dict(data["attrs"]), tags_from_data(data.get("extras", [])))
+
+
+def tmx_data(unit: TranslationUnit) -> dict | None:
+    """What a unit read from a TMX says beyond its segments, compactly; None for a unit
+    Concordia made."""
+    if unit.source_tuv is None:
+        return None
+    data: dict = {}
+    if unit.attrs:
+        data["attrs"] = dict(unit.attrs)
+    if unit.extras:
+        data["extras"] = runs_to_data(unit.extras)
+    tuvs = [
+        tuv_to_data(unit.source_tuv, unit.source_lang),
+        tuv_to_data(unit.target_tuv, unit.target_lang),
+    ]
+    if tuvs != [None, None]:
+        data["tuvs"] = tuvs
+    if unit.target_first:
+        data["target_first"] = True
+    return data
 
 
 @dataclass
 class ImportResult:
-    """What one import did: new units, duplicates merged into existing ones, units skipped."""
+    """What one import did: new units, duplicates merged into stored ones, stored units
+    replaced (``keep_newest``, ``by_tuid``), units skipped and why."""
 
     imported: int = 0
     merged: int = 0
     skipped: int = 0
     skipped_reasons: dict[str, int] = field(default_factory=dict)
+    replaced: int = 0
     generation: int = 0
     seconds: float = 0.0
+    import_id: int = 0
+    rule: str = MergeRule.MERGE.value
+
+    def skip(self, reason: str) -> None:
+        self.skipped += 1
+        self.skipped_reasons[reason] = self.skipped_reasons.get(reason, 0) + 1
 
     def as_dict(self) -> dict:
         return {
+            "import_id": self.import_id,
+            "rule": self.rule,
             "imported": self.imported,
             "merged": self.merged,
+            "replaced": self.replaced,
             "skipped": self.skipped,
             "skipped_reasons": dict(self.skipped_reasons),
             "seconds": round(self.seconds, 3),
@@ -187,297 +271,235 @@ class ImportResult:
         return self.as_dict()[key]
 
 
-def _row_to_unit(row: tuple) -> StoredUnit:
-    return StoredUnit(
-        id=row[0],
-        hash=row[1],
-        zh=row[2],
-        en=row[3],
-        source_lang=row[4],
-        target_lang=row[5],
-        props=json.loads(row[6]),
-        document=row[7],
-        speaker=row[8],
-        creationdate=row[9],
-        creationid=row[10],
-        created_at=row[11],
-        origin=row[12],
-    )
+@dataclass
+class ImportRecord:
+    """The audit of one import, as kept by the store."""
+
+    id: int
+    source: str
+    rule: str
+    started: str
+    finished: str = ""
+    state: str = "running"  # running, done, failed
+    result: dict = field(default_factory=dict)
+    header: dict | None = None  # the TMX header (attrs, extras, version), when there was one
+    error: str = ""
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "rule": self.rule,
+            "started": self.started,
+            "finished": self.finished,
+            "state": self.state,
+            **self.result,
+            "error": self.error or None,
+        }
 
 
-def _now_tmx() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+@dataclass
+class UnitQuery:
+    """Which units a deletion (or an export) takes; every given field must hold."""
+
+    document: str | None = None
+    speaker: str | None = None
+    origin: str | None = None
+    import_id: int | None = None
+    created_since: str | None = None  # TMX date: imported at or after
+    created_before: str | None = None
+    contains: str | None = None  # text in either segment
+
+    def is_empty(self) -> bool:
+        return all(v is None for v in vars(self).values())
 
 
-class TMStore:
-    """Translation memory in ``<data_dir>/tm.sqlite``; safe to share between threads.
+@dataclass
+class Job:
+    """A background job (batch alignment or import) as kept in the job table."""
 
-    Reads use one connection per thread; writes are serialised by a lock and SQLite's own
-    locking (other processes or modules writing the same file wait up to 30 s).
-    """
+    id: str
+    state: str
+    created: str
+    updated: str
+    options: dict
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    results: list | None = None
+    error: str = ""
+    memory: dict | None = None
 
-    def __init__(self, data_dir: Path | str, *, max_segment_chars: int = 2000):
-        self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.data_dir / DB_NAME
-        self.max_segment_chars = max_segment_chars
-        self._local = threading.local()
-        self._write_lock = threading.Lock()
-        self._all: list[sqlite3.Connection] = []
-        self._all_lock = threading.Lock()
-        # WAL is a property of the file, set once; workers starting together take turns.
-        with process_lock(self.data_dir / "tm.lock"):
-            conn = self.connect()
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-            conn.close()
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "kind": self.options.get("kind", "align"),
+            "state": self.state,
+            "created": self.created,
+            "updated": self.updated,
+            "options": self.options,
+            "progress": {"total": self.total, "done": self.done, "failed": self.failed},
+            "pairs": self.results or [],
+            "error": self.error or None,
+            "memory": self.memory,
+        }
 
-    # -- connections -------------------------------------------------------------------
-    def connect(self) -> sqlite3.Connection:
-        """A new connection to the store's database (in WAL mode, 30 s busy timeout).
 
-        For modules that keep their own tables beside the units (e.g. jobs); the caller
-        closes it.
-        """
-        conn = sqlite3.connect(
-            str(self.path), timeout=30, isolation_level=None, check_same_thread=False
-        )
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=30000")
-        return conn
+class JobTable(ABC):
+    """Where jobs are kept, with one report per aligned pair; shared by request threads and
+    the job runner."""
 
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self.connect()
-            self._local.conn = conn
-            with self._all_lock:
-                self._all.append(conn)
-        return conn
+    @abstractmethod
+    def insert(self, job: Job) -> None: ...
 
-    def close(self) -> None:
-        with self._all_lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
-        self._local = threading.local()
+    @abstractmethod
+    def update(self, job_id: str, **fields) -> None:
+        """Set these fields (``results``, ``memory``, ``options`` as JSON-able values)."""
 
-    # -- writes ------------------------------------------------------------------------
-    def _row(self, unit: TranslationUnit, created_at: str, origin: str) -> tuple | str:
-        """The insert row for ``unit``, or the reason it is skipped."""
-        src, tgt = lang_family(unit.source_lang), lang_family(unit.target_lang)
-        if {src, tgt} != {"zh", "en"}:
-            return "not_zh_en"
-        zh, en = (unit.source, unit.target) if src == "zh" else (unit.target, unit.source)
-        zh, en = zh.strip(), en.strip()
-        if not zh or not en:
-            return "empty_segment"
-        if len(zh) > self.max_segment_chars or len(en) > self.max_segment_chars:
-            return "segment_too_long"
-        props = {str(k): str(v) for k, v in (unit.props or {}).items()}
-        return (
-            content_hash(zh, en),
-            zh,
-            en,
-            unit.source_lang,
-            unit.target_lang,
-            json.dumps(props, ensure_ascii=False, sort_keys=True),
-            _first_prop(props, DOCUMENT_PROPS),
-            _first_prop(props, SPEAKER_PROPS),
-            unit.creationdate if _TMX_DATE.fullmatch(unit.creationdate or "") else "",
-            unit.creationid or "",
-            created_at,
-            origin,
-        )
+    @abstractmethod
+    def report(self, job_id: str, seq: int, report: dict, done: int, failed: int) -> None:
+        """One pair's report (the ``seq``-th) and the job's counts."""
 
+    @abstractmethod
+    def get(self, job_id: str, offset: int = 0, limit: int = 1000) -> Job | None:
+        """A job with its pair reports from ``offset`` (at most ``limit``)."""
+
+    @abstractmethod
+    def finished_before(self, stamp: str) -> list[str]:
+        """Jobs done, failed or cancelled before ``stamp`` (``YYYY-MM-DDThh:mm:ssZ``)."""
+
+    @abstractmethod
+    def delete(self, job_id: str) -> None: ...
+
+    @abstractmethod
+    def active(self) -> list[str]:
+        """Ids of queued and running jobs, oldest first."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class TMStore(ABC):
+    """The translation memory: units, their import audit, tombstones, generation, jobs."""
+
+    max_segment_chars: int
+
+    # -- writes
+    @abstractmethod
     def import_units(
-        self, units: Iterable[TranslationUnit], *, source: str = "", chunk: int = 2000
+        self,
+        units: Iterable[TranslationUnit],
+        *,
+        source: str = "",
+        rule: MergeRule | str = MergeRule.MERGE,
+        header: dict | None = None,
+        progress=None,
+        skipped: Counter[str] | None = None,
+        chunk: int = 2000,
     ) -> ImportResult:
-        """Add ``units`` in one transaction; any exception from the iterator rolls it all back.
+        """Add ``units`` in one transaction under ``rule``; any exception from the iterator
+        rolls it all back (the audit then records the failure). Units that are not
+        Chinese↔English, have an empty side or a side over the segment limit are skipped and
+        counted by reason, with those in ``skipped`` (what the reader left out, filled as it
+        reads). ``progress(units_read)`` is called between chunks."""
 
-        ``source`` says where they came from (an upload's name, "job:<id>"); it is kept
-        with each new unit as its ``origin``.
-
-        Units that are not Chinese↔English, have an empty side or a side longer than the
-        segment limit are skipped and counted by reason.
-        """
-        started = time.perf_counter()
-        result = ImportResult()
-        created_at = _now_tmx()
-        with self._write_lock:
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM unit").fetchone()[0]
-                accepted = 0
-                batch: list[tuple] = []
-                for unit in units:
-                    row = self._row(unit, created_at, source)
-                    if isinstance(row, str):
-                        result.skipped += 1
-                        result.skipped_reasons[row] = result.skipped_reasons.get(row, 0) + 1
-                        continue
-                    batch.append(row)
-                    accepted += 1
-                    if len(batch) >= chunk:
-                        conn.executemany(_UPSERT, batch)
-                        batch.clear()
-                if batch:
-                    conn.executemany(_UPSERT, batch)
-                result.imported = conn.execute(
-                    "SELECT COUNT(*) FROM unit WHERE id > ?", (before,)
-                ).fetchone()[0]
-                result.merged = accepted - result.imported
-                result.generation = self._bump(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        result.seconds = time.perf_counter() - started
-        return result
-
-    def import_tmx(self, tmx: str | Path | BinaryIO, *, source: str = "") -> ImportResult:
-        """Parse a TMX (path or binary file) with ``aligner.tmx.read_tmx`` and import it.
-
-        A ``TMXError`` anywhere in the file rolls the whole import back.
-        """
+    def import_tmx(
+        self,
+        tmx: str | Path | BinaryIO,
+        *,
+        source: str = "",
+        rule: MergeRule | str = MergeRule.MERGE,
+        progress=None,
+    ) -> ImportResult:
+        """Parse a TMX with ``aligner.tmx.read_tmx`` and import it, keeping its header in the
+        audit. A ``TMXError`` anywhere in the file (a tuv in a language other than Chinese or
+        English included) rolls the whole import back."""
         from aligner.tmx import read_tmx
 
         if not source and isinstance(tmx, str | Path):
             source = Path(tmx).name
+        header: dict = {}
         left_out: Counter[str] = Counter()  # tu the reader skips, counted as it logs them
-        result = self.import_units(read_tmx(tmx, skipped=left_out), source=source)
-        for reason, count in left_out.items():
-            result.skipped += count
-            result.skipped_reasons[reason] = result.skipped_reasons.get(reason, 0) + count
-        return result
 
+        def keep(h) -> None:
+            header.update(attrs=h.attrs, extras=runs_to_data(h.extras), version=h.version)
+
+        units = read_tmx(tmx, on_header=keep, only_langs=("zh", "en"), skipped=left_out)
+        return self.import_units(
+            units, source=source, rule=rule, header=header, progress=progress, skipped=left_out
+        )
+
+    @abstractmethod
     def delete(self, ids: Iterable[int] = (), *, document: str | None = None) -> list[int]:
         """Delete units by id and/or by document; returns the ids actually deleted."""
-        ids = [int(i) for i in ids]
-        with self._write_lock:
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                found: list[int] = []
-                for start in range(0, len(ids), 500):
-                    part = ids[start : start + 500]
-                    marks = ",".join("?" * len(part))
-                    found += [
-                        r[0]
-                        for r in conn.execute(f"SELECT id FROM unit WHERE id IN ({marks})", part)
-                    ]
-                if document is not None:
-                    found += [
-                        r[0]
-                        for r in conn.execute("SELECT id FROM unit WHERE document = ?", (document,))
-                    ]
-                found = sorted(set(found))
-                if not found:
-                    conn.execute("ROLLBACK")
-                    return []
-                generation = self._bump(conn)
-                conn.executemany("DELETE FROM unit WHERE id = ?", [(i,) for i in found])
-                conn.executemany(
-                    "INSERT OR REPLACE INTO tombstone VALUES (?, ?)",
-                    [(i, generation) for i in found],
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        return found
 
-    @staticmethod
-    def _bump(conn: sqlite3.Connection) -> int:
-        conn.execute(
-            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
-        )
-        return int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+    @abstractmethod
+    def delete_where(self, query: UnitQuery) -> list[int]:
+        """Delete the units ``query`` selects (refused when it selects everything)."""
 
-    # -- reads -------------------------------------------------------------------------
+    @abstractmethod
+    def edit(
+        self,
+        unit_id: int,
+        version: int,
+        *,
+        zh: list[Run] | None = None,
+        en: list[Run] | None = None,
+        props: dict[str, str] | None = None,
+        changeid: str = "",
+    ) -> StoredUnit:
+        """Change a unit's segments (as runs) and/or properties if it is still at
+        ``version``; sets ``changedate`` (now) and ``changeid``. A text change gives the
+        unit a new id (the old one is tombstoned, replaced by it). Raises UnitGone (deleted,
+        or changed into another id) or EditConflict (edited meanwhile)."""
+
+    @abstractmethod
+    def record_usage(self, unit_id: int, when: str | None = None) -> StoredUnit:
+        """Count one use of a unit's match: ``usagecount`` + 1, ``lastusagedate``."""
+
+    # -- reads
     @property
+    @abstractmethod
     def generation(self) -> int:
-        """Bumped by every committed import or delete."""
-        row = self._conn().execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-        return int(row[0])
+        """Bumped by every committed change."""
 
-    def count(self) -> int:
-        return self._conn().execute("SELECT COUNT(*) FROM unit").fetchone()[0]
+    @abstractmethod
+    def count(self) -> int: ...
 
-    def max_id(self) -> int:
-        return self._conn().execute("SELECT COALESCE(MAX(id), 0) FROM unit").fetchone()[0]
+    @abstractmethod
+    def max_id(self) -> int: ...
 
+    @abstractmethod
     def get(self, ids: Iterable[int]) -> dict[int, StoredUnit]:
         """The units with these ids that exist, by id."""
-        ids = [int(i) for i in ids]
-        found: dict[int, StoredUnit] = {}
-        conn = self._conn()
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            marks = ",".join("?" * len(part))
-            for row in conn.execute(f"SELECT {_COLUMNS} FROM unit WHERE id IN ({marks})", part):
-                found[row[0]] = _row_to_unit(row)
-        return found
 
+    @abstractmethod
     def iter_segment_batches(
         self, after_id: int = 0, batch: int = 5000
     ) -> Iterator[list[tuple[int, str, str]]]:
-        """(id, zh, en) of units with id > ``after_id`` in id order, streamed in lists of
-        at most ``batch`` rows."""
-        conn = self.connect()
-        try:
-            last = after_id
-            while True:
-                rows = conn.execute(
-                    "SELECT id, zh, en FROM unit WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
-                ).fetchall()
-                if not rows:
-                    return
-                yield rows
-                last = rows[-1][0]
-        finally:
-            conn.close()
+        """(id, zh, en) plain text of units with id > ``after_id`` in id order, in lists."""
 
+    @abstractmethod
     def deleted_since(self, generation: int) -> list[int]:
-        """Ids of units deleted by changes after ``generation``."""
-        rows = self._conn().execute(
-            "SELECT unit_id FROM tombstone WHERE generation > ?", (generation,)
-        )
-        return [r[0] for r in rows]
+        """Ids of units deleted (or replaced) by changes after ``generation``."""
 
+    @abstractmethod
+    def replaced_by(self, unit_id: int) -> int | None:
+        """The id a changed unit now has, following chains of edits; None if deleted."""
+
+    @abstractmethod
     def iter_units(
         self,
         *,
         document: str | None = None,
         speaker: str | None = None,
         created_since: str | None = None,
+        import_id: int | None = None,
         batch: int = 2000,
     ) -> Iterator[StoredUnit]:
-        """Units in id order, optionally filtered, streamed in batches from the database."""
-        where, params = ["id > ?"], [0]
-        if document is not None:
-            where.append("document = ?")
-            params.append(document)
-        if speaker is not None:
-            where.append("speaker = ?")
-            params.append(speaker)
-        if created_since is not None:
-            where.append("created_at >= ?")
-            params.append(created_since)
-        sql = f"SELECT {_COLUMNS} FROM unit WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"
-        conn = self.connect()
-        try:
-            while True:
-                rows = conn.execute(sql, (*params, batch)).fetchall()
-                if not rows:
-                    return
-                for row in rows:
-                    yield _row_to_unit(row)
-                params[0] = rows[-1][0]
-        finally:
-            conn.close()
+        """Units in id order, optionally filtered, streamed."""
 
+    @abstractmethod
     def concordance(
         self,
         term: str,
@@ -487,70 +509,39 @@ class TMStore:
         offset: int = 0,
         among: Sequence[int] | None = None,
         after: int = 0,
-    ) -> list[StoredUnit]:
-        """Units whose zh or en side (or only ``lang``'s side) contains ``term``, in id order.
+        match=None,
+        document: str | None = None,
+        speaker: str | None = None,
+        count: int = 0,
+    ) -> tuple[list[StoredUnit], int]:
+        """(one page of units whose zh or en side, or ``lang``'s, holds ``term``, in id
+        order; how many there are, counting up to ``count`` + 1: 0 stops at the page).
 
-        English is matched case-insensitively, Chinese exactly. ``among``: ids (ascending,
-        none above ``after``) that an index found may contain it; then only those are read,
-        and of the units above ``after`` (not indexed yet) those that contain it.
-        """
-        checks = []
-        params: list = []
-        if lang in (None, "zh"):
-            checks.append("instr(zh, ?) > 0")
-            params.append(term)
-        if lang in (None, "en"):
-            checks.append("instr(lower(en), ?) > 0")
-            params.append(term.lower())
-        sql = f"SELECT {_COLUMNS} FROM unit WHERE id > ? AND ({' OR '.join(checks)}) ORDER BY id"
-        if among is None:
-            rows = self._conn().execute(sql + " LIMIT ? OFFSET ?", (0, *params, limit, offset))
-            return [_row_to_unit(r) for r in rows]
-        wanted, found = offset + limit, []
-        folded = term.lower()
-        for start in range(0, len(among), 500):
-            part = [int(i) for i in among[start : start + 500]]
-            units = self.get(part)
-            for uid in part:
-                unit = units.get(uid)
-                if unit is not None and (
-                    (lang in (None, "zh") and term in unit.zh)
-                    or (lang in (None, "en") and folded in unit.en.lower())
-                ):
-                    found.append(unit)
-            if len(found) >= wanted:
-                return found[offset:wanted]
-        rows = self._conn().execute(sql + " LIMIT ?", (after, *params, wanted - len(found)))
-        found += [_row_to_unit(r) for r in rows]
-        return found[offset:wanted]
+        Width, punctuation variants and case are ignored (``service.matching.fold_case``);
+        ``match(text, lang) -> bool`` narrows further (whole words). ``among``: ids an index
+        says may hold it (none above ``after``); units above ``after`` are not indexed yet
+        and are read too."""
 
-    def stats(self) -> dict:
-        conn = self._conn()
-        total = conn.execute("SELECT COUNT(*) FROM unit").fetchone()[0]
-        directions = {
-            f"{s}>{t}": n
-            for s, t, n in conn.execute(
-                "SELECT source_lang, target_lang, COUNT(*) FROM unit GROUP BY 1, 2 ORDER BY 3 DESC"
-            )
-        }
-        documents = conn.execute(
-            "SELECT COUNT(DISTINCT document) FROM unit WHERE document != ''"
-        ).fetchone()[0]
-        speakers = conn.execute(
-            "SELECT COUNT(DISTINCT speaker) FROM unit WHERE speaker != ''"
-        ).fetchone()[0]
-        last = conn.execute("SELECT MAX(created_at) FROM unit").fetchone()[0]
-        size = sum(
-            p.stat().st_size
-            for p in self.data_dir.glob(DB_NAME + "*")
-            if p.is_file()
-        )
-        return {
-            "units": total,
-            "directions": directions,
-            "documents": documents,
-            "speakers": speakers,
-            "last_import": last or "",
-            "generation": self.generation,
-            "database_bytes": size,
-        }
+    @abstractmethod
+    def imports(self, limit: int = 50) -> list[ImportRecord]:
+        """The latest imports, newest first."""
+
+    @abstractmethod
+    def import_record(self, import_id: int) -> ImportRecord | None: ...
+
+    @abstractmethod
+    def stats(self) -> dict: ...
+
+    @abstractmethod
+    def jobs(self) -> JobTable:
+        """The job table kept with this memory."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+def open_store(data_dir: Path | str, *, max_segment_chars: int = 2000) -> TMStore:
+    """The store for a data folder (SQLite, the one implementation so far)."""
+    from service.sqlite_store import SQLiteStore
+
+    return SQLiteStore(data_dir, max_segment_chars=max_segment_chars)

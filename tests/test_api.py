@@ -33,6 +33,26 @@ def upload(path: Path) -> dict:
     return {"file": (path.name, path.read_bytes(), "application/x-tmx+xml")}
 
 
+def finished(client, answer, timeout: float = 120) -> dict:
+    """The job an import answered with (202, at once), once it has finished."""
+    assert answer.status_code == 202, answer.text
+    job = answer.json()
+    assert job["kind"] == "import" and job["state"] == "queued"
+    deadline = time.monotonic() + timeout
+    while job["state"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+        job = client.get(f"/jobs/{job['id']}").json()
+    return job
+
+
+def import_file(client, files: dict, **data) -> dict:
+    """Import through the job path and return what the import did."""
+    job = finished(client, client.post("/tm/import", files=files, data=data, headers=AUTH))
+    assert job["state"] == "done", job
+    return job["memory"]
+
+
 @pytest.fixture(scope="module")
 def memory(tmp_path_factory, shared_data):
     """A semantic service holding 300 UNPC pairs (HNSW from 200); (client, units, data dir)."""
@@ -43,9 +63,7 @@ def memory(tmp_path_factory, shared_data):
         data_dir=base / "data", api_key=KEY, encoder="use-m3", semantic_exact_below=200
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        answer = client.post("/tm/import", files=upload(tmx), headers=AUTH)
-        assert answer.status_code == 200, answer.text
-        assert answer.json()["imported"] == 300
+        assert import_file(client, upload(tmx))["imported"] == 300
         yield client, units, base
 
 
@@ -144,8 +162,8 @@ def test_export_round_trips(memory, tmp_path):
     path.write_bytes(one_doc.content)
     assert {u.props["x-document"] for u in read_tmx(path)} == {"UNPC/1"}
     with fuzzy_only(tmp_path) as fresh:
-        again = fresh.post("/tm/import", files={"file": ("e.tmx", answer.content)}, headers=AUTH)
-        assert again.json()["imported"] == len(units)
+        again = import_file(fresh, {"file": ("e.tmx", answer.content)})
+        assert again["imported"] == len(units)
 
 
 def test_writes_need_the_key(memory, tmp_path):
@@ -200,7 +218,6 @@ def test_errors_are_json_without_traces(tmp_path):
                 "/tm/lookup", content=b"{", headers={"content-type": "application/json"}
             ),
             "bad field": client.post("/tm/lookup", json={"text": "x", "source_lang": "fr"}),
-            "bad tmx": client.post("/tm/import", files=upload(broken), headers=AUTH),
             "no route": client.get("/nowhere"),
             "bug": client.get("/boom"),
             "no unit": client.delete("/tm/units/99", headers=AUTH),
@@ -209,7 +226,6 @@ def test_errors_are_json_without_traces(tmp_path):
         assert codes == {
             "bad json": (422, "invalid_request"),
             "bad field": (422, "invalid_request"),
-            "bad tmx": (400, "invalid_tmx"),
             "no route": (404, "not_found"),
             "bug": (500, "internal_error"),
             "no unit": (404, "not_found"),
@@ -240,7 +256,7 @@ def test_restart_keeps_data_and_semantic_index(memory, tmp_path):
 def test_delete_removes_from_lookups(tmp_path, shared_data):
     units = unpc_units(shared_data, 40)
     with fuzzy_only(tmp_path) as client:
-        client.post("/tm/import", files=upload(tmx_file(tmp_path / "a.tmx", units)), headers=AUTH)
+        import_file(client, upload(tmx_file(tmp_path / "a.tmx", units)))
         body = {"text": units[5].target, "source_lang": "en"}
         uid = client.post("/tm/lookup", json=body).json()["matches"][0]["id"]
         assert client.delete(f"/tm/units/{uid}", headers=AUTH).json()["deleted"] == 1
@@ -281,18 +297,18 @@ def test_concurrent_import_and_lookups_over_http(tmp_path, shared_data):
                 break
             time.sleep(0.1)
         with httpx.Client(base_url=base, timeout=30) as http:
-            assert http.post("/tm/import", files=upload(small), headers=AUTH).status_code == 200
-            result: dict = {}
-
-            def run_import():
-                with httpx.Client(base_url=base, timeout=120) as other:
-                    result["answer"] = other.post("/tm/import", files=upload(big), headers=AUTH)
-
-            importer = threading.Thread(target=run_import)
-            importer.start()
+            assert import_file(http, upload(small))["imported"] == 200
+            started = time.perf_counter()
+            submitted = http.post("/tm/import", files=upload(big), headers=AUTH)
+            assert time.perf_counter() - started < 1.0  # answered at once, with the job
+            job_id = submitted.json()["id"]
             slowest = 0.0
             lookups = 0
-            while importer.is_alive() or lookups < 5:
+
+            def running() -> bool:
+                return http.get(f"/jobs/{job_id}").json()["state"] in ("queued", "running")
+
+            while running() or lookups < 5:
                 started = time.perf_counter()
                 answer = http.post(
                     "/tm/lookup", json={"text": units[lookups % 200].target, "source_lang": "en"}
@@ -301,9 +317,10 @@ def test_concurrent_import_and_lookups_over_http(tmp_path, shared_data):
                 assert answer.status_code == 200
                 assert answer.json()["matches"][0]["fuzzy"] == 100
                 lookups += 1
-            importer.join()
-            assert result["answer"].status_code == 200, result["answer"].text
-            assert result["answer"].json()["imported"] == 6000 - 200
+            job = finished(http, submitted)
+            assert job["memory"]["imported"] == 6000 - 200
+            assert job["memory"]["total_seconds"] >= job["memory"]["seconds"] > 0
+            assert job["progress"]["done"] == job["progress"]["total"] == 6000
             assert slowest < 1.0, f"a lookup waited {slowest:.2f} s during the import"
             assert lookups >= 5
             stats = http.get("/tm/stats").json()
@@ -349,11 +366,34 @@ def _align_checks(client: TestClient, files: dict) -> None:
     added = client.post(
         "/align", files=files, data={"add_to_memory": "true", "document": "MAC/001"}, headers=AUTH
     ).json()["imported"]
-    assert added["imported"] == len(pairs)
+    below = sum(1 for p in pairs if p["score"] < 0.5)
+    assert (added["imported"], added["kept_out"], added["min_score"]) == (
+        len(pairs) - below, below, 0.5
+    )
     found = client.post(
         "/tm/lookup", json={"text": pairs[0]["en"], "source_lang": "en", "document": "MAC/001"}
     ).json()["matches"]
     assert found[0]["fuzzy"] == 100 and found[0]["target"] == pairs[0]["zh"]
+
+
+def test_align_of_unrelated_texts_keeps_them_out_of_the_memory(tmp_path):
+    """Two records of different meetings: as the command line does, nothing below the
+    threshold goes in, and the answer says how many were kept out and why."""
+    data = Path(__file__).parent / "data"
+    files = {
+        "zh": ("8017.zh.txt", (data / "record_8017_excerpt.zh.txt").read_bytes()),
+        "en": ("other.en.txt", (data / "record_other_meeting.en.txt").read_bytes()),
+    }
+    with fuzzy_only(tmp_path) as client:
+        answer = client.post(
+            "/align", files=files, data={"add_to_memory": "true"}, headers=AUTH
+        ).json()
+        assert answer["pairs"] and max(p["score"] for p in answer["pairs"]) < 0.5
+        memory = answer["imported"]
+        assert (memory["imported"], memory["kept_out"]) == (0, len(answer["pairs"]))
+        assert memory["kept_out_reason"] == "score below 0.5"
+        assert any("translations of each other" in w for w in answer["warnings"])
+        assert client.get("/tm/stats").json()["units"] == 0
 
 
 def test_two_workers_share_one_memory(tmp_path, shared_data):
@@ -380,10 +420,7 @@ def test_two_workers_share_one_memory(tmp_path, shared_data):
                         break
                 except httpx.HTTPError:
                     time.sleep(0.1)
-            answer = http.post(
-                "/tm/import", files=upload(tmx_file(tmp_path / "a.tmx", units)), headers=AUTH
-            )
-            assert answer.json()["imported"] == 50
+            assert import_file(http, upload(tmx_file(tmp_path / "a.tmx", units)))["imported"] == 50
             seen: dict[int, int] = {}
             deadline = time.monotonic() + 60
             while (len(seen) < 2 or min(seen.values()) < 50) and time.monotonic() < deadline:

@@ -11,7 +11,7 @@ from rapidfuzz.distance import Levenshtein
 
 from aligner.models import TranslationUnit
 from service.lookup import FuzzyIndex, SideEncoder, tokenize
-from service.store import TMStore
+from service.store import open_store
 from tests.test_store import unpc_units
 
 
@@ -30,7 +30,7 @@ def edited(text: str, lang: str, rng: random.Random, edits: int) -> str:
 
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory, shared_data):
-    store = TMStore(tmp_path_factory.mktemp("fuzzy") / "data")
+    store = open_store(tmp_path_factory.mktemp("fuzzy") / "data")
     units = unpc_units(shared_data, 3000)
     index = FuzzyIndex()
     for start in range(0, len(units), 400):  # units arriving in parts: several segments
@@ -88,7 +88,7 @@ def test_a_match_exactly_on_the_threshold_is_found(indexed, percent):
 
 
 def test_an_index_saved_in_an_older_format_is_rebuilt_and_replaced(tmp_path, shared_data):
-    store = TMStore(tmp_path / "data")
+    store = open_store(tmp_path / "data")
     store.import_units(unpc_units(shared_data, 50))
     index = FuzzyIndex()
     index.sync(store)
@@ -116,7 +116,8 @@ CONCORDANCE_TERMS = [
 @pytest.mark.parametrize(("term", "lang"), CONCORDANCE_TERMS)
 def test_concordance_through_the_index_finds_what_reading_every_unit_finds(indexed, term, lang):
     index, _, rows, _, store = indexed
-    everything = store.concordance(term, lang, limit=10_000)
+    everything, total = store.concordance(term, lang, limit=10_000)
+    assert total == len(everything)
     sides = ("zh", "en") if lang is None else (lang,)
     found = [index.containing(term, side) for side in sides]
     if any(ids is None for ids in found):  # too common or too short for the index
@@ -125,13 +126,15 @@ def test_concordance_through_the_index_finds_what_reading_every_unit_finds(index
     among = np.unique(np.concatenate(found))
     assert len(among) <= max(3 * len(everything), 50)  # it narrows the search
     for offset, limit in ((0, 10_000), (0, 3), (2, 5)):
-        got = store.concordance(term, lang, limit=limit, offset=offset, among=among,
-                                after=index.max_id)
+        got, got_total = store.concordance(
+            term, lang, limit=limit, offset=offset, among=among, after=index.max_id
+        )
+        assert got_total == total
         assert [u.id for u in got] == [u.id for u in everything[offset : offset + limit]]
 
 
 def test_concordance_sees_units_the_index_has_not_yet(tmp_path, shared_data):
-    store = TMStore(tmp_path / "data")
+    store = open_store(tmp_path / "data")
     units = unpc_units(shared_data, 300)
     store.import_units(units[:200])
     index = FuzzyIndex()
@@ -140,9 +143,9 @@ def test_concordance_sees_units_the_index_has_not_yet(tmp_path, shared_data):
     term = units[250].source[3:9]
     among = index.containing(term, "zh")
     assert among is not None and 251 not in among
-    got = store.concordance(term, "zh", among=among, after=index.max_id)
+    got, _ = store.concordance(term, "zh", among=among, after=index.max_id)
     assert 251 in [u.id for u in got]
-    assert [u.id for u in got] == [u.id for u in store.concordance(term, "zh")]
+    assert [u.id for u in got] == [u.id for u in store.concordance(term, "zh")[0]]
     store.close()
 
 
@@ -152,7 +155,7 @@ def test_a_longer_row_needing_fewer_bigrams_than_the_query_is_found(tmp_path):
     query = "甲乙丙丁戊己庚辛壬癸子丑寅"
     row = query[0] + "卯" + query[2:5] + "辰" + query[6:9] + "巳" + query[10:12] + "午" + query[12]
     assert Levenshtein.normalized_similarity(query, row) >= 0.7
-    store = TMStore(tmp_path / "data")
+    store = open_store(tmp_path / "data")
     fillers = [  # hold the 5 bigrams the row shares with the query, making them the commonest
         TranslationUnit(f"会议{query[2:5]}和{query[6:9]}及{query[10:12]}第{i}号", f"filler {i}")
         for i in range(40)

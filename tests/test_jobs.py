@@ -20,7 +20,7 @@ from service.api import create_app
 from service.config import Settings
 from service.errors import ServiceError
 from service.jobs import JobManager
-from service.store import TMStore
+from service.store import open_store
 
 KEY = {"X-API-Key": "jobs-test-key"}
 FINISHED = ("done", "failed", "cancelled")
@@ -99,7 +99,7 @@ def test_zip_job_aligns_every_pair_and_feeds_the_memory(shared_data, settings):
             matches = [m for m in answer.json()["matches"] if m["fuzzy"] == 100]
             time.sleep(0.2)
         assert matches and matches[0]["target"] == merged[0].target
-    store = TMStore(settings.data_dir)
+    store = open_store(settings.data_dir)
     assert store.count() == job["memory"]["imported"] >= 1
     zh_segments = {u.source for u in merged}
     assert {u.zh for u in store.iter_units()} == zh_segments
@@ -135,7 +135,7 @@ def test_manifest_job_from_uploaded_files(shared_data, settings):
         )
         assert missing.status_code == 400
         assert "not a file of the upload" in missing.json()["error"]["message"]
-    store = TMStore(settings.data_dir)
+    store = open_store(settings.data_dir)
     assert store.count() == 0  # not asked to feed the memory
     store.close()
 
@@ -185,7 +185,7 @@ def test_unsafe_uploads_are_refused_before_anything_is_written(tmp_path, body, s
 
 
 def test_cancel_a_queued_job(shared_data, settings):
-    store = TMStore(settings.data_dir)
+    store = open_store(settings.data_dir)
     manager = JobManager(settings, store)  # not started: the job waits in the queue
     job = manager.submit_archive(io.BytesIO(make_zip(pair_entries(shared_data, "", (350,)))), {})
     assert manager.get(job.id).state == "queued"
@@ -210,7 +210,7 @@ def test_running_job_resumes_after_a_restart(shared_data, settings):
     with TestClient(create_app(settings)) as client:
         job_id = client.post("/jobs", files={"file": ("s.zip", body)}, headers=KEY).json()["id"]
         wait(client, job_id, until=lambda job: job["progress"]["done"] >= 1)
-    store = TMStore(settings.data_dir)
+    store = open_store(settings.data_dir)
     stopped = JobManager(settings, store).get(job_id)
     store.close()
     assert stopped.state == "running" and 1 <= stopped.done < 8

@@ -8,7 +8,7 @@ import pytest
 
 from service.lookup import FuzzyIndex, lookup
 from service.semantic import SemanticIndex
-from service.store import TMStore
+from service.store import open_store
 from tests.test_store import unpc_units
 
 
@@ -28,7 +28,7 @@ def watch(index: SemanticIndex) -> list[list[str]]:
 
 @pytest.fixture
 def memory(tmp_path, shared_data):
-    store = TMStore(tmp_path / "data")
+    store = open_store(tmp_path / "data")
     units = unpc_units(shared_data, 40)
     store.import_units(units)
     fuzzy = FuzzyIndex()

@@ -13,7 +13,7 @@ import pytest
 from aligner.models import TranslationUnit
 from aligner.tmx import TMXError, read_tmx, write_tmx
 from service.lookup import FuzzyIndex
-from service.store import TMStore, content_hash
+from service.store import content_hash, open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +33,7 @@ def unpc_units(shared_data: Path, count: int, start: int = 0) -> list[Translatio
 
 
 def test_broken_tmx_leaves_memory_unchanged(tmp_path, shared_data):
-    store = TMStore(tmp_path / "data")
+    store = open_store(tmp_path / "data")
     first = store.import_units(unpc_units(shared_data, 50))
     assert first.imported == 50
     generation = store.generation
@@ -53,32 +53,32 @@ def test_broken_tmx_leaves_memory_unchanged(tmp_path, shared_data):
 
 def test_crash_during_import_leaves_memory_as_before(tmp_path, shared_data):
     data = tmp_path / "data"
-    store = TMStore(data)
+    store = open_store(data)
     store.import_units(unpc_units(shared_data, 30))
     script = textwrap.dedent(
         f"""
         import os, sys
         sys.path.insert(0, {str(ROOT)!r})
         from aligner.models import TranslationUnit
-        from service.store import TMStore
+        from service.store import open_store
 
         def units():
             for i in range(5000):
                 yield TranslationUnit(f"第{{i}}段", f"Paragraph {{i}}")
             os._exit(3)  # the process dies in the middle of the transaction
 
-        TMStore({str(data)!r}).import_units(units(), chunk=100)
+        open_store({str(data)!r}).import_units(units(), chunk=100)
         """
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert proc.returncode == 3, proc.stderr.decode()
-    reopened = TMStore(data)
+    reopened = open_store(data)
     assert reopened.count() == 30
     assert reopened.max_id() == 30
 
 
 def test_duplicates_are_merged(tmp_path, shared_data):
-    store = TMStore(tmp_path / "data")
+    store = open_store(tmp_path / "data")
     units = unpc_units(shared_data, 20)
     store.import_units(units)
     again = [
@@ -104,12 +104,12 @@ def test_duplicates_are_merged(tmp_path, shared_data):
 
 def test_restart_keeps_everything(tmp_path, shared_data):
     data = tmp_path / "data"
-    store = TMStore(data)
+    store = open_store(data)
     units = unpc_units(shared_data, 100)
     store.import_units(units, source="first.tmx")
     deleted = store.delete([3, 4])
     store.close()
-    again = TMStore(data)
+    again = open_store(data)
     assert again.count() == 98
     assert deleted == [3, 4]
     assert again.get([1])[1].en == units[0].target
@@ -121,7 +121,7 @@ def test_restart_keeps_everything(tmp_path, shared_data):
 
 
 def test_skips_what_is_not_a_zh_en_pair(tmp_path):
-    store = TMStore(tmp_path / "data", max_segment_chars=50)
+    store = open_store(tmp_path / "data", max_segment_chars=50)
     result = store.import_units(
         [
             TranslationUnit("Bonjour", "Hello", "fr-FR", "en-US"),
@@ -132,11 +132,13 @@ def test_skips_what_is_not_a_zh_en_pair(tmp_path):
     )
     assert (result.imported, result.skipped) == (1, 3)
     assert result.skipped_reasons == {"not_zh_en": 1, "empty_segment": 1, "segment_too_long": 1}
-    assert store.get([1])[1].creationdate == ""  # not a TMX date: dropped, not exported broken
+    # Not a TMX date: dropped, not exported broken; a unit Concordia made is dated when stored.
+    stored = store.get([1])[1]
+    assert stored.creationdate == stored.created_at and stored.creationdate != "yesterday"
 
 
 def test_import_streams_in_constant_memory(tmp_path):
-    store = TMStore(tmp_path / "data")
+    store = open_store(tmp_path / "data")
 
     def many(n):
         for i in range(n):
@@ -151,7 +153,7 @@ def test_import_streams_in_constant_memory(tmp_path):
 
 
 def test_export_round_trip(tmp_path, shared_data):
-    store = TMStore(tmp_path / "data")
+    store = open_store(tmp_path / "data")
     units = unpc_units(shared_data, 60)
     store.import_units(units)
     out = tmp_path / "out.tmx"
@@ -159,14 +161,14 @@ def test_export_round_trip(tmp_path, shared_data):
     back = list(read_tmx(out))
     assert [(u.source, u.target) for u in back] == [(u.source, u.target) for u in units]
     assert back[0].props["x-document"] == "UNPC/0"
-    second = TMStore(tmp_path / "second")
+    second = open_store(tmp_path / "second")
     assert second.import_tmx(out).imported == 60
 
 
 def test_semantic_index_exact_then_hnsw_follows_the_store(tmp_path, shared_data):
     from service.semantic import SemanticIndex
 
-    store = TMStore(tmp_path / "data")
+    store = open_store(tmp_path / "data")
     units = unpc_units(shared_data, 120)
     store.import_units(units[:60])
     index = SemanticIndex(tmp_path / "data", "use-m3", exact_below=100)
@@ -197,7 +199,7 @@ def test_semantic_index_exact_then_hnsw_follows_the_store(tmp_path, shared_data)
 
 
 def test_fuzzy_index_saved_and_caught_up(tmp_path, shared_data):
-    store = TMStore(tmp_path / "data")
+    store = open_store(tmp_path / "data")
     units = unpc_units(shared_data, 200)
     store.import_units(units[:150])
     index = FuzzyIndex()
@@ -221,7 +223,7 @@ def test_workers_share_the_semantic_index(tmp_path, shared_data):
     """Two uvicorn workers on one data folder: what one embeds, the other loads."""
     from service.semantic import SemanticIndex
 
-    store = TMStore(tmp_path / "data")
+    store = open_store(tmp_path / "data")
     units = unpc_units(shared_data, 40)
     store.import_units(units[:30])
     first = SemanticIndex(tmp_path / "data", "use-m3")

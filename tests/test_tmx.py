@@ -12,7 +12,8 @@ import pytest
 from lxml import etree
 
 from aligner.errors import InputError
-from aligner.models import SentencePair, TranslationUnit
+from aligner.markup import placeholder_text
+from aligner.models import SentencePair, Tag, TranslationUnit
 from aligner.segment import join_segments
 from aligner.tmx import (
     PROP_TYPES,
@@ -206,8 +207,8 @@ def test_failed_write_leaves_nothing_behind(tmp_path: Path) -> None:
         write_tmx(tmp_path / "folder.tmx", pairs_to_units(sample_pairs()))
     (tmp_path / "folder.tmx").rmdir()
 
-    mismatched = [TranslationUnit("一。", "One.", source_lang="zh-TW")]
-    with pytest.raises(TMXError, match="zh-TW→en-US but the file is zh-CN→en-US"):
+    mismatched = [TranslationUnit("Un.", "One.", source_lang="fr-FR")]
+    with pytest.raises(TMXError, match="fr-FR→en-US but the file is zh-CN→en-US"):
         write_tmx(tmp_path / "new.tmx", mismatched)
     bad_date = [TranslationUnit("一。", "One.", creationdate="2015-03-01")]
     with pytest.raises(InputError, match="YYYYMMDDThhmmssZ"):
@@ -271,12 +272,18 @@ def test_reads_utf16_multilingual_srclang_all(caplog: pytest.LogCaptureFixture) 
     path = DATA / "tmx_multilingual_utf16.tmx"
     assert path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
     units = list(read_tmx(path, source_lang="zh-CN", target_lang="en"))
+    # Inline codes are markup, not text: the plain text leaves them out, placeholders show them.
     assert [u.source for u in units] == [
         "变革我们的世界：2030年可持续发展议程",
-        "{\\b}不让任何一个人掉队",
+        "不让任何一个人掉队",
     ]
-    assert units[0].target == "Transforming <b>our world</b>:<br/> the 2030 Agenda"
-    assert units[1].target == "<i>Leave no one behind"
+    assert units[0].target == "Transforming our world: the 2030 Agenda"
+    shown = placeholder_text(units[0].target_runs)
+    assert shown == "Transforming {1}our world{/1}:{2/} the 2030 Agenda"
+    assert placeholder_text(units[0].source_runs) == "变革我们的世界：{1}2030年{/1}可持续发展议程"
+    assert units[0].target_runs[1] == Tag("bpt", {"i": "1"}, ["<b>"])
+    assert placeholder_text(units[1].source_runs) == "{1/}不让任何一个人掉队"
+    assert units[1].target == "Leave no one behind"
     assert {(u.source_lang, u.target_lang) for u in units} == {("zh-CN", "en-GB")}
     assert units[0].props == {"x-document": "A/RES/70/1"}
     assert "skipped 1 of 3 units: a requested language missing or empty" in caplog.text

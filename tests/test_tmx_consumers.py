@@ -196,3 +196,64 @@ def test_omegat_fills_exact_matches_from_our_memory(
     # OmegaT's own export of the project memory (TMX 1.1, bare `lang`) reads back with our reader.
     exported = {u.source: u.target for u in read_tmx(project / "project-omegat.tmx")}
     assert exported == {p.zh: p.en for p in (pairs[0], joined, escaped, pairs[3])}
+
+
+def test_omegat_reads_our_lossless_export_and_its_project_export_comes_back(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """A memory made by translate-toolkit (en-GB, notes), imported and exported by the service,
+    fills OmegaT's exact matches; OmegaT's own project export, imported and exported, is the
+    same document as canonical XML."""
+    from fastapi.testclient import TestClient
+
+    from service.api import create_app
+    from service.config import Settings
+    from tests.test_api import KEY
+    from tests.test_tmx_roundtrip import canonical, round_trip
+
+    command = _omegat_command()
+    pairs = [
+        ("安全理事会通过了第2370（2017）号决议。", "The Council adopted resolution 2370 (2017)."),
+        ("会议于上午10时5分开始。", "The meeting was called to order at 10.05 a.m."),
+        ("决议草案 A/C.3/69/L.7 & <附件>。", "Draft resolution A/C.3/69/L.7 & <annex>."),
+    ]
+    made = tt_tmx.tmxfile(sourcelanguage="zh-CN", targetlanguage="en-GB")
+    for zh, en in pairs:
+        unit = made.addsourceunit(zh)
+        unit.target = en
+        unit.addnote(f"checked: {en[:12]}", origin="translator")
+    settings = Settings(data_dir=tmp_path / "data", api_key=KEY, encoder="none")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        ours = round_trip(client, "tt.tmx", bytes(made))
+        project = tmp_path / "project"
+        for folder in ("source", "target", "tm/auto", "omegat", "glossary", "dictionary"):
+            (project / folder).mkdir(parents=True)
+        settings_xml = OMEGAT_PROJECT.replace("<target_lang>en-US", "<target_lang>en-GB")
+        (project / "omegat.project").write_text(settings_xml, "utf-8")
+        (project / "tm" / "auto" / "concordia.tmx").write_bytes(ours)
+        untranslated = "本句不在翻译记忆库中，应保持原文。"
+        paragraphs = [pairs[0][0], untranslated, pairs[2][0], pairs[1][0]]
+        (project / "source" / "statement.txt").write_text("\n\n".join(paragraphs) + "\n", "utf-8")
+        result = subprocess.run(
+            [
+                *command,
+                str(project),
+                "--mode=console-translate",
+                "--disable-project-locking",
+                "--no-team",
+                f"--config-dir={tmp_path / 'omegat-config'}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        log = result.stdout[-3000:] + result.stderr[-3000:]
+        assert result.returncode == 0, log
+        translated = (project / "target" / "statement.txt").read_text("utf-8").split("\n\n")
+        expected = [pairs[0][1], untranslated, pairs[2][1], pairs[1][1]]
+        assert [t.strip() for t in translated] == expected
+        omegat_export = (project / "project-omegat.tmx").read_bytes()
+        assert b"OmegaT" in omegat_export
+        back = round_trip(client, "project-omegat.tmx", omegat_export)
+        assert canonical(back) == canonical(omegat_export)

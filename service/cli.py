@@ -1,0 +1,179 @@
+"""``concordia-tm``: maintain a memory's units from the command line, on its data folder.
+
+    concordia-tm [--data DIR] import FILE.tmx [--rule merge|keep_both|keep_newest|by_tuid]
+    concordia-tm [--data DIR] export [-o FILE] [--import-id N] [--document D]
+    concordia-tm [--data DIR] show ID
+    concordia-tm [--data DIR] edit ID --version V [--zh TEXT] [--en TEXT]
+                                      [--prop TYPE=VALUE ...] [--changeid WHO]
+    concordia-tm [--data DIR] use ID
+    concordia-tm [--data DIR] delete [--id N ...] [--document D] [--speaker S] [--origin O]
+                                     [--import-id N] [--since DATE] [--before DATE]
+                                     [--contains TEXT]
+    concordia-tm [--data DIR] imports [--limit N]
+
+The same operations as the API's ``/tm/*`` routes, through the same store (a running
+service's indexes catch up within a second). Answers are JSON on stdout; bad input gives one
+line on stderr and exit status 2. ``--data`` defaults to ``$CONCORDIA_DATA_DIR`` or ``./data``.
+Segments are edited as the API shows them: the unit's inline tags as ``{1}``, ``{/1}``, ``{2/}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+from aligner.errors import InputError
+from aligner.markup import MarkupError, runs_from_placeholders
+from service.store import MergeRule, TMStore, UnitQuery, open_store, tags_from_data
+
+TMX_DATE = r"\d{8}T\d{6}Z"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="concordia-tm", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=None, help="the service's data folder")
+    sub = parser.add_subparsers(dest="command", required=True)
+    imp = sub.add_parser("import", help="import a TMX (one transaction)")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--rule", choices=[r.value for r in MergeRule], default="merge")
+    exp = sub.add_parser("export", help="write units as TMX")
+    exp.add_argument("-o", "--output", type=Path, help="file (default: stdout)")
+    exp.add_argument("--import-id", type=int, help="one import's units, under its header")
+    exp.add_argument("--document")
+    show = sub.add_parser("show", help="one unit, with its version")
+    show.add_argument("id", type=int)
+    edit = sub.add_parser("edit", help="change a unit's segments or properties")
+    edit.add_argument("id", type=int)
+    edit.add_argument("--version", type=int, required=True, help="the version shown")
+    edit.add_argument("--zh")
+    edit.add_argument("--en")
+    edit.add_argument("--prop", action="append", default=None, metavar="TYPE=VALUE",
+                      help="the unit's properties, all of them (repeat); --prop '' clears")
+    edit.add_argument("--changeid", default=os.environ.get("USER", ""))
+    use = sub.add_parser("use", help="record that a match of a unit was used")
+    use.add_argument("id", type=int)
+    delete = sub.add_parser("delete", help="delete units by id or by query")
+    delete.add_argument("--id", type=int, action="append", default=[])
+    for name in ("document", "speaker", "origin", "contains", "since", "before"):
+        delete.add_argument(f"--{name}")
+    delete.add_argument("--import-id", type=int)
+    imports = sub.add_parser("imports", help="the audit of the latest imports")
+    imports.add_argument("--limit", type=int, default=20)
+    return parser
+
+
+def _print(data) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _props(pairs: list[str] | None) -> dict[str, str] | None:
+    if pairs is None:
+        return None
+    props = {}
+    for pair in pairs:
+        if not pair:
+            continue
+        kind, sep, value = pair.partition("=")
+        if not sep or not kind:
+            raise InputError(f"--prop {pair!r}: write TYPE=VALUE")
+        props[kind] = value
+    return props
+
+
+def run(args: argparse.Namespace, store: TMStore) -> None:
+    from service.memory_routes import unit_data
+
+    if args.command == "import":
+        if not args.file.is_file():
+            raise InputError(f"{args.file}: no such file")
+        _print(store.import_tmx(args.file, rule=args.rule).as_dict())
+    elif args.command == "export":
+        _export(args, store)
+    elif args.command == "show":
+        unit = store.get([args.id]).get(args.id)
+        if unit is None:
+            raise InputError(f"no unit {args.id}")
+        _print(unit_data(unit))
+    elif args.command == "edit":
+        unit = store.get([args.id]).get(args.id)
+        runs = {}
+        for lang in ("zh", "en"):
+            text = getattr(args, lang)
+            if text is not None and unit is not None:
+                try:
+                    runs[lang] = runs_from_placeholders(text, unit.runs(lang))
+                except MarkupError as exc:
+                    raise InputError(f"--{lang}: {exc}") from None
+        edited = store.edit(
+            args.id, args.version, props=_props(args.prop), changeid=args.changeid, **runs
+        )
+        _print(unit_data(edited))
+    elif args.command == "use":
+        _print(unit_data(store.record_usage(args.id)))
+    elif args.command == "delete":
+        for name in ("since", "before"):
+            value = getattr(args, name)
+            if value is not None and not re.fullmatch(TMX_DATE, value):
+                raise InputError(f"--{name} {value!r}: write a TMX date, e.g. 20170802T000000Z")
+        query = UnitQuery(
+            document=args.document, speaker=args.speaker, origin=args.origin,
+            import_id=args.import_id, created_since=args.since, created_before=args.before,
+            contains=args.contains,
+        )
+        deleted = store.delete(args.id) if args.id else []
+        if not query.is_empty():
+            deleted += store.delete_where(query)
+        elif not args.id:
+            raise InputError("say what to delete: --id, or at least one condition")
+        _print({"deleted": len(deleted), "ids": deleted})
+    elif args.command == "imports":
+        _print([r.to_json() for r in store.imports(args.limit)])
+
+
+def _export(args: argparse.Namespace, store: TMStore) -> None:
+    from aligner.tmx import TmxHeader, tmx_chunks, write_tmx
+
+    header = None
+    if args.import_id is not None:
+        record = store.import_record(args.import_id)
+        if record is None:
+            raise InputError(f"no import {args.import_id}")
+        if record.header:
+            h = record.header
+            header = TmxHeader(h["attrs"], tags_from_data(h["extras"]), h["version"])
+    units = (
+        u.to_translation_unit()
+        for u in store.iter_units(document=args.document, import_id=args.import_id)
+    )
+    if args.output:
+        print(f"{write_tmx(args.output, units, header=header)} units written to {args.output}",
+              file=sys.stderr)
+    else:
+        for chunk in tmx_chunks(units, header=header):
+            sys.stdout.buffer.write(chunk)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    data = args.data or Path(os.environ.get("CONCORDIA_DATA_DIR", "").strip() or "data")
+    try:
+        store = open_store(data)
+    except InputError as exc:
+        print(f"concordia-tm: {exc}", file=sys.stderr)
+        return 2
+    try:
+        run(args, store)
+    except (InputError, OSError) as exc:
+        print(f"concordia-tm: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
