@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 LANGS = ("zh", "en")
 # Lowest cosine for a semantic-only match by default: calibrated on UNPC-dev so that
 # unrelated segments stay out (bench/semantic_threshold.py; README, TM service).
-MIN_SEMANTIC = 0.5
+MIN_SEMANTIC = 0.68
 _WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]")
 _OCC_BITS = 8
 _MAX_OCC = (1 << _OCC_BITS) - 1

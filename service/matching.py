@@ -40,9 +40,10 @@ _SPACE_NEAR_CJK = re.compile(rf"(?<=[{_CJK}])\s+|\s+(?=[{_CJK}])")
 def fold(text: str) -> str:
     """The form segments are matched in (never stored): NFKC, one form per punctuation
     variant and quote, whitespace collapsed and dropped next to Chinese characters."""
-    text = unicodedata.normalize("NFKC", text).translate(_PUNCT)
-    text = " ".join(text.split())
-    return _SPACE_NEAR_CJK.sub("", text)
+    if text.isascii():  # English mostly: NFKC and the variants change nothing
+        return " ".join(text.split())
+    text = " ".join(unicodedata.normalize("NFKC", text).translate(_PUNCT).split())
+    return _SPACE_NEAR_CJK.sub("", text) if " " in text else text
 
 
 def fold_case(text: str) -> str:

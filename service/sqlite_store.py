@@ -379,13 +379,17 @@ class SQLiteStore(TMStore):
         pending: dict[str, int] = {}  # hash → index in inserts, for duplicates inside a chunk
 
         def flush() -> None:
-            for row in inserts:
-                cur = conn.execute(_INSERT, row[:-1])
-                by_hash[row[_HASH]] = cur.lastrowid
+            if not inserts:
+                return
+            conn.executemany(_INSERT, [row[:-1] for row in inserts])
+            # One writer (BEGIN IMMEDIATE): the rows got the ids up to the largest, in order.
+            last = conn.execute("SELECT MAX(id) FROM unit").fetchone()[0]
+            for uid, row in enumerate(inserts, last - len(inserts) + 1):
+                by_hash[row[_HASH]] = uid
                 if rule is MergeRule.KEEP_NEWEST:
-                    by_key[row[_KEY]] = (cur.lastrowid, row[-1])
+                    by_key[row[_KEY]] = (uid, row[-1])
                 if row[_TUID]:
-                    by_tuid[row[_TUID]] = cur.lastrowid
+                    by_tuid[row[_TUID]] = uid
             inserts.clear()
             pending.clear()
 

@@ -376,14 +376,14 @@ def _align_checks(client: TestClient, files: dict) -> None:
     assert found[0]["fuzzy"] == 100 and found[0]["target"] == pairs[0]["zh"]
 
 
-def test_align_of_unrelated_texts_keeps_them_out_of_the_memory(tmp_path):
-    """Two records of different meetings: as the command line does, nothing below the
-    threshold goes in, and the answer says how many were kept out and why."""
-    data = Path(__file__).parent / "data"
-    files = {
-        "zh": ("8017.zh.txt", (data / "record_8017_excerpt.zh.txt").read_bytes()),
-        "en": ("other.en.txt", (data / "record_other_meeting.en.txt").read_bytes()),
-    }
+def test_align_of_unrelated_texts_keeps_them_out_of_the_memory(tmp_path, shared_data):
+    """Two unrelated texts (the first lines of two different novels): as the command line
+    does, nothing below the threshold goes in, and the answer says how many were kept out
+    and why."""
+    mac = shared_data / "mac-dev"
+    zh = "\n".join((mac / "zh" / "001").read_text().splitlines()[:12])
+    en = "\n".join((mac / "en" / "003").read_text().splitlines()[:12])
+    files = {"zh": ("a.zh.txt", zh.encode()), "en": ("b.en.txt", en.encode())}
     with fuzzy_only(tmp_path) as client:
         answer = client.post(
             "/align", files=files, data={"add_to_memory": "true"}, headers=AUTH

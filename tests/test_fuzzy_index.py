@@ -116,7 +116,7 @@ CONCORDANCE_TERMS = [
 @pytest.mark.parametrize(("term", "lang"), CONCORDANCE_TERMS)
 def test_concordance_through_the_index_finds_what_reading_every_unit_finds(indexed, term, lang):
     index, _, rows, _, store = indexed
-    everything, total = store.concordance(term, lang, limit=10_000)
+    everything, total = store.concordance(term, lang, limit=10_000, count=10_000)
     assert total == len(everything)
     sides = ("zh", "en") if lang is None else (lang,)
     found = [index.containing(term, side) for side in sides]
@@ -127,7 +127,7 @@ def test_concordance_through_the_index_finds_what_reading_every_unit_finds(index
     assert len(among) <= max(3 * len(everything), 50)  # it narrows the search
     for offset, limit in ((0, 10_000), (0, 3), (2, 5)):
         got, got_total = store.concordance(
-            term, lang, limit=limit, offset=offset, among=among, after=index.max_id
+            term, lang, limit=limit, offset=offset, among=among, after=index.max_id, count=10_000
         )
         assert got_total == total
         assert [u.id for u in got] == [u.id for u in everything[offset : offset + limit]]

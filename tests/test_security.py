@@ -63,7 +63,7 @@ def test_scoped_keys_from_a_file(tmp_path):
         assert "translator" in translator.json()["error"]["message"]
         pipeline = client.post("/tm/import", files=tmx_upload(tmp_path),
                                headers={"X-API-Key": "p-key-2"})
-        assert pipeline.status_code == 200, pipeline.text
+        assert pipeline.status_code == 202, pipeline.text  # the import job
         assert client.get("/admin/keys", headers={"X-API-Key": "p-key-2"}).status_code == 403
         listed = client.get("/admin/keys", headers={"X-API-Key": "b-key-3"}).json()["keys"]
         assert {k["name"]: k["scopes"] for k in listed}["translator"] == ["read"]

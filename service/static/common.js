@@ -79,8 +79,22 @@ const Concordia = {
       request.onload = () => {
         let data = {};
         try { data = JSON.parse(request.responseText); } catch (err) { data = {}; }
-        if (request.status === 200) {
-          status.textContent = `imported ${data.imported}, merged ${data.merged}, skipped ${data.skipped}; ${data.units} units now`;
+        if (request.status === 202) {
+          // The import runs as a job: follow it until it is done.
+          const follow = async () => {
+            const job = await Concordia.call("GET", "/jobs/" + data.id);
+            const p = job.progress;
+            if (job.state === "queued" || job.state === "running") {
+              status.textContent = `importing… ${p.done}` + (p.total ? ` of ${p.total}` : "") + " units read";
+              setTimeout(follow, 500);
+            } else if (job.state === "done") {
+              const m = job.memory;
+              status.textContent = `imported ${m.imported}, merged ${m.merged}, replaced ${m.replaced}, skipped ${m.skipped} in ${m.total_seconds} s`;
+            } else {
+              status.textContent = "not imported: " + (job.error || job.state);
+            }
+          };
+          follow().catch((e) => { status.textContent = "not imported: " + e.message; });
         } else {
           const e = data.error || { message: request.statusText };
           status.textContent = "not imported: " + Concordia.explain(e, request.status);
