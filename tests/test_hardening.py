@@ -36,7 +36,7 @@ from service.api import create_app
 from service.config import Settings
 from service.jobs import JobManager, check_archive
 from service.semantic import SemanticIndex
-from service.store import TMStore
+from service.store import open_store
 from tests.test_jobs import make_zip, pair_entries, unpc, wait
 from tests.test_store import unpc_units
 
@@ -142,7 +142,7 @@ def test_2_embedding_cache_is_bounded(tmp_path, shared_data):
 @pytest.mark.parametrize("crash_at", [0, 1, 2])
 def test_3_crash_while_saving_the_semantic_index(tmp_path, shared_data, monkeypatch, crash_at):
     """A crash at any rename of a save leaves one consistent index: no unit twice."""
-    store = TMStore(tmp_path / "data")
+    store = open_store(tmp_path / "data")
     units = unpc_units(shared_data, 90)
     store.import_units(units[:60])
     index = SemanticIndex(tmp_path / "data", "use-m3")
@@ -367,7 +367,7 @@ def test_8_finished_jobs_are_deleted_after_retention(tmp_path, shared_data):
         assert job["state"] == "done" and len(job["pairs"]) == 3
         page = client.get(f"/jobs/{job_id}", params={"offset": 1, "limit": 1}).json()["pairs"]
         assert [p["id"] for p in page] == [job["pairs"][1]["id"]]
-        db = sqlite3.connect(settings.data_dir / "tm.sqlite")
+        db = sqlite3.connect(settings.data_dir / "jobs.sqlite")  # the store keeps jobs there
         # progress wrote one row per pair, never the whole list again
         assert db.execute("SELECT results FROM job WHERE id = ?", (job_id,)).fetchone() == (None,)
         assert db.execute("SELECT COUNT(*) FROM job_pair WHERE job = ?",
@@ -391,8 +391,9 @@ def test_9_import_answer_counts_what_the_reader_skipped(tmp_path):
     text = text[:cut] + text[text.index("</tuv>", cut) + len("</tuv>"):]  # drop one English side
     tmx.write_text(text, encoding="utf-8")
     with TestClient(create_app(settings_for(tmp_path))) as client:
-        answer = client.post("/tm/import", files={"file": ("two.tmx", tmx.read_bytes())},
-                             headers=AUTH).json()
+        job = client.post("/tm/import", files={"file": ("two.tmx", tmx.read_bytes())},
+                          headers=AUTH).json()  # an import job
+        answer = wait(client, job["id"])["memory"]
         assert (answer["imported"], answer["skipped"]) == (1, 1)
         assert sum(answer["skipped_reasons"].values()) == 1
 
