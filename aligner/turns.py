@@ -231,6 +231,8 @@ def turn_summary(index: int, turn: Turn, width: int = 30) -> dict[str, object]:
         "country": turn.country,
         "language": turn.language,
         "is_president": turn.is_president,
+        "heading": turn.heading,
+        "notes": list(turn.notes),
         "paragraphs": len(turn.paragraphs),
         "start": text[:width],
     }

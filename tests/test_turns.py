@@ -232,6 +232,8 @@ def test_turns_command(shared_data, capsys):
         "country": "联合王国",
         "language": "英语",
         "is_president": False,
+        "heading": "里克罗夫特先生（联合王国）（以英语发言）：",
+        "notes": [],
         "paragraphs": 10,
         "start": "我愿首先感谢刘结一大使及其团队上个月非常圆满地主持了安理会工",
     }
