@@ -167,8 +167,8 @@ def test_review_pages(memory, tmp_path):
 
 def test_wheel_ships_templates_and_static(tmp_path):
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
+         str(ROOT)],
         check=True, capture_output=True, timeout=300,
     )
     (wheel,) = tmp_path.glob("concordia-*.whl")
