@@ -17,7 +17,12 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Respon
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from aligner.markup import MarkupError, placeholder_text, runs_from_placeholders
+from aligner.markup import (
+    MarkupError,
+    placeholder_text,
+    runs_from_placeholders,
+    strip_placeholders,
+)
 from aligner.tmx import TmxHeader
 from service.errors import ServiceError, not_found
 from service.lookup import LANGS, MIN_SEMANTIC, lookup
@@ -112,14 +117,15 @@ class LookupResponse(BaseModel):
 async def lookup_data(state: ServiceState, req: LookupRequest) -> dict:
     """``{"matches": [...]}`` for a lookup request, best first."""
     state.check_segment(req.text)
-    if not req.text.strip():
+    plain = strip_placeholders(req.text).strip()
+    if not plain:
         raise ServiceError(422, "invalid_request", "text: the segment is blank")
     lang = lang_family(req.source_lang)
     # Registered now, so that the lookups queued meanwhile are embedded in one batch.
     sem = state.semantic
     query = None
     if req.semantic and sem is not None and len(sem):
-        query = sem.query(req.text, lang)
+        query = sem.query(plain, lang)
 
     def run() -> dict:
         matches = lookup(

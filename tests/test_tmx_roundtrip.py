@@ -75,6 +75,8 @@ def test_every_element_and_attribute_of_tmx14_comes_back(client, shared_data):
     assert match["fuzzy"] == 100 and not match["identical"]
     shown = "安全理事会{1}第2370（2017）号决议{/1}获得通过{2/}，{3}全体一致{4/}{/3}。{5}见脚注"
     assert match["source"] == shown
+    again = client.post("/tm/lookup", json={"text": shown, "source_lang": "zh"}).json()
+    assert again["matches"][0]["fuzzy"] == 100  # a query with the placeholders: the same
     assert match["target_lang"] == "en-GB"
     assert match["attrs"]["tuid"] == "pv8017-001"
 
