@@ -11,8 +11,6 @@ JSON API with the login cookie and the page's CSRF token (``service.session``).
 
 from __future__ import annotations
 
-import difflib
-import re
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote, urlencode
@@ -41,8 +39,6 @@ from service.state import State
 HERE = Path(__file__).parent
 PAGE_SIZE = 20
 KWIC_CONTEXT = 40  # characters of context each side of a concordance hit
-_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-_EN_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -56,46 +52,19 @@ templates = Jinja2Templates(env=_env)
 # -- rendering helpers (data in, display structures out) ---------------------------------
 
 
-def _tokens(text: str, lang: str) -> list[tuple[str, int, int]]:
-    if lang == "zh":
-        return [(ch, i, i + 1) for i, ch in enumerate(text) if not ch.isspace()]
-    return [(m.group().lower(), *m.span()) for m in _EN_TOKEN.finditer(text)]
-
-
-def diff_segments(query: str, source: str, lang: str) -> list[tuple[str, str]]:
-    """``source`` as (text, kind) runs against the query: "same", "changed" (the query has
-    something else there), "added" (not in the query) and "missing" (query text the stored
-    segment lacks, placed where it would be). Chinese by character, English by word."""
-    qt, st = _tokens(query, lang), _tokens(source, lang)
-    kinds = ["same"] * len(source)
-    missing: dict[int, str] = {}
-    matcher = difflib.SequenceMatcher(None, [t[0] for t in qt], [t[0] for t in st],
-                                      autojunk=False)
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op in ("replace", "insert"):
-            for _, start, end in st[j1:j2]:
-                kinds[start:end] = ["changed" if op == "replace" else "added"] * (end - start)
-        elif op == "delete":
-            at = st[j1][1] if j1 < len(st) else len(source)
-            missing[at] = query[qt[i1][1] : qt[i2 - 1][2]]
+def diff_runs(query: str, source: str, edits: list[dict]) -> list[tuple[str, str]]:
+    """The stored source as (text, kind) runs from the lookup's edit operations (query →
+    source): "same", "changed" (the query has other text there), "added" (not in the query)
+    and "missing" (query text the stored source lacks, where it would be)."""
+    kinds = {"equal": "same", "replace": "changed", "insert": "added"}
     runs: list[tuple[str, str]] = []
-    for i, ch in enumerate(source):
-        if i in missing:
-            runs.append((missing[i], "missing"))
-        if runs and runs[-1][1] == kinds[i]:
-            runs[-1] = (runs[-1][0] + ch, kinds[i])
-        else:
-            runs.append((ch, kinds[i]))
-    if len(source) in missing:
-        runs.append((missing[len(source)], "missing"))
+    for edit in edits:
+        (q0, q1), (s0, s1) = edit["q"], edit["s"]
+        if edit["op"] == "delete":
+            runs.append((query[q0:q1], "missing"))
+        elif s1 > s0:
+            runs.append((source[s0:s1], kinds[edit["op"]]))
     return runs
-
-
-def number_difference(query: str, source: str) -> dict | None:
-    """Numbers of the query missing from the stored source and the other way round."""
-    q, s = _NUMBER.findall(query), _NUMBER.findall(source)
-    missing, extra = sorted(set(q) - set(s)), sorted(set(s) - set(q))
-    return {"query": missing, "stored": extra} if missing or extra else None
 
 
 def kwic(text: str, hits: list[list[int]]) -> dict | None:
@@ -232,8 +201,7 @@ def create_router() -> APIRouter:
             except ServiceError as exc:
                 error = exc
         for match in matches:
-            match["diff"] = diff_segments(q, match["source"], source_lang)
-            match["numbers"] = number_difference(q, match["source"])
+            match["diff"] = diff_runs(q, match["source_plain"], match["edits"])
         status = error.status if error else 200
         return render(request, "search.html", status=status, q=q, lang=lang,
                       source_lang=source_lang, min_fuzzy=min_fuzzy, matches=matches,
@@ -247,6 +215,7 @@ def create_router() -> APIRouter:
         lang: str = "",
         document: Annotated[str, Query(max_length=200)] = "",
         speaker: Annotated[str, Query(max_length=200)] = "",
+        whole: bool = False,
         page: Annotated[int, Query(ge=1, le=1000)] = 1,
     ) -> Response:
         try:
@@ -258,7 +227,7 @@ def create_router() -> APIRouter:
         if term:
             data = await state.run(
                 concordance_data, state, term, lang if lang in ("zh", "en") else None,
-                PAGE_SIZE, (page - 1) * PAGE_SIZE, document=document or None,
+                PAGE_SIZE, (page - 1) * PAGE_SIZE, whole_word=whole, document=document or None,
                 speaker=speaker or None, with_total=True,
             )
         for unit in data["units"]:
@@ -267,8 +236,10 @@ def create_router() -> APIRouter:
             unit["kwic_role"] = role
         pages = max(1, -(-data["total"] // PAGE_SIZE))
         base = {"term": term, "lang": lang, "document": document, "speaker": speaker}
+        if whole:
+            base["whole"] = "true"
         return render(request, "concordance.html", term=term, lang=lang, document=document,
-                      speaker=speaker, page=page, pages=pages, data=data,
+                      speaker=speaker, whole=whole, page=page, pages=pages, data=data,
                       link=lambda p: "/concordance?" + urlencode({**base, "page": p}))
 
     @router.get("/memory")

@@ -234,8 +234,20 @@ def test_review_in_the_browser_then_find_it(server, browser):
     driver.get(server + "/search?" + urlencode({"q": changed, "min_fuzzy": 50}))
     top = _wait(driver, lambda d: d.find_elements(css, "li.match"))[0]
     assert [e.text for e in top.find_elements(css, "ins")] == ["6"]
-    assert "numbers differ: 7000 ≠ 6000" in top.text
+    assert "differs: 7000 ≠ 6000" in top.text
     driver.save_screenshot(str(ARTIFACTS / "search-fuzzy.png"))
+
+    # edit that unit from the search page (PATCH with the version it was read at)
+    top.find_element(css, "[data-edit-unit]").click()
+    _wait(driver, lambda d: d.find_element(css, "#unit-dialog").is_displayed())
+    area = driver.find_element(css, "#unit-en")
+    area.clear()
+    area.send_keys("Shared rivers supply drinking water to over 60 million people.")
+    driver.find_element(css, "#unit-save").click()
+    _wait(driver, lambda d: not d.find_element(css, "#unit-dialog").is_displayed())
+    driver.refresh()
+    top = _wait(driver, lambda d: d.find_elements(css, "li.match"))[0]
+    assert "to over 60 million people." in top.text
 
 
 def test_api_docs_render_offline(server, browser):

@@ -3,6 +3,7 @@ offline docs. Pages are parsed as HTML and compared with the JSON routes they sh
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import zipfile
@@ -55,8 +56,14 @@ def test_search_page_shows_the_lookup_with_differences(memory):
     assert shown == [m["id"] for m in api]  # same data, same order
     top = doc.cssselect("li.match")[0]
     assert top.cssselect(".badge.fuzzy")[0].text_content() == f"{api[0]['fuzzy']}%"
-    marked = " ".join(e.text_content() for e in top.cssselect("ins, del"))
-    assert "Assembly" in marked or words[-1].rstrip(".") in marked
+    source = top.cssselect(".pair > p.seg")[0]
+    changed = [e.text_content() for e in source.cssselect("ins")]
+    missing = [e.text_content() for e in source.cssselect("del")]
+    assert changed or missing  # the differences are marked
+    for element in source.cssselect("del"):
+        element.drop_tree()  # keeps the text after it
+    assert source.text_content() == api[0]["source_plain"]  # the rest is the stored source
+    assert "".join(missing) in query or "Assembly" in "".join(missing)
     assert api[0]["document"] in top.cssselect(".prov")[0].text_content()
 
 
@@ -68,6 +75,7 @@ def test_numbers_that_differ_are_flagged_and_markup_escaped(memory):
     top = doc.cssselect("li.match")[0]
     flag = top.cssselect(".badge.warn")[0].text_content()
     assert "2371" in flag and "2370" in flag
+    assert "2371" in top.cssselect(".adapted")[0].text_content()  # the query's number put in
     assert "Mr. Test" in top.cssselect(".prov")[0].text_content()
 
 
@@ -177,3 +185,14 @@ def test_wheel_ships_templates_and_static(tmp_path):
                  "service/static/editor.js", "service/static/concordia.css",
                  "aligner/samples/meeting.zh.txt"):
         assert name in names, name
+
+
+def test_concordance_page_whole_words(memory):
+    client, units = memory
+    inside = [u for u in units if "the" in u.target.lower()]
+    whole = [u for u in units if re.search(r"(?<!\w)the(?!\w)", u.target.lower())]
+    assert len(whole) < len(inside)  # "other", "there"… hold "the" inside a word
+    _, doc = page(client, "/concordance", params={"term": "the", "lang": "en", "whole": True})
+    assert f"{len(whole)} units" in doc.cssselect("p.count")[0].text_content()
+    following = doc.cssselect(".pager a[rel=next]")[0].get("href")
+    assert "whole=true" in following

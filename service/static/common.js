@@ -116,6 +116,49 @@ const Concordia = {
       } catch (err) { status.textContent = err.message; }
     });
   }
+  // Edit a unit (search page): read it with its version, PATCH it back with that version.
+  const dialog = document.getElementById("unit-dialog");
+  document.querySelectorAll("[data-edit-unit]").forEach((button) => {
+    button.addEventListener("click", async () => {
+      const id = button.dataset.editUnit;
+      const status = document.getElementById("unit-status");
+      let unit;
+      try { unit = await Concordia.call("GET", "/tm/units/" + id); }
+      catch (err) { window.alert(err.message); return; }
+      document.getElementById("unit-id").textContent = id;
+      document.getElementById("unit-zh").value = unit.zh;
+      document.getElementById("unit-en").value = unit.en;
+      status.hidden = true;
+      dialog.onclose = null;
+      document.getElementById("unit-save").onclick = async (event) => {
+        event.preventDefault();
+        const edit = { version: unit.version };
+        for (const side of ["zh", "en"]) {
+          const text = document.getElementById("unit-" + side).value;
+          if (text !== unit[side]) edit[side] = text;
+        }
+        try {
+          const answer = await Concordia.call("PATCH", "/tm/units/" + id, edit);
+          dialog.close();
+          const item = button.closest("li");
+          item.dataset.unit = answer.unit.id;
+          const order = item.dataset.source === "en" ? ["en", "zh"] : ["zh", "en"];
+          item.querySelector(".pair").replaceChildren(
+            ...order.map((side) => {
+              const p = document.createElement("p");
+              p.className = "seg " + side;
+              p.lang = side;
+              p.textContent = answer.unit[side + "_plain"] || answer.unit[side];
+              return p;
+            }));
+        } catch (err) {
+          status.hidden = false; // the dialog stays open with the text as typed
+          status.textContent = err.message;
+        }
+      };
+      dialog.showModal();
+    });
+  });
   document.querySelectorAll("[data-delete-unit]").forEach((button) => {
     button.addEventListener("click", async () => {
       const id = button.dataset.deleteUnit;
