@@ -525,7 +525,7 @@ class JobManager:
 
         def progress(read: int) -> None:
             if cancel.is_set():
-                raise _Cancelled
+                raise _Cancelled("the import was cancelled")
             self.table.update(job.id, done=read)
 
         path = self.root / job.id / "input" / IMPORT_FILE

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 import numpy as np
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from aligner.markup import (
     MarkupError,
@@ -23,7 +23,7 @@ from aligner.markup import (
     runs_from_placeholders,
     strip_placeholders,
 )
-from aligner.tmx import TmxHeader
+from aligner.tmx import MAX_EXTRA_CHARS, TmxHeader
 from service.errors import ServiceError, not_found
 from service.lookup import LANGS, MIN_SEMANTIC, lookup
 from service.matching import fold_case
@@ -280,12 +280,28 @@ def unit_data(unit: StoredUnit) -> dict:
     }
 
 
+MAX_PROPS = 100  # properties a unit edit may set
+
+
 class UnitEdit(BaseModel):
-    version: int = Field(ge=1, description="the version the edit was made on (from GET)")
+    version: int = Field(ge=1, le=MAX_ID, description="the version the edit was made on")
     zh: str | None = Field(None, min_length=1, description="new Chinese segment, tags as {n}")
     en: str | None = Field(None, min_length=1, description="new English segment, tags as {n}")
-    props: dict[str, str] | None = Field(None, description="the unit's properties, all of them")
+    props: dict[str, str] | None = Field(
+        None, max_length=MAX_PROPS, description="the unit's properties, all of them"
+    )
     changeid: str = Field("", max_length=200, description="who made the change")
+
+    @field_validator("props")
+    @classmethod
+    def _short_props(cls, props: dict[str, str] | None) -> dict[str, str] | None:
+        for kind, value in (props or {}).items():
+            if not 0 < len(kind) <= 200 or len(value) > MAX_EXTRA_CHARS:
+                raise ValueError(
+                    f"property {kind[:40]!r}: a type of 1-200 characters and a value of at "
+                    f"most {MAX_EXTRA_CHARS:,} are allowed"
+                )
+        return props
 
 
 def _store_error(exc: StoreError) -> ServiceError:

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from aligner.errors import InputError
 from aligner.markup import has_markup, plain_text, runs_from_data, runs_to_data
 from aligner.models import Run, TranslationUnit
 from service.matching import fold_case
@@ -357,7 +358,8 @@ class SQLiteStore(TMStore):
                     raise
         except BaseException as exc:
             result.seconds = time.perf_counter() - started
-            self._log_failed(import_id, f"{type(exc).__name__}: {exc}")
+            reason = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+            self._log_failed(import_id, reason)
             raise
         if progress is not None:
             progress(seen)

@@ -95,6 +95,9 @@ def test_edits_of_a_deleted_unit_and_two_edits_at_once(client):
     assert (second.status_code, second.json()["error"]["code"]) == (409, "edit_conflict")
     assert "version 2, not 1" in second.json()["error"]["message"]
     assert client.get("/tm/units/1").json()["props"] == {"a": "1"}  # not overwritten
+    huge = client.patch("/tm/units/1", json={"version": 2, "props": {"x": "y" * 200_000}},
+                        headers=AUTH)
+    assert (huge.status_code, huge.json()["error"]["code"]) == (422, "invalid_request")
     bad_tag = client.patch("/tm/units/1", json={"version": 2, "en": "One{1/}."}, headers=AUTH)
     assert (bad_tag.status_code, bad_tag.json()["error"]["code"]) == (422, "bad_markup")
     assert client.delete("/tm/units/1", headers=AUTH).status_code == 200
@@ -122,3 +125,32 @@ def test_delete_by_query_needs_a_condition(client):
     assert (empty.status_code, empty.json()["error"]["code"]) == (400, "empty_query")
     gone = client.delete("/tm/units", params={"origin": "good.tmx"}, headers=AUTH).json()
     assert gone == {"deleted": 1, "ids": [1]}
+
+
+def test_a_cancelled_import_job_leaves_nothing(tmp_path, shared_data):
+    """The runner checks for a cancel between chunks of units: the transaction is rolled back
+    and the audit says the import did not finish."""
+    import io
+    import threading
+
+    from aligner.tmx import write_tmx
+    from service.jobs import JobManager
+    from tests.test_store import unpc_units
+
+    settings = Settings(data_dir=tmp_path / "data", api_key=KEY, encoder="none")
+    store = open_store(settings.data_dir)
+    manager = JobManager(settings, store)
+    path = tmp_path / "many.tmx"
+    write_tmx(path, unpc_units(shared_data, 3000))
+    job = manager.submit_import(io.BytesIO(path.read_bytes()), "many.tmx", "merge")
+    assert job.total == 3000
+    cancelled = threading.Event()
+    cancelled.set()
+    manager.table.update(job.id, state="cancelled")
+    manager._run_import(manager.get(job.id), cancelled)
+    assert store.count() == 0
+    audit = store.imports()[0]
+    assert audit.state == "failed" and "the import was cancelled" in audit.error
+    assert manager.get(job.id).state == "cancelled"
+    manager.stop()
+    store.close()
