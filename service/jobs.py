@@ -597,7 +597,8 @@ def _public_report(report: dict, input_dir: Path) -> dict:
 def create_router(manager: JobManager) -> APIRouter:
     """``/jobs`` endpoints over ``manager``: starting and cancelling one needs the ``align``
     scope, ``write`` when it adds to the memory."""
-    from service.security import check_key, require_align_key, require_read_access
+    from service.security import check_key, require_align_key
+    from service.session import require_read  # the header key, or the pages' login cookie
 
     router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -642,7 +643,7 @@ def create_router(manager: JobManager) -> APIRouter:
             slot.release()
         return {"id": job.id, "state": job.state, "pairs": job.total}
 
-    @router.get("/{job_id}", dependencies=[Depends(require_read_access)])
+    @router.get("/{job_id}", dependencies=[Depends(require_read)])
     def get_job(
         job_id: str,
         offset: Annotated[int, Query(ge=0, le=10_000_000, description="first pair shown")] = 0,
@@ -653,7 +654,7 @@ def create_router(manager: JobManager) -> APIRouter:
         """A job's state, progress and pair reports (``offset``/``limit`` page them)."""
         return manager.get(job_id, offset, limit).to_json()
 
-    @router.get("/{job_id}/tmx", dependencies=[Depends(require_read_access)])
+    @router.get("/{job_id}/tmx", dependencies=[Depends(require_read)])
     def get_job_tmx(job_id: str) -> FileResponse:
         return FileResponse(
             manager.tmx_path(job_id),

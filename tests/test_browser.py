@@ -250,6 +250,27 @@ def test_review_in_the_browser_then_find_it(server, browser):
     assert "to over 60 million people." in top.text
 
 
+def test_memory_page_imports_a_tmx(server, browser, tmp_path):
+    """The import form sends the file with the page's CSRF token and follows the import job."""
+    from selenium.webdriver.common.by import By
+
+    from aligner.models import TranslationUnit
+    from aligner.tmx import write_tmx
+
+    tmx = tmp_path / "small.tmx"
+    write_tmx(tmx, [TranslationUnit("安全理事会今天开会。", "The Security Council met today."),
+                    TranslationUnit("会议于上午10时开始。", "The meeting began at 10 a.m.")])
+    browser.get(server + "/login?next=/memory")
+    browser.find_element(By.CSS_SELECTOR, "input[name=key]").send_keys(KEY)
+    browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button").click()
+    _wait(browser, lambda d: d.current_url.endswith("/memory"))
+    browser.find_element(By.CSS_SELECTOR, "#import-form input[type=file]").send_keys(str(tmx))
+    browser.find_element(By.CSS_SELECTOR, "#import-form button").click()
+    status = browser.find_element(By.CSS_SELECTOR, "#import-status")
+    _wait(browser, lambda d: status.text.startswith(("imported", "not imported")))
+    assert status.text.startswith("imported 2"), status.text
+
+
 def test_api_docs_render_offline(server, browser):
     """Swagger UI draws the OpenAPI 3.1 document from assets the service itself serves."""
     from selenium.webdriver.common.by import By
