@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import tm_bench  # noqa: E402
 
 from service.review import Review, ReviewStore, apply, plan  # noqa: E402
-from service.store import TMStore  # noqa: E402
+from service.store import open_store  # noqa: E402
 
 KEY = tm_bench.KEY
 AUTH = {"X-API-Key": KEY}
@@ -134,7 +134,7 @@ def next_ops(review: dict, at: int) -> dict[str, dict]:
 def editor_phase(args, pairs) -> None:
     data = args.work.parent / (args.work.name + "-editor")
     shutil.rmtree(data, ignore_errors=True)
-    store = TMStore(data)
+    store = open_store(data)
     review = build_review(pairs, args.pairs)
     review_id = ReviewStore(store).create("bench", review, origin="bench", min_score=0.5)
     store.close()
@@ -227,7 +227,7 @@ def search_phase(args, pairs) -> None:
         shutil.rmtree(data, ignore_errors=True)
         from aligner.models import TranslationUnit
 
-        store = TMStore(data)
+        store = open_store(data)
         start = time.perf_counter()
         result = store.import_units(
             TranslationUnit(zh, en, props={"x-document": f"BENCH/{i // 1000}"})
