@@ -7,17 +7,27 @@ Two passes, after Bertalign (Liu & Zhu 2022):
    chooses 1-1, n-m (up to ``max_bead``), 1-0 and 0-1 beads, so the cost grows linearly with the
    length of the document.
 
-A bead's value in the second pass is the cosine similarity of its spans (the unit mean of the
-sentence embeddings), minus half the similarity to the sentences just outside it (a margin:
-a sentence that resembles its neighbours as much as its counterpart is weak evidence), times
-a length agreement factor log2(1 + shorter/longer) on the document's own character ratio, plus
-0.4 x the share of lexical units matched across the bead (numbers, Latin-script tokens, UN
-document symbols, CC-CEDICT glosses and pinyin names, see ``aligner.lexicon``), minus 0.1 when
-the English side runs on past a sentence that closes a quotation (``'… go home.'`` ends an
-utterance: in MAC-Dev's gold such a sentence ends its bead 97 % of the time, other sentences
-64 %), minus a cost of 0.1 per bead (so that two weak beads do not outweigh one good one).
-Leaving a sentence unmatched is worth -0.2. These few weights were chosen on MAC-Dev (literary,
-free translation) and hold on the Bible; bench/align_bench.py prints both.
+A bead's value in the second pass is the cosine similarity of its spans (a span's vector is
+the unit mean of its sentences' embeddings, weighted by length ** span power), minus a share
+of the similarity to the sentences just outside it (a margin: a sentence that resembles its
+neighbours as much as its counterpart is weak evidence), times a length agreement factor on
+the document's own character ratio; plus a share of the lexical units matched across the bead
+(numbers, also in Chinese and English words, months, section numbers and list letters,
+Latin-script tokens, UN document symbols, names of states and bodies, CC-CEDICT glosses and
+pinyin names, see ``aligner.lexicon``) and a penalty when its least covered sentence is
+covered less than the bead; minus penalties when the English side runs on past a sentence
+that closes a quotation (``'… go home.'`` ends an utterance: in MAC-Dev's gold such a
+sentence ends its bead 97 % of the time, other sentences 64 %), when a line holds a sentence
+end the other side does not match (a Chinese line of two sentences against one English
+sentence), and when one sentence holding much of the bead resembles nothing across it (an
+unrelated sentence pulled into the bead); minus a cost per bead. Leaving a sentence
+unmatched has a fixed value (``Weights.skip``).
+
+Literary translation is free, UN translation close, and the right weights differ: the
+aligner measures how literal a document's translation is (``literal``: the mean similarity
+of the first pass's anchor pairs, about 0.45-0.6 on novels and the Bible, 0.7-0.75 on UN
+text) and some weights move with it (``Weights.literal_*``). The weights were chosen by
+cross-validation over MAC-Dev and unpc-docs (``bench/tune_weights.py``), never on the Bible.
 
 The reported score of a bead is a probability that it is a translation: a logistic function
 of its value (Platt scaling, refitted by ``bench/align_bench.py --calibrate``), so it means the
@@ -70,37 +80,41 @@ def inner_end_count(text: str, lang: str) -> int:
 # An English sentence that ends a quotation: final punctuation, then a closing quote mark.
 QUOTE_END = re.compile(r"[.?!…—-]['\"’”]\s*$")
 # Score = logistic(SLOPE · (value - MIDPOINT)), fitted by bench/align_bench.py --calibrate.
-CALIBRATION_SLOPE = 14.0
-CALIBRATION_MIDPOINT = 0.269
+CALIBRATION_SLOPE = 13.2
+CALIBRATION_MIDPOINT = 0.321
 
 NEG = np.float32(-1e9)
 LITERAL_REFERENCE = 0.5
+# A sentence whose best 1-1 similarity across its bead is below this resembles nothing there.
+ORPHAN_SUPPORT = 0.4
 
 
 @dataclass(frozen=True)
 class Weights:
-    """The weights of the second pass (chosen by bench/tune_weights.py)."""
+    """The weights of the second pass, chosen by bench/tune_weights.py (cross-validated over
+    MAC-Dev and unpc-docs). Each ``literal_X`` moves weight ``X`` with the document's
+    literalness: X + literal_X · (literal - LITERAL_REFERENCE)."""
 
-    lex: float = 0.4  # times the share of lexical units matched across the bead
+    lex: float = 0.6  # times the share of lexical units matched across the bead
+    literal_lex: float = 0.0
     neighbour: float = 0.5  # times the similarity to the sentences just outside the bead
     quote: float = 0.1  # English side running on past a closed quotation
     bead_cost: float = 0.1  # per bead
-    skip: float = -0.2  # value of leaving one sentence unmatched
+    skip: float = -0.15  # value of leaving one sentence unmatched (literal_skip subtracted)
+    literal_skip: float = 0.0
     # A span's vector is the unit mean of its sentences' vectors weighted by length ** power
     # (0: every sentence the same; 1: like embedding the sentences joined).
-    span_power: float = 0.0
-    literal_span_power: float = 0.0
+    span_power: float = 0.25
+    literal_span_power: float = 1.0
     # Length agreement log2(1 + exp(-scale · |log length ratio|)) multiplies the similarity.
     length_scale: float = 1.0
     literal_length_scale: float = 0.0
-    # How the weights move with the document's literalness (mean anchor similarity, about
-    # 0.45-0.6 on novels, 0.7-0.75 on UN text), per unit above LITERAL_REFERENCE.
-    literal_skip: float = 0.0  # skip becomes skip - literal_skip * (literal - reference)
-    literal_lex: float = 0.0  # lex becomes lex + literal_lex * (literal - reference)
-    lex_least: float = 0.0  # times (lexical share of the least covered sentence - lex)
+    lex_least: float = 0.2  # times (lexical share of the least covered sentence - lex)
     literal_lex_least: float = 0.0
-    inner: float = 0.0  # per sentence end inside a line not matched on the other side
+    inner: float = 0.1  # per sentence end inside a line not matched on the other side
     literal_inner: float = 0.0
+    orphan: float = 0.0  # times the share of a bead held by a sentence nothing across resembles
+    literal_orphan: float = 2.0
 
 
 DEFAULT_WEIGHTS = Weights()
@@ -432,6 +446,59 @@ def inner_ends(
     return out
 
 
+def orphans(
+    band: Band, types: Sequence[tuple[int, int]], pair_sim: np.ndarray, zh_len: np.ndarray,
+    en_len: np.ndarray,
+) -> dict[tuple[int, int], np.ndarray]:
+    """Per n-m bead shape, (rows, width) arrays: the largest share of its side's length that
+    one sentence of the bead holds while no sentence across resembles it (its best 1-1
+    similarity ``support`` below ORPHAN_SUPPORT scaled to (ORPHAN_SUPPORT - support) /
+    ORPHAN_SUPPORT). A long unrelated sentence pulled into a bead scores high; a short
+    heading or a fragment that only completes its neighbour scores little.
+
+    ``pair_sim`` is the 1-1 similarity in band cells: pair_sim[i, j - lo[i]] = zh i-1 · en j-1.
+    """
+    n, m = len(zh_len), len(en_len)
+    cols = band.columns()
+    rows = np.broadcast_to(np.arange(band.rows)[:, None], cols.shape)
+
+    def sim_at(dr: int, dc: int) -> np.ndarray:
+        """zh i-1-dr · en j-1-dc for every cell (i, j); -1 outside the band."""
+        r, c = rows - dr, cols - dc
+        rr = np.clip(r, 0, band.rows - 1)
+        k = c - band.lo[rr]
+        ok = (r >= 1) & (c >= 1) & (k >= 0) & (c <= band.hi[rr])
+        return np.where(ok, pair_sim[rr, np.clip(k, 0, band.width - 1)], -1.0)
+
+    longest = max(max(a, b) for a, b in types)
+    zh_total = span_lengths(zh_len, longest)
+    en_total = span_lengths(en_len, longest)
+    sims: dict[tuple[int, int], np.ndarray] = {}
+    out = {}
+    for a, b in types:
+        if not (a and b) or a + b == 2:
+            if a and b:
+                out[(a, b)] = np.zeros(cols.shape, dtype=np.float32)
+            continue
+        grid = [[sims.setdefault((dr, dc), sim_at(dr, dc)) for dc in range(b)]
+                for dr in range(a)]
+        worst = np.zeros(cols.shape)
+        if a > 1:
+            total = zh_total[a][np.minimum(rows, n)]
+            for dr in range(a):
+                support = np.max([grid[dr][dc] for dc in range(b)], axis=0)
+                share = zh_len[np.clip(rows - 1 - dr, 0, n - 1)] / np.maximum(total, 1)
+                worst = np.maximum(worst, share * np.clip(1 - support / ORPHAN_SUPPORT, 0, 1))
+        if b > 1:
+            total = en_total[b][np.minimum(cols, m)]
+            for dc in range(b):
+                support = np.max([grid[dr][dc] for dr in range(a)], axis=0)
+                share = en_len[np.clip(cols - 1 - dc, 0, m - 1)] / np.maximum(total, 1)
+                worst = np.maximum(worst, share * np.clip(1 - support / ORPHAN_SUPPORT, 0, 1))
+        out[(a, b)] = worst.astype(np.float32)
+    return out
+
+
 def quote_breaks(
     band: Band, types: Sequence[tuple[int, int]], en: Sequence[str]
 ) -> dict[tuple[int, int], np.ndarray]:
@@ -448,17 +515,25 @@ def quote_breaks(
     return out
 
 
+def at_literal(weights: Weights, name: str, literal: float) -> float:
+    """Weight ``name`` for a document of this literalness, never below 0 (a penalty that
+    extrapolation would turn into a reward, on text freer than any seen, is 0)."""
+    value = getattr(weights, name) + getattr(weights, f"literal_{name}") * (
+        literal - LITERAL_REFERENCE
+    )
+    return max(value, 0.0)
+
+
 def bead_value(f: dict[str, np.ndarray], weights: Weights, literal: float) -> np.ndarray:
     """DP value of an n-m bead: margin similarity times length agreement, plus lexical share,
-    minus the quotation penalty and the cost of a bead."""
-    scale = weights.length_scale + weights.literal_length_scale * (literal - LITERAL_REFERENCE)
-    length = np.log2(1.0 + np.exp(-max(scale, 0.0) * np.abs(f["ratio"])))
-    lex = weights.lex + weights.literal_lex * (literal - LITERAL_REFERENCE)
-    value = (f["sim"] - weights.neighbour * f["nb"]) * length + lex * f["lex"]
-    least = weights.lex_least + weights.literal_lex_least * (literal - LITERAL_REFERENCE)
-    value += least * (f["lex_least"] - f["lex"])
-    inner = weights.inner + weights.literal_inner * (literal - LITERAL_REFERENCE)
-    value -= inner * f["inner"]
+    minus the penalties and the cost of a bead."""
+    scale = at_literal(weights, "length_scale", literal)
+    length = np.log2(1.0 + np.exp(-scale * np.abs(f["ratio"])))
+    value = (f["sim"] - weights.neighbour * f["nb"]) * length
+    value += at_literal(weights, "lex", literal) * f["lex"]
+    value += at_literal(weights, "lex_least", literal) * (f["lex_least"] - f["lex"])
+    value -= at_literal(weights, "inner", literal) * f["inner"]
+    value -= at_literal(weights, "orphan", literal) * f["orphan"]
     value -= weights.quote * f["quote"] + weights.bead_cost
     return value.astype(np.float32)
 
@@ -500,8 +575,7 @@ def gather_evidence(
     literal = float(np.einsum("ij,ij->i", zh_vecs[pairs[:, 0]], en_vecs[pairs[:, 1]]).mean()
                     if len(pairs) else 0.0)
     band = second_band(anchors, n, m, BAND)
-    power = max(0.0, weights.span_power
-                + weights.literal_span_power * (literal - LITERAL_REFERENCE))
+    power = at_literal(weights, "span_power", literal)
     zh_len = np.array([text_length(s) for s in zh], dtype=np.float64) + 1
     en_len = np.array([text_length(s) for s in en], dtype=np.float64) + 1
     zh_lens = span_lengths(zh_len - 1, max_bead)
@@ -514,8 +588,10 @@ def gather_evidence(
     lex, least = lexical_features(band, types, LexicalIndex(list(zh), list(en)), max_bead)
     quote = quote_breaks(band, types, en)
     inner = inner_ends(band, types, zh, en, max_bead)
+    orphan = orphans(band, types, feats[(1, 1)]["sim"], zh_len, en_len)
     for t, f in feats.items():
         f["inner"] = inner[t]
+        f["orphan"] = orphan[t]
         f["lex"] = lex[t]
         f["lex_least"] = least[t]
         f["quote"] = quote[t]
@@ -529,7 +605,7 @@ def decode(
     indices, uncalibrated DP value)."""
     band, types = evidence.band, evidence.types
     values = {t: bead_value(f, weights, evidence.literal) for t, f in evidence.features.items()}
-    skip = weights.skip - weights.literal_skip * (evidence.literal - LITERAL_REFERENCE)
+    skip = min(weights.skip - weights.literal_skip * (evidence.literal - LITERAL_REFERENCE), 0.0)
     values[(1, 0)] = np.full((band.rows, band.width), skip, dtype=np.float32)
     path = run_dp(band, types, values, np.full(evidence.m + 1, skip, dtype=np.float32))
     beads = []

@@ -10,10 +10,11 @@ seconds embedding and aligning, and peak memory, with the issue's targets. Two m
 Gale-Church baseline).
 
 ``--calibrate`` instead refits the constants that turn a bead's DP value into a probability
-(``CALIBRATION_SLOPE`` and ``CALIBRATION_MIDPOINT`` in aligner/align.py): a class-balanced
-logistic fit of correct beads (MAC-Dev beads equal to a gold bead, UNPC-dev pairs) against the
-beads the aligner picks between texts that are not translations of each other (one MAC-Dev
-chapter against another, one half of UNPC-dev against the other).
+(``CALIBRATION_SLOPE`` and ``CALIBRATION_MIDPOINT`` in aligner/align.py): a logistic fit of
+correct beads (MAC-Dev beads equal to a gold bead, UNPC-dev pairs) against the beads the
+aligner picks between texts that are not translations of each other (one MAC-Dev chapter
+against another, one half of UNPC-dev against the other), each genre and class weighing the
+same.
 """
 
 from __future__ import annotations
@@ -98,21 +99,24 @@ def calibrate(data: Path) -> None:
         beads = align_values(zh, en, encoder.encode(zh), encoder.encode(en))
         return [(z, e, v) for z, e, v in beads if z and e]
 
-    good, bad = [], []
+    groups = {"novels, correct": [], "novels, unrelated": [], "UN, correct": [],
+              "UN, unrelated": []}
     docs = read_corpus(data / "mac-dev")
     for k, doc in enumerate(docs):
         gold = set(doc.gold)
-        good += [v for z, e, v in values(doc.zh, doc.en) if (z, e) in gold]
+        groups["novels, correct"] += [v for z, e, v in values(doc.zh, doc.en) if (z, e) in gold]
         other = docs[(k + 1) % len(docs)]
-        bad += [v for _, _, v in values(doc.zh, other.en)]
+        groups["novels, unrelated"] += [v for _, _, v in values(doc.zh, other.en)]
     zh = (data / "unpc-dev" / "zh.txt").read_text(encoding="utf-8").splitlines()
     en = (data / "unpc-dev" / "en.txt").read_text(encoding="utf-8").splitlines()
     half = len(zh) // 2
-    good += [v for z, e, v in values(zh[:half], en[:half]) if z == e and len(z) == 1]
-    bad += [v for _, _, v in values(zh[:half], en[half:])]
-    x = np.array(good + bad)
-    y = np.array([1.0] * len(good) + [0.0] * len(bad))
-    weight = np.where(y == 1, 0.5 / len(good), 0.5 / len(bad))
+    groups["UN, correct"] += [v for z, e, v in values(zh[:half], en[:half])
+                              if z == e and len(z) == 1]
+    groups["UN, unrelated"] += [v for _, _, v in values(zh[:half], en[half:])]
+    # each genre and class weighs the same, so that 0.5 means the same on novels and UN text
+    x = np.concatenate([np.array(g) for g in groups.values()])
+    y = np.concatenate([np.full(len(g), float("correct" in name)) for name, g in groups.items()])
+    weight = np.concatenate([np.full(len(g), 0.25 / len(g)) for g in groups.values()])
     a, b = 1.0, 0.0
     for _ in range(100):  # Newton steps of a weighted logistic regression on one feature
         p = 1 / (1 + np.exp(-(a * x + b)))
@@ -121,12 +125,11 @@ def calibrate(data: Path) -> None:
         hess = np.array([[np.sum(h * x * x), np.sum(h * x)], [np.sum(h * x), np.sum(h)]])
         a, b = np.array([a, b]) - np.linalg.solve(hess + 1e-9 * np.eye(2), grad)
     midpoint = -b / a
-    print(f"correct beads: {len(good)}  beads between unrelated texts: {len(bad)}")
-    print(f"value percentiles, correct 5/25/50: {np.percentile(good, [5, 25, 50]).round(3)}  "
-          f"unrelated 50/95/99: {np.percentile(bad, [50, 95, 99]).round(3)}")
     print(f"CALIBRATION_SLOPE = {a:.1f}\nCALIBRATION_MIDPOINT = {midpoint:.3f}")
-    print(f"at 0.5: correct kept {np.mean(np.array(good) >= midpoint):.3f}, "
-          f"unrelated kept {np.mean(np.array(bad) >= midpoint):.3f}")
+    for name, g in groups.items():
+        print(f"{name:18} beads {len(g):5}  value percentiles 5/50/95 "
+              f"{np.percentile(g, [5, 50, 95]).round(3)}  kept at 0.5: "
+              f"{np.mean(np.array(g) >= midpoint):.3f}")
 
 
 def main() -> None:
