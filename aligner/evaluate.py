@@ -323,13 +323,13 @@ def run_eval(args: argparse.Namespace) -> int:
             print(json.dumps(summary))
     if not args.json:
         print("strict and lax precision (P), recall (R) and F1; seconds embedding and aligning")
-        print(f"{'corpus':16} {'method':10} {'P':>6} {'R':>6} {'F1':>6} | {'lax P':>6} "
+        print(f"{'corpus':18} {'method':10} {'P':>6} {'R':>6} {'F1':>7} | {'lax P':>6} "
               f"{'lax R':>6} {'lax F1':>6} | {'embed s':>7} {'align s':>7}")
         for data_dir, docs, verses, method, result in rows:
             s = result.scores
             name = f"{data_dir.name} ({len(docs)}{', verses' if verses is not None else ''})"
-            print(f"{name:16} {method:10} {s['precision_strict']:6.3f} "
-                  f"{s['recall_strict']:6.3f} {s['f1_strict']:6.3f} | {s['precision_lax']:6.3f} "
+            print(f"{name:18} {method:10} {s['precision_strict']:6.3f} "
+                  f"{s['recall_strict']:6.3f} {s['f1_strict']:7.4f} | {s['precision_lax']:6.3f} "
                   f"{s['recall_lax']:6.3f} {s['f1_lax']:6.3f} | {result.seconds_embed:7.2f} "
                   f"{result.seconds_align:7.2f}")
     return 0

@@ -71,7 +71,7 @@ def child(data: Path, corpus: str, method: str) -> dict:
 
 def report(data: Path) -> None:
     print(f"data: {data}   cpus: {os.cpu_count()}   load average: {os.getloadavg()[0]:.1f}")
-    header = (f"{'corpus':9} {'method':17} {'P':>6} {'R':>6} {'F1':>6} | {'laxP':>6} {'laxR':>6} "
+    header = (f"{'corpus':9} {'method':17} {'P':>6} {'R':>6} {'F1':>7} | {'laxP':>6} {'laxR':>6} "
               f"{'laxF1':>6} | {'embed s':>7} {'align s':>7} {'total s':>7} {'peak MiB':>8}")
     print(header)
     print("-" * len(header))
@@ -79,7 +79,7 @@ def report(data: Path) -> None:
         for method in ("embedding", "length"):
             r = child(data, corpus, method)
             print(f"{corpus:9} {method:17} {r['precision_strict']:6.3f} {r['recall_strict']:6.3f} "
-                  f"{r['f1_strict']:6.3f} | {r['precision_lax']:6.3f} {r['recall_lax']:6.3f} "
+                  f"{r['f1_strict']:7.4f} | {r['precision_lax']:6.3f} {r['recall_lax']:6.3f} "
                   f"{r['f1_lax']:6.3f} | {r['seconds_embed']:7.2f} {r['seconds_align']:7.2f} "
                   f"{r['seconds_total']:7.2f} {r['peak_mib']:8.0f}", flush=True)
         print(f"{'':9} target: {TARGETS[corpus]}  ({r['sentences'][0]} zh, "
