@@ -13,6 +13,7 @@ import logging
 import sys
 
 from aligner import __version__
+from aligner.errors import TextLostError
 
 COMMAND_MODULES = (
     "aligner.commands",  # align, serve
@@ -52,6 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("aligner: interrupted", file=sys.stderr)
         return 130
+    except TextLostError as exc:
+        # A bug, not the user's input: say so in one line, with what to send.
+        print(
+            f"aligner: internal error: {exc}; nothing was written. Please report it with "
+            "the input files (-v for details).",
+            file=sys.stderr,
+        )
+        if args.verbose:
+            raise
+        return 3
     except Exception as exc:  # noqa: BLE001 - every failure becomes one clear line
         from aligner.errors import describe
 

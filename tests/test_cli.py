@@ -142,3 +142,22 @@ def test_records_of_different_meetings_are_refused(tmp_path):
                                     "do not correspond")
     assert len(result.stderr.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_text_lost_is_one_line_exit_3_and_nothing_written(tmp_path, monkeypatch, capsys):
+    """A reader or cutter bug that loses text stops the run with one line, not a traceback."""
+    import aligner.pipeline
+    from aligner.cli import main
+    from aligner.errors import TextLostError
+
+    def losing(*args, **kwargs):
+        raise TextLostError("S/PV.0000 zh turn 3: 'Let me begin by' is in no sentence")
+
+    monkeypatch.setattr(aligner.pipeline, "align_documents", losing)
+    out = tmp_path / "meeting.tmx"
+    status = main(["align", str(SAMPLES / "meeting.zh.txt"), str(SAMPLES / "meeting.en.txt"),
+                   "-o", str(out)])
+    err = capsys.readouterr().err
+    assert status == 3
+    assert err.count("\n") == 1 and "internal error" in err and "Let me begin by" in err
+    assert not out.exists() and list(tmp_path.iterdir()) == []
