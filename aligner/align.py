@@ -13,14 +13,17 @@ of the similarity to the sentences just outside it (a margin: a sentence that re
 neighbours as much as its counterpart is weak evidence), times a length agreement factor on
 the document's own character ratio; plus a share of the lexical units matched across the bead
 (numbers, also in Chinese and English words, months, section numbers and list letters,
-Latin-script tokens, UN document symbols, names of states and bodies, CC-CEDICT glosses and
+Latin-script tokens, UN document symbols, names of states and bodies (``un_names.tsv`` and
+``un_bodies.tsv`` in ``aligner/data``), CC-CEDICT glosses and
 pinyin names, see ``aligner.lexicon``) and a penalty when its least covered sentence is
 covered less than the bead; minus penalties when the English side runs on past a sentence
 that closes a quotation (``'… go home.'`` ends an utterance: in MAC-Dev's gold such a
 sentence ends its bead 97 % of the time, other sentences 64 %), when a line holds a sentence
 end the other side does not match (a Chinese line of two sentences against one English
-sentence), and when one sentence holding much of the bead resembles nothing across it (an
-unrelated sentence pulled into the bead); minus a cost per bead. Leaving a sentence
+sentence), when one sentence holding much of the bead resembles nothing across it (an
+unrelated sentence pulled into the bead), and when a heading (a line without final
+punctuation) resembles nothing across and its words are not found there (a heading whose
+counterpart is missing, pulled into the next bead); minus a cost per bead. Leaving a sentence
 unmatched has a fixed value (``Weights.skip``).
 
 Literary translation is free, UN translation close, and the right weights differ: the
@@ -77,6 +80,8 @@ def inner_end_count(text: str, lang: str) -> int:
     return count
 
 
+# A heading: a line ending in a letter, a digit, a Chinese character or a closing bracket.
+HEADING_END = re.compile(r"[^\W_)）]?[\w)）]\s*$")
 # An English sentence that ends a quotation: final punctuation, then a closing quote mark.
 QUOTE_END = re.compile(r"[.?!…—-]['\"’”]\s*$")
 # Score = logistic(SLOPE · (value - MIDPOINT)), fitted by bench/align_bench.py --calibrate.
@@ -115,6 +120,8 @@ class Weights:
     literal_inner: float = 0.0
     orphan: float = 0.0  # times the share of a bead held by a sentence nothing across resembles
     literal_orphan: float = 2.0
+    stray: float = 0.1  # times the uncovered share of a sentence nothing across resembles
+    literal_stray: float = 0.0
 
 
 DEFAULT_WEIGHTS = Weights()
@@ -392,7 +399,7 @@ def lexical_features(
     zh_total = span_lengths(zh_count, max_bead)
     en_total = span_lengths(en_count, max_bead)
     shifts = {}
-    out, least_out = {}, {}
+    out, least_out, cover = {}, {}, {}
     for a, b in types:
         if a == 0 or b == 0:
             continue
@@ -412,16 +419,17 @@ def lexical_features(
         share = (2 * zc * ec / np.maximum(zc + ec, 1e-9)).astype(np.float32)
         least = share
         if a + b > 2:  # the least covered sentence: a bead should not carry an unrelated one
-            least = np.ones(cols.shape, dtype=np.float32)
-            for dr, hits in enumerate(zs):
-                count = zh_count[np.clip(rows - 1 - dr, 0, n - 1)]
-                least = np.minimum(least, np.where(count > 0, hits / np.maximum(count, 1), 1))
-            for dc, hits in enumerate(es):
-                count = en_count[np.clip(cols - 1 - dc, 0, m - 1)]
-                least = np.minimum(least, np.where(count > 0, hits / np.maximum(count, 1), 1))
+            zc_each = [np.minimum(np.where(count > 0, hits / np.maximum(count, 1), 1), 1)
+                       for hits, count in ((h, zh_count[np.clip(rows - 1 - dr, 0, n - 1)])
+                                           for dr, h in enumerate(zs))]
+            ec_each = [np.minimum(np.where(count > 0, hits / np.maximum(count, 1), 1), 1)
+                       for hits, count in ((h, en_count[np.clip(cols - 1 - dc, 0, m - 1)])
+                                           for dc, h in enumerate(es))]
+            least = np.minimum.reduce(zc_each + ec_each).astype(np.float32)
+            cover[(a, b)] = (zc_each, ec_each)
         out[(a, b)] = share
         least_out[(a, b)] = least.astype(np.float32)
-    return out, least_out
+    return out, least_out, cover
 
 
 def inner_ends(
@@ -446,15 +454,25 @@ def inner_ends(
     return out
 
 
+def is_heading(sentences: Sequence[str]) -> np.ndarray:
+    """1.0 for a line that ends without punctuation (a heading, a title, a name list)"""
+    return np.array([float(bool(HEADING_END.search(s))) for s in sentences])
+
+
 def orphans(
     band: Band, types: Sequence[tuple[int, int]], pair_sim: np.ndarray, zh_len: np.ndarray,
-    en_len: np.ndarray,
-) -> dict[tuple[int, int], np.ndarray]:
-    """Per n-m bead shape, (rows, width) arrays: the largest share of its side's length that
-    one sentence of the bead holds while no sentence across resembles it (its best 1-1
-    similarity ``support`` below ORPHAN_SUPPORT scaled to (ORPHAN_SUPPORT - support) /
-    ORPHAN_SUPPORT). A long unrelated sentence pulled into a bead scores high; a short
-    heading or a fragment that only completes its neighbour scores little.
+    en_len: np.ndarray, cover: dict[tuple[int, int], tuple[list, list]],
+    zh_head: np.ndarray, en_head: np.ndarray,
+) -> tuple[dict[tuple[int, int], np.ndarray], dict[tuple[int, int], np.ndarray]]:
+    """Per n-m bead shape, two (rows, width) arrays. ``orphan``: the largest share of its
+    side's length that one sentence of the bead holds while no sentence across resembles it
+    (its best 1-1 similarity ``support`` below ORPHAN_SUPPORT scaled to (ORPHAN_SUPPORT -
+    support) / ORPHAN_SUPPORT). A long unrelated sentence pulled into a bead scores high; a
+    short heading or a fragment that only completes its neighbour scores little. ``stray``:
+    the same unlikeness times the share of the sentence's lexical units not found across
+    (``cover``, from ``lexical_features``), whatever its length: a heading whose words are
+    nowhere across ("Women and peace and security" pulled into a bead) scores high, a heading
+    the other side spells out (运载火箭：↔ "Launch vehicle:") nothing.
 
     ``pair_sim`` is the 1-1 similarity in band cells: pair_sim[i, j - lo[i]] = zh i-1 · en j-1.
     """
@@ -474,12 +492,14 @@ def orphans(
     zh_total = span_lengths(zh_len, longest)
     en_total = span_lengths(en_len, longest)
     sims: dict[tuple[int, int], np.ndarray] = {}
-    out = {}
+    out, stray = {}, {}
     for a, b in types:
         if not (a and b) or a + b == 2:
             if a and b:
-                out[(a, b)] = np.zeros(cols.shape, dtype=np.float32)
+                out[(a, b)] = stray[(a, b)] = np.zeros(cols.shape, dtype=np.float32)
             continue
+        zh_cover, en_cover = cover[(a, b)]
+        lost = np.zeros(cols.shape)
         grid = [[sims.setdefault((dr, dc), sim_at(dr, dc)) for dc in range(b)]
                 for dr in range(a)]
         worst = np.zeros(cols.shape)
@@ -488,15 +508,22 @@ def orphans(
             for dr in range(a):
                 support = np.max([grid[dr][dc] for dc in range(b)], axis=0)
                 share = zh_len[np.clip(rows - 1 - dr, 0, n - 1)] / np.maximum(total, 1)
-                worst = np.maximum(worst, share * np.clip(1 - support / ORPHAN_SUPPORT, 0, 1))
+                unlike = np.clip(1 - support / ORPHAN_SUPPORT, 0, 1)
+                worst = np.maximum(worst, share * unlike)
+                head = zh_head[np.clip(rows - 1 - dr, 0, n - 1)]
+                lost = np.maximum(lost, head * (1 - zh_cover[dr]) * unlike)
         if b > 1:
             total = en_total[b][np.minimum(cols, m)]
             for dc in range(b):
                 support = np.max([grid[dr][dc] for dr in range(a)], axis=0)
                 share = en_len[np.clip(cols - 1 - dc, 0, m - 1)] / np.maximum(total, 1)
-                worst = np.maximum(worst, share * np.clip(1 - support / ORPHAN_SUPPORT, 0, 1))
+                unlike = np.clip(1 - support / ORPHAN_SUPPORT, 0, 1)
+                worst = np.maximum(worst, share * unlike)
+                head = en_head[np.clip(cols - 1 - dc, 0, m - 1)]
+                lost = np.maximum(lost, head * (1 - en_cover[dc]) * unlike)
         out[(a, b)] = worst.astype(np.float32)
-    return out
+        stray[(a, b)] = lost.astype(np.float32)
+    return out, stray
 
 
 def quote_breaks(
@@ -534,6 +561,7 @@ def bead_value(f: dict[str, np.ndarray], weights: Weights, literal: float) -> np
     value += at_literal(weights, "lex_least", literal) * (f["lex_least"] - f["lex"])
     value -= at_literal(weights, "inner", literal) * f["inner"]
     value -= at_literal(weights, "orphan", literal) * f["orphan"]
+    value -= at_literal(weights, "stray", literal) * f["stray"]
     value -= weights.quote * f["quote"] + weights.bead_cost
     return value.astype(np.float32)
 
@@ -585,13 +613,16 @@ def gather_evidence(
         span_vectors(zh_vecs, max_bead, zh_len ** power),
         span_vectors(en_vecs, max_bead, en_len ** power), zh_lens, en_lens,
     )
-    lex, least = lexical_features(band, types, LexicalIndex(list(zh), list(en)), max_bead)
+    lex, least, cover = lexical_features(band, types, LexicalIndex(list(zh), list(en)),
+                                         max_bead)
     quote = quote_breaks(band, types, en)
     inner = inner_ends(band, types, zh, en, max_bead)
-    orphan = orphans(band, types, feats[(1, 1)]["sim"], zh_len, en_len)
+    orphan, stray = orphans(band, types, feats[(1, 1)]["sim"], zh_len, en_len, cover,
+                            is_heading(zh), is_heading(en))
     for t, f in feats.items():
         f["inner"] = inner[t]
         f["orphan"] = orphan[t]
+        f["stray"] = stray[t]
         f["lex"] = lex[t]
         f["lex_least"] = least[t]
         f["quote"] = quote[t]

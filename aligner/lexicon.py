@@ -12,7 +12,9 @@ What UN text writes alike in both languages is also a key: numbers written in Ch
 numerals (第六十九届, 二名) or English words (sixty-ninth, two), month names (May ↔ 5月),
 Roman section numbers (VI. ↔ 六.), list letters ((a) ↔ (a)) and the names of states,
 organisations and bodies of ``aligner/data/un_names.tsv`` (大会 ↔ General Assembly, one key per
-entry for all its variants).
+entry for all its variants) and of ``aligner/data/un_bodies.tsv`` (UN bodies, programmes and
+meetings that documents name: 联检组 ↔ Joint Inspection Unit, 缔约方大会 ↔ Conference of the
+Parties).
 
 ``LexicalIndex.pair_counts`` counts, for the sentence pairs in a band, how many Chinese units
 find a key in the English and how many English words find a key among the Chinese units
@@ -216,21 +218,33 @@ def _roman(text: str) -> int:
     return sum(-v if v < w else v for v, w in zip(values, values[1:] + [0], strict=True))
 
 
+def _un_bodies() -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """(kind, English variants, Chinese variants) of aligner/data/un_bodies.tsv."""
+    text = resources.files("aligner").joinpath("data/un_bodies.tsv").read_text(encoding="utf-8")
+    rows = []
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#"):
+            kind, en, zh = line.split("\t")
+            rows.append((kind, tuple(en.split("|")), tuple(zh.split("|"))))
+    return rows
+
+
 @lru_cache(maxsize=1)
 def _un_names() -> tuple[dict[str, list[tuple[str, str]]], re.Pattern, dict[str, str]]:
-    """The names of un_names.tsv with one key per entry: English variants by their first
-    word (longest first), and a pattern finding the Chinese variants."""
+    """The names of un_names.tsv and un_bodies.tsv with one key per entry: English variants
+    by their first word (longest first), and a pattern finding the Chinese variants (longest
+    first, so 缔约方大会 is the Conference of the Parties, not the General Assembly)."""
     from aligner.speakers import names
 
     en_by_word: dict[str, list[tuple[str, str]]] = {}
     zh_key: dict[str, str] = {}
-    for name in names():
-        if name.kind not in ("state", "observer", "org", "body"):
+    for kind, en, zh in [(n.kind, n.en, n.zh) for n in names()] + _un_bodies():
+        if kind not in ("state", "observer", "org", "body"):
             continue
-        for variant in name.en:
-            en_by_word.setdefault(variant.split()[0], []).append((variant, f"un:{name.key}"))
-        for variant in name.zh:
-            zh_key.setdefault(variant, f"un:{name.key}")
+        for variant in en:
+            en_by_word.setdefault(variant.split()[0], []).append((variant, f"un:{en[0]}"))
+        for variant in zh:
+            zh_key.setdefault(variant, f"un:{en[0]}")
     for variants in en_by_word.values():
         variants.sort(key=lambda v: len(v[0]), reverse=True)
     zh_pattern = re.compile("|".join(re.escape(v) for v in sorted(zh_key, key=len, reverse=True)))

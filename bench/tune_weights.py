@@ -37,7 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aligner.align import Weights, decode, gather_evidence  # noqa: E402
+from aligner.align import DEFAULT_WEIGHTS, Weights, decode, gather_evidence  # noqa: E402
 from aligner.evaluate import (  # noqa: E402
     GoldDocument,
     merge_verses,
@@ -64,6 +64,8 @@ SPACE = {
     "literal_inner": (0.0, 1.0, 2.0),
     "orphan": (0.0, 0.1),
     "literal_orphan": (0.0, 1.0, 2.0, 3.0),
+    "stray": (0.0, 0.05, 0.1, 0.15),
+    "literal_stray": (0.0, 1.0),
 }
 UN_FOLD = 4  # unpc-docs documents held out together
 # Where the search starts: the weights chosen on MAC-Dev alone, before unpc-docs existed.
@@ -71,7 +73,7 @@ MAC_ONLY = Weights(lex=0.4, literal_lex=0.0, neighbour=0.5, quote=0.1, bead_cost
                    skip=-0.2, literal_skip=0.0, span_power=0.0, literal_span_power=0.0,
                    length_scale=1.0, literal_length_scale=0.0, lex_least=0.0,
                    literal_lex_least=0.0, inner=0.0, literal_inner=0.0, orphan=0.0,
-                   literal_orphan=0.0)
+                   literal_orphan=0.0, stray=0.0, literal_stray=0.0)
 ROUNDS = 2
 
 
@@ -156,17 +158,18 @@ class Table:
         self.store.with_suffix(".tmp").replace(self.store)
 
 
-def search(table: Table, genre: np.ndarray, keep: np.ndarray) -> Weights:
-    """Coordinate ascent from MAC-Dev-only weights over SPACE, on the documents in ``keep``."""
+def search(table: Table, genre: np.ndarray, keep: np.ndarray, start: Weights,
+           space: dict[str, tuple]) -> Weights:
+    """Coordinate ascent from ``start`` over ``space``, on the documents in ``keep``."""
 
     def value(w: Weights) -> float:
         return float(objective(table(w)[None], genre, keep)[0])
 
-    best = MAC_ONLY
+    best = start
     best_value = value(best)
     for _ in range(ROUNDS):
         moved = False
-        for name, options in SPACE.items():
+        for name, options in space.items():
             for option in options:
                 candidate = replace(best, **{name: option})
                 v = value(candidate)
@@ -181,7 +184,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/concordia-tune"))
+    parser.add_argument("--start", choices=("mac-only", "shipped"), default="mac-only",
+                        help="where the search starts: MAC-Dev-only weights or aligner.align's")
+    parser.add_argument("--only", nargs="+", choices=sorted(SPACE), metavar="WEIGHT",
+                        help="search these weights only, the others kept at the start")
     args = parser.parse_args()
+    start_weights = MAC_ONLY if args.start == "mac-only" else DEFAULT_WEIGHTS
+    space = {k: v for k, v in SPACE.items() if not args.only or k in args.only}
 
     docs, genre, vectors = [], [], []
     for g, corpus in enumerate(TUNING):
@@ -197,7 +206,7 @@ def main() -> None:
     table = Table(docs, vectors, args.cache / f"decoded-{code.hexdigest()[:16]}.pkl")
     everything = np.ones(len(docs), dtype=bool)
     start = time.perf_counter()
-    chosen = search(table, genre, everything)
+    chosen = search(table, genre, everything, start_weights, space)
     print(f"search on all {len(docs)} documents: {time.perf_counter() - start:.0f} s, "
           f"{len(table.rows)} weight settings decoded", flush=True)
 
@@ -206,9 +215,11 @@ def main() -> None:
                          for g, c in enumerate(TUNING))
 
     changed = {f.name: getattr(chosen, f.name) for f in fields(Weights)
-               if getattr(chosen, f.name) != getattr(MAC_ONLY, f.name)}
-    print(f"chosen on all {len(docs)} documents: changes from MAC-Dev-only {changed}", flush=True)
+               if getattr(chosen, f.name) != getattr(start_weights, f.name)}
+    print(f"chosen on all {len(docs)} documents: changes from {args.start} {changed}",
+          flush=True)
     print(f"MAC-Dev-only weights, in-sample:   {per_corpus(table(MAC_ONLY))}")
+    print(f"shipped weights, in-sample:   {per_corpus(table(DEFAULT_WEIGHTS))}")
     print(f"chosen weights, in-sample:    {per_corpus(table(chosen))}")
     # folds: each MAC-Dev chapter alone, the unpc-docs documents UN_FOLD at a time
     folds = [[d] for d in np.flatnonzero(genre == 0)]
@@ -219,7 +230,7 @@ def main() -> None:
     for number, fold in enumerate(folds, 1):
         keep = everything.copy()
         keep[fold] = False
-        choice = search(table, genre, keep)
+        choice = search(table, genre, keep, start_weights, space)
         fold_choices.add(choice)
         held_out[fold] = table(choice)[fold]
         print(f"  fold {number}/{len(folds)} ({', '.join(docs[d].name for d in fold)}): "
@@ -232,7 +243,8 @@ def main() -> None:
     bible = read_corpus(args.data / "bible")
     verses = read_verses(args.data / "bible", bible)
     (zv, ev), = embeddings(bible, "bible", args.cache)
-    for label, w in (("MAC-Dev-only weights", MAC_ONLY), ("chosen weights", weights)):
+    for label, w in (("MAC-Dev-only weights", MAC_ONLY), ("shipped weights", DEFAULT_WEIGHTS),
+                     ("chosen weights", weights)):
         bible_ev = gather_evidence(bible[0].zh, bible[0].en, zv, ev, weights=w)
         beads = merge_verses([(z, e) for z, e, _ in decode(bible_ev, w)], *verses)
         figure = score([bible[0].gold], [beads])["f1_strict"]

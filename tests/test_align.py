@@ -12,6 +12,7 @@ from aligner.align import (
     bead_types,
     gather_evidence,
     inner_end_count,
+    is_heading,
     quote_breaks,
 )
 from aligner.embed import load_encoder
@@ -238,6 +239,27 @@ def test_un_documents_are_aligned_exactly(shared_data, encoder, name):
         assert ((), (112,)) in pairs and ((110,), (113,)) in pairs
 
 
+def test_headings_are_lines_without_final_punctuation():
+    lines = ["Women and peace and security", "临时议程*项目6", "Belarus* (2016), Poland (2017)",
+             "国际法委员会", "He went home.", "运载火箭：", "The Commission for Western Asia,",
+             "他说：“好。”", "'All right.'"]
+    assert is_heading(lines).tolist() == [1, 1, 1, 1, 0, 0, 0, 0, 0]
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    # "Strategic objectives and measures to be taken" has no Chinese: not in the next bead
+    ("001", [((), (64,)), ((61,), (65,))]),
+    # "B.主旨发言者" has no English, the line before holds two English sentences
+    ("003", [((87,), ()), ((85, 86), (79,))]),
+])
+def test_unmatched_headings_stay_alone(shared_data, encoder, name, expected):
+    """Headings whose counterpart is missing, which a bead with the next sentence took in
+    before the ``stray`` penalty (short, so the length-weighted ``orphan`` barely noticed)."""
+    zh, en, _ = unpc_document(shared_data, name)
+    pairs = {(b.zh, b.en) for b in align_sentences(zh, en, encoder)}
+    assert set(expected) <= pairs
+
+
 def test_literalness_tells_un_text_from_novels(shared_data, stone, encoder):
     zh, en, _ = unpc_document(shared_data, "001")
     un = gather_evidence(zh, en, encoder.encode(zh), encoder.encode(en))
@@ -278,3 +300,11 @@ def test_un_lexical_keys():
     assert un_keys("The General Assembly and the Security Council welcome the decision of "
                    "the EU and of Chad", "en") == [
         "un:General Assembly", "un:Security Council", "un:Chad"]
+    # bodies of un_bodies.tsv; the longest name wins, so 缔约方大会 is not the General Assembly
+    assert un_keys("缔约方大会请联检组和西亚经社会", "zh") == [
+        "un:Conference of the Parties", "un:Joint Inspection Unit",
+        "un:Economic and Social Commission for Western Asia"]
+    assert un_keys("The Conference of the Parties asked the JIU and the Economic and Social "
+                   "Commission for Western Asia", "en") == [
+        "un:Conference of the Parties", "un:Joint Inspection Unit",
+        "un:Economic and Social Commission for Western Asia"]
