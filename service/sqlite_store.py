@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -486,34 +486,23 @@ class SQLiteStore(TMStore):
 
     def delete(self, ids: Iterable[int] = (), *, document: str | None = None) -> list[int]:
         ids = [int(i) for i in ids]
-        with self._write_lock:
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                found: list[int] = []
-                for start in range(0, len(ids), 500):
-                    part = ids[start : start + 500]
-                    marks = ",".join("?" * len(part))
-                    found += [
-                        r[0]
-                        for r in conn.execute(f"SELECT id FROM unit WHERE id IN ({marks})", part)
-                    ]
-                if document is not None:
-                    found += [
-                        r[0]
-                        for r in conn.execute("SELECT id FROM unit WHERE document = ?", (document,))
-                    ]
-                found = sorted(set(found))
-                if not found:
-                    conn.execute("ROLLBACK")
-                    return []
-                self._tombstone(conn, found, None)
-                self._bump(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        return found
+
+        def select(conn) -> list[int]:
+            found: list[int] = []
+            for start in range(0, len(ids), 500):
+                part = ids[start : start + 500]
+                marks = ",".join("?" * len(part))
+                found += [
+                    r[0] for r in conn.execute(f"SELECT id FROM unit WHERE id IN ({marks})", part)
+                ]
+            if document is not None:
+                found += [
+                    r[0]
+                    for r in conn.execute("SELECT id FROM unit WHERE document = ?", (document,))
+                ]
+            return sorted(set(found))
+
+        return self._retire(select)
 
     @staticmethod
     def _where(query: UnitQuery) -> tuple[list[str], list]:
@@ -542,16 +531,16 @@ class SQLiteStore(TMStore):
         if query.is_empty():
             raise StoreError("empty_query", "a deletion needs at least one condition")
         where, params = self._where(query)
+        sql = f"SELECT id FROM unit WHERE {' AND '.join(where)} ORDER BY id"
+        return self._retire(lambda conn: [r[0] for r in conn.execute(sql, params)])
+
+    def _retire(self, select: Callable[[sqlite3.Connection], list[int]]) -> list[int]:
+        """Tombstone the units ``select`` finds, in one write transaction; their ids."""
         with self._write_lock:
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                found = [
-                    r[0]
-                    for r in conn.execute(
-                        f"SELECT id FROM unit WHERE {' AND '.join(where)} ORDER BY id", params
-                    )
-                ]
+                found = select(conn)
                 if not found:
                     conn.execute("ROLLBACK")
                     return []
