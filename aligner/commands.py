@@ -153,8 +153,13 @@ def serve_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     ``-P``: the current folder is not put first on the import path, so a stray
     ``concurrent.py`` there cannot replace the standard library's; the folder holding this
     package (and ``service`` beside it) is put on ``PYTHONPATH`` instead.
+
+    ``MALLOC_ARENA_MAX=2`` unless set: glibc otherwise gives each of the server's threads
+    (lookups, syncer, jobs, request pool) its own malloc arena, and their fragments kept the
+    resident memory creeping up under a steady load (``bench/soak_bench.py``, README).
     """
     env = dict(os.environ)
+    env.setdefault("MALLOC_ARENA_MAX", "2")
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     argv = [sys.executable, "-P", "-m", "service.api", "--host", args.host]

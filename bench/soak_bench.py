@@ -158,6 +158,7 @@ def start_server(work: Path, port: int, workers: int) -> subprocess.Popen:
         PYTHONPATH=str(ROOT),
     )
     env.pop("CONCORDIA_API_KEY", None)
+    env.setdefault("MALLOC_ARENA_MAX", "2")  # as `aligner serve` sets it
     process = subprocess.Popen(
         [sys.executable, "-P", "-m", "service.api", "--host", "127.0.0.1", "--port", str(port),
          "--workers", str(workers), "--log-level", "warning"],

@@ -415,6 +415,18 @@ def test_10_serve_ignores_modules_in_the_working_folder(tmp_path):
     assert "--workers" in done.stdout
 
 
+def test_serve_limits_malloc_arenas_unless_the_operator_chose(monkeypatch):
+    import argparse
+
+    from aligner.commands import serve_command
+
+    args = argparse.Namespace(host="127.0.0.1", port=1, workers=1, data=None)
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert serve_command(args)[1]["MALLOC_ARENA_MAX"] == "2"
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    assert serve_command(args)[1]["MALLOC_ARENA_MAX"] == "8"
+
+
 # limits the issue asks for ---------------------------------------------------------------
 
 
