@@ -29,9 +29,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aligner.embed import DEFAULT_ENCODER, load_encoder
 from aligner.errors import InputError, describe
+from aligner.limits import NO_SIZE_LIMIT, AlignLimits, read_side_file
+
+if TYPE_CHECKING:
+    from aligner.models import AlignmentResult
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +304,8 @@ def _previous_report(pairs_dir: Path, pair_id: str, key: str) -> dict | None:
     return None
 
 
-def _failed(pair: PairSpec, reason: str, started: float) -> dict:
+def failed_report(pair: PairSpec, reason: str, started: float) -> dict:
+    """The report of a pair that could not be aligned, and why."""
     return {
         "id": pair.id,
         "status": "failed",
@@ -311,27 +317,38 @@ def _failed(pair: PairSpec, reason: str, started: float) -> dict:
     }
 
 
-def align_pair(pair: PairSpec, out_dir: str, settings: BatchSettings) -> dict:
+def error_reason(exc: Exception, pair_id: str) -> str:
+    """What a pair's report says about ``exc``: the user's error, or an internal one (logged)."""
+    reason = describe(exc)
+    if reason is None:
+        log.error("pair %s failed", pair_id, exc_info=exc)
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+    return reason
+
+
+def align_pair(
+    pair: PairSpec,
+    out_dir: str,
+    settings: BatchSettings,
+    limits: AlignLimits = NO_SIZE_LIMIT,
+) -> dict:
     """Align one pair into ``out_dir/pairs/ID.tmx`` + ``ID.json``; return its report.
 
-    Never raises for a bad pair: the report says ``"status": "failed"`` and why.
+    Each document is read within ``limits``. Never raises for a bad pair: the report says
+    ``"status": "failed"`` and why.
     """
-    from aligner.ingest import read_document
-    from aligner.pipeline import align_documents, left_out
-    from aligner.tmx import pairs_to_units, write_tmx
+    from aligner.pipeline import align_documents
 
     started = time.perf_counter()
-    pairs_dir = Path(out_dir) / PAIRS_DIR
-    tmx_path, json_path = pairs_dir / f"{pair.id}.tmx", pairs_dir / f"{pair.id}.json"
     try:
         if pair.error:
             raise InputError(pair.error)
         key = pair_key(pair, settings)
-        previous = _previous_report(pairs_dir, pair.id, key)
+        previous = _previous_report(Path(out_dir) / PAIRS_DIR, pair.id, key)
         if previous is not None:
             return {**previous, "resumed": True}
-        zh = read_document(pair.zh, "zh")
-        en = read_document(pair.en, "en")
+        zh = read_side_file(pair.zh, "zh", limits)
+        en = read_side_file(pair.en, "en", limits)
         if pair.symbol:
             zh.symbol = en.symbol = pair.symbol
         result = align_documents(
@@ -341,10 +358,38 @@ def align_pair(pair: PairSpec, out_dir: str, settings: BatchSettings) -> dict:
             encoder=get_encoder(settings.encoder),
             max_bead=settings.max_bead,
         )
+        return pair_outputs(pair, out_dir, settings, result, started, key)
+    except Exception as exc:  # noqa: BLE001 - one bad pair must not stop the batch
+        _remove_outputs(out_dir, pair.id)  # a previous run's, for other inputs
+        return failed_report(pair, error_reason(exc, pair.id), started)
+
+
+def _remove_outputs(out_dir: str | Path, pair_id: str) -> None:
+    for suffix in (".tmx", ".json"):
+        (Path(out_dir) / PAIRS_DIR / f"{pair_id}{suffix}").unlink(missing_ok=True)
+
+
+def pair_outputs(
+    pair: PairSpec,
+    out_dir: str | Path,
+    settings: BatchSettings,
+    result: AlignmentResult,
+    started: float,
+    key: str | None = None,
+) -> dict:
+    """Write an aligned pair's ``pairs/ID.tmx`` (pairs at or above the threshold) and
+    ``ID.json``; return the report. Also for a pair aligned elsewhere (``/align`` that ran
+    past its time limit): then ``key`` is computed here. Nothing is left when it fails."""
+    from aligner.pipeline import left_out
+    from aligner.tmx import pairs_to_units, write_tmx
+
+    pairs_dir = Path(out_dir) / PAIRS_DIR
+    try:
+        key = key or pair_key(pair, settings)
         kept = [p for p in result.pairs if p.score >= settings.min_score]
         pairs_dir.mkdir(parents=True, exist_ok=True)
         written = write_tmx(
-            tmx_path,
+            pairs_dir / f"{pair.id}.tmx",
             pairs_to_units(
                 kept,
                 source_lang=settings.source_lang,
@@ -379,16 +424,11 @@ def align_pair(pair: PairSpec, out_dir: str, settings: BatchSettings) -> dict:
             "key": key,
             **left_out(result, settings.min_score),
         }
-        _write_json(json_path, report)
+        _write_json(pairs_dir / f"{pair.id}.json", report)
         return report
-    except Exception as exc:  # noqa: BLE001 - one bad pair must not stop the batch
-        for stale in (tmx_path, json_path):
-            stale.unlink(missing_ok=True)
-        reason = describe(exc)
-        if reason is None:
-            log.exception("pair %s failed", pair.id)
-            reason = f"internal error: {type(exc).__name__}: {exc}"
-        return _failed(pair, reason, started)
+    except BaseException:
+        _remove_outputs(out_dir, pair.id)
+        raise
 
 
 # ---------------------------------------------------------------- running a batch
@@ -437,13 +477,14 @@ def _run_local(
     settings: BatchSettings,
     cancel: threading.Event | None,
     stages: _Stages,
+    limits: AlignLimits,
 ) -> Iterator[dict]:
     load_models(settings.encoder)
     stages.done("load")
     for pair in pairs:
         if cancel is not None and cancel.is_set():
             break
-        yield align_pair(pair, out_dir, settings)
+        yield align_pair(pair, out_dir, settings, limits)
     stages.done("align")
 
 
@@ -455,6 +496,7 @@ def _run_dask(
     stages: _Stages,
     workers: int | None,
     scheduler: str | None,
+    limits: AlignLimits,
 ) -> Iterator[dict]:
     import dask
     from dask.distributed import Client, LocalCluster, as_completed
@@ -482,7 +524,9 @@ def _run_dask(
         client.run(prepare_worker, settings.encoder, level)
         stages.done("load")
         # everything at once: the scheduler keeps each worker's next pair queued on it
-        futures = client.map(align_pair, pairs, out_dir=out_dir, settings=settings, pure=False)
+        futures = client.map(
+            align_pair, pairs, out_dir=out_dir, settings=settings, limits=limits, pure=False
+        )
         by_key = {f.key: p for f, p in zip(futures, pairs, strict=True)}
         for future in as_completed(futures):
             if cancel is not None and cancel.is_set():
@@ -491,7 +535,8 @@ def _run_dask(
             try:
                 yield future.result()
             except Exception as exc:  # noqa: BLE001 - a worker died, not the pair's fault
-                yield _failed(by_key[future.key], f"worker failed: {exc}", time.perf_counter())
+                reason = f"worker failed: {exc}"
+                yield failed_report(by_key[future.key], reason, time.perf_counter())
         stages.done("align")
     finally:
         client.close()
@@ -526,11 +571,13 @@ def run_batch(
     scheduler: str | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    limits: AlignLimits = NO_SIZE_LIMIT,
 ) -> BatchSummary:
     """Align ``pairs`` into ``out_dir``: per-pair outputs, then merged TMX and summary.
 
     No ``workers`` and no ``scheduler``: one process. A set ``cancel`` event stops the run
-    between pairs; then no merged TMX and no summary are written.
+    between pairs; then no merged TMX and no summary are written. Each document is read
+    within ``limits``; a pair over them fails with the reason, and the others go on.
     """
     if workers is not None and workers < 1:
         raise InputError("--workers must be at least 1")
@@ -539,9 +586,11 @@ def run_batch(
     started = time.perf_counter()
     stages = _Stages()
     if workers is None and scheduler is None:
-        results = _run_local(pairs, str(out), settings, cancel, stages)
+        results = _run_local(pairs, str(out), settings, cancel, stages, limits)
     else:
-        results = _run_dask(pairs, str(out), settings, cancel, stages, workers, scheduler)
+        results = _run_dask(
+            pairs, str(out), settings, cancel, stages, workers, scheduler, limits
+        )
     done: dict[str, dict] = {}
     for report in results:
         done[report["id"]] = report

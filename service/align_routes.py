@@ -4,7 +4,9 @@ An alignment costs CPU and memory, so it needs the ``align`` scope (``write`` to
 memory) unless the operator opened it, takes a heavy-work slot (429 when none is free), and
 is bounded: each document's expanded size and parts before it is parsed, then characters
 and sentences per side (413). A pair too large to align within a request (over
-``align_sync_chars`` in all) becomes a batch job: the answer is 202 with the job's id.
+``align_sync_chars`` in all) becomes a batch job: the answer is 202 with the job's id. So
+does one whose alignment runs past the request timeout: the job takes over the running work
+(still in its heavy slot) and ends with its result.
 """
 
 from __future__ import annotations
@@ -15,48 +17,25 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.background import BackgroundTask
 
-from aligner.errors import InputTooLarge
+from aligner.models import Document
 from service.config import Settings
 from service.memory_routes import TMX_MEDIA
 from service.security import check_key
-from service.state import ServiceState, State, remove_tree
+from service.state import Handoff, Outcome, RequestTimeout, ServiceState, State, remove_tree
 
 
-def read_limits(settings: Settings):
-    """The reading limits of one uploaded document."""
-    from aligner.ingest import ReadLimits
+def read_pair(
+    settings: Settings, zh: tuple[bytes, str], en: tuple[bytes, str]
+) -> list[tuple[Document, int]]:
+    """Both documents read within the operator's limits, each with its characters."""
+    from aligner.limits import read_side
 
-    return ReadLimits(
-        max_bytes=settings.max_document_bytes, max_parts=settings.max_document_parts
-    )
-
-
-def read_pair(settings: Settings, zh: tuple[bytes, str], en: tuple[bytes, str]):
-    """Both documents read and checked against the per-alignment limits."""
-    from aligner.ingest import read_bytes
-    from aligner.segment import split_paragraphs
-
-    limits = read_limits(settings)
-    docs = []
-    for (data, name), lang in ((zh, "zh"), (en, "en")):
-        doc = read_bytes(data, name, lang, limits)
-        chars = sum(len(p) for p in doc.paragraphs)
-        if chars > settings.max_align_chars:
-            raise InputTooLarge(
-                f"{name}: {chars} characters; an alignment takes at most "
-                f"{settings.max_align_chars} a side"
-            )
-        sentences = len(split_paragraphs(doc.paragraphs, lang))
-        if sentences > settings.max_align_sentences:
-            raise InputTooLarge(
-                f"{name}: {sentences} sentences; an alignment takes at most "
-                f"{settings.max_align_sentences} a side"
-            )
-        docs.append((doc, chars))
-    return docs
+    limits = settings.align_limits
+    return [read_side(data, name, lang, limits) for (data, name), lang in ((zh, "zh"), (en, "en"))]
 
 
 def encoder_for(settings: Settings):
@@ -65,26 +44,91 @@ def encoder_for(settings: Settings):
     return load_encoder(settings.encoder if settings.semantic_enabled else DEFAULT_ENCODER)
 
 
-def _as_job(request: Request, zh: tuple[bytes, str], en: tuple[bytes, str], options: dict):
-    """Hand a large pair to the job queue; 202 with the job to follow."""
+class _AlignAsJob(Exception):
+    """The pair is over ``align_sync_chars``: it is aligned as a job, not in the request."""
+
+
+def _new_job(
+    request: Request,
+    zh: tuple[bytes, str],
+    en: tuple[bytes, str],
+    options: dict,
+    handed_over: bool = False,
+):
+    """A one-pair job of the two uploads; ``handed_over``: the request's own work ends it."""
     names = [f"{side}{Path(name).suffix.lower()}" for (_, name), side in ((zh, "zh"), (en, "en"))]
     manifest = f"id,zh,en\nalign,{names[0]},{names[1]}\n".encode()
-    job = request.app.state.jobs.submit_files(
+    return request.app.state.jobs.submit_files(
         ("manifest.csv", manifest),
         [(names[0], io.BytesIO(zh[0])), (names[1], io.BytesIO(en[0]))],
         options,
+        handed_over=handed_over,
     )
+
+
+def _job_answer(job, message: str) -> JSONResponse:
+    """202 with the job to follow."""
     return JSONResponse(
         {
             "job": job.id,
             "state": job.state,
             "status": f"/jobs/{job.id}",
             "tmx": f"/jobs/{job.id}/tmx",
-            "message": "too large to align within a request: aligned as a job",
+            "message": message,
         },
         status_code=202,
         headers={"Location": f"/jobs/{job.id}"},
     )
+
+
+def _as_job(request: Request, zh: tuple[bytes, str], en: tuple[bytes, str], options: dict):
+    """Hand a large pair to the job queue; 202 with the job to follow."""
+    job = _new_job(request, zh, en, options)
+    return _job_answer(job, "too large to align within a request: aligned as a job")
+
+
+def _hand_over(
+    request: Request,
+    zh: tuple[bytes, str],
+    en: tuple[bytes, str],
+    options: dict,
+    work: Handoff,
+):
+    """The alignment ran past the request timeout: a job takes over the running work and
+    ends with its result, so nothing is aligned twice; 202 with the job to follow."""
+    jobs = request.app.state.jobs
+    job = _new_job(request, zh, en, options, handed_over=True)
+
+    def finish(outcome: Outcome) -> None:
+        if isinstance(outcome.error, _AlignAsJob):  # read, found large: the queue aligns it
+            jobs.enqueue(job.id)
+            return
+        result, _, imported, _ = outcome.value or (None, None, None, None)
+        jobs.finish_handed_over(job.id, result, outcome.error, imported, outcome.seconds)
+
+    ended = work.hand_over(finish)
+    if ended is not None:
+        finish(ended)
+    limit = request.app.state.service.settings.request_timeout_s
+    return _job_answer(
+        job, f"the alignment took longer than {limit:g} s: it goes on as a job"
+    )
+
+
+def _read_and_align(
+    state: ServiceState,
+    uploads: tuple[tuple[bytes, str], tuple[bytes, str]],
+    mode: str,
+    name: str,
+    file_name: str,
+    add_to_memory: bool,
+    min_score: float,
+):
+    """Read and check the pair, then align it; ``_AlignAsJob`` when it is too large."""
+    docs = read_pair(state.settings, *uploads)
+    if sum(chars for _, chars in docs) > state.settings.align_sync_chars:
+        raise _AlignAsJob
+    return _align(state, docs, mode, name, file_name, add_to_memory, min_score)
 
 
 def _align(
@@ -97,7 +141,9 @@ def _align(
     min_score: float,
 ):
     """Align the pair; with ``add_to_memory``, only pairs at or above ``min_score`` go in (as
-    the command line writes them), and the answer says how many were kept out and why."""
+    the command line writes them), and the answer says how many were kept out and why.
+    Returns the result, the document's name, what the memory took, and a warning when most
+    pairs score below ``min_score``."""
     from aligner.pipeline import align_documents, confident_pairs
     from aligner.tmx import pairs_to_units
 
@@ -105,7 +151,6 @@ def _align(
     result = align_documents(zh_doc, en_doc, mode=mode, encoder=encoder_for(state.settings))
     name = name or zh_doc.symbol or en_doc.symbol or file_name
     kept, low = confident_pairs(result.pairs, min_score)
-    result.warnings += low
     imported = None
     if add_to_memory:
         added = state.store.import_units(
@@ -119,7 +164,7 @@ def _align(
             "kept_out": out,
             "kept_out_reason": f"score below {min_score:g}" if out else None,
         }
-    return result, name, imported
+    return result, name, imported, low
 
 
 def _tmx_file(state: ServiceState, result, name: str) -> Path:
@@ -152,12 +197,12 @@ def create_router() -> APIRouter:
         """Align two documents; answer the pairs as JSON or TMX, optionally adding them.
 
         Needs the ``align`` scope (``write`` with ``add_to_memory``). Too large a pair to
-        align within a request answers 202 with a job to follow (``GET /jobs/{id}``).
+        align within a request, or one still aligning at the request timeout, answers 202
+        with a job to follow (``GET /jobs/{id}``).
         """
         from aligner.align import DEFAULT_MIN_SCORE
         from aligner.pipeline import left_out
 
-        settings = state.settings
         threshold = DEFAULT_MIN_SCORE if min_score is None else min_score
         key = check_key(request, "write" if add_to_memory else "align")
         slot = state.heavy.acquire(key.name)
@@ -166,14 +211,17 @@ def create_router() -> APIRouter:
                 (await zh.read(), zh.filename or "zh.txt"),
                 (await en.read(), en.filename or "en.txt"),
             )
-            docs = await state.run(read_pair, settings, *uploads, slot=slot)
-            if sum(chars for _, chars in docs) > settings.align_sync_chars:
-                options = {"add_to_memory": add_to_memory, "mode": mode, "min_score": min_score}
-                return await state.run(_as_job, request, *uploads, options, slot=slot)
-            result, name, imported = await state.run(
-                _align, state, docs, mode, document, zh.filename or "", add_to_memory, threshold,
-                slot=slot,
+            options = {"add_to_memory": add_to_memory, "mode": mode, "min_score": min_score}
+            work = Handoff(
+                _read_and_align, state, uploads, mode, document, zh.filename or "",
+                add_to_memory, threshold,
             )
+            try:
+                result, name, imported, low = await state.run(work, slot=slot)
+            except _AlignAsJob:
+                return await run_in_threadpool(_as_job, request, *uploads, options)
+            except RequestTimeout:
+                return await run_in_threadpool(_hand_over, request, *uploads, options, work)
             if format == "tmx":
                 path = await state.run(_tmx_file, state, result, name, slot=slot)
                 return FileResponse(
@@ -199,7 +247,7 @@ def create_router() -> APIRouter:
             ],
             "unmatched_zh": result.unmatched_zh,
             "unmatched_en": result.unmatched_en,
-            "warnings": result.warnings,
+            "warnings": result.warnings + low,
             "imported": imported,
             "min_score": threshold,
             **left_out(result, threshold),

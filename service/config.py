@@ -11,6 +11,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from aligner.limits import AlignLimits
 
 MIB = 1024 * 1024
 
@@ -68,7 +72,7 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("align_sync_chars", "CONCORDIA_ALIGN_SYNC_CHARS", 200_000, "int",
             "characters of both sides above which `/align` answers 202 with a job instead"),
     Setting("request_timeout_s", "CONCORDIA_REQUEST_TIMEOUT", 30.0, "float",
-            "seconds a request may compute (504 beyond; the work still holds its slot)"),
+            "seconds a request may compute (504 beyond; an alignment becomes a job)"),
     Setting("max_heavy", "CONCORDIA_MAX_HEAVY", 2, "int",
             "alignments, imports, job uploads and exports at once, per process (429)"),
     Setting("max_heavy_per_key", "CONCORDIA_MAX_HEAVY_PER_KEY", 1, "int",
@@ -174,6 +178,18 @@ class Settings:
     @property
     def semantic_enabled(self) -> bool:
         return self.encoder.lower() != "none"
+
+    @property
+    def align_limits(self) -> AlignLimits:
+        """What aligning one pair may cost (``/align``, reviews and batch jobs alike)."""
+        from aligner.ingest import ReadLimits
+        from aligner.limits import AlignLimits
+
+        return AlignLimits(
+            ReadLimits(max_bytes=self.max_document_bytes, max_parts=self.max_document_parts),
+            max_chars=self.max_align_chars,
+            max_sentences=self.max_align_sentences,
+        )
 
     @property
     def embed_cache_path(self) -> Path:

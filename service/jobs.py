@@ -12,6 +12,11 @@ end record before its directory is read; it must be a zip, hold no absolute path
 components, no links, nothing encrypted, and must not expand beyond the configured limit; a
 damaged one (false sizes, bad checksums) is a 400.
 
+Each document is read within the operator's limits (``Settings.align_limits``, as for
+``/align``): a pair over one fails with the reason and the others go on. An ``/align`` past
+its request timeout becomes a job "handed over": it is not queued, and the request's running
+work ends it with its result (``finish_handed_over``).
+
 At most ``max_queued_jobs`` jobs wait or run at once (429 beyond); finished jobs are deleted
 ``job_retention_hours`` after they end. Each pair's report is a row of ``job_pair``, so a
 progress update writes one row, not the whole list. Messages never show server paths.
@@ -44,11 +49,16 @@ from aligner.batch import (
     MERGED_TMX,
     BatchSettings,
     PairSpec,
+    error_reason,
+    failed_report,
+    merge_tmx,
+    pair_outputs,
     read_manifest,
     run_batch,
 )
 from aligner.embed import DEFAULT_ENCODER
 from aligner.errors import InputError, InputTooLarge
+from aligner.models import AlignmentResult
 from service.errors import ServiceError, too_busy, without_paths
 from service.store import Job
 
@@ -308,9 +318,20 @@ class JobManager:
         )
 
     def submit_files(
-        self, manifest: tuple[str, bytes], files: list[tuple[str, BinaryIO]], options: dict
+        self,
+        manifest: tuple[str, bytes],
+        files: list[tuple[str, BinaryIO]],
+        options: dict,
+        *,
+        handed_over: bool = False,
     ) -> Job:
-        """A job from uploaded documents and a manifest (CSV / JSONL) naming them."""
+        """A job from uploaded documents and a manifest (CSV / JSONL) naming them.
+
+        ``handed_over``: the request that made it is still aligning its one pair; the job is
+        'running' and not queued (nor counted against the queue limit: the work already
+        runs, in a heavy slot), and ``finish_handed_over`` or ``enqueue`` ends it. After a
+        restart it runs from its inputs like any other job.
+        """
         manifest_name, manifest_bytes = manifest
         suffix = Path(manifest_name).suffix.lower()
         if suffix not in (".csv", ".jsonl"):
@@ -335,7 +356,7 @@ class JobManager:
                     shutil.copyfileobj(handle, sink, _COPY_BLOCK)
             (folder / f"manifest{suffix}").write_bytes(manifest_bytes)
 
-        return self._create(write, options)
+        return self._create(write, options, handed_over)
 
     def _check_queue(self) -> None:
         """429 when ``max_queued_jobs`` jobs are waiting or running already."""
@@ -346,8 +367,9 @@ class JobManager:
                 self.settings.retry_after_s,
             )
 
-    def _create(self, write, options: dict) -> Job:
-        self._check_queue()
+    def _create(self, write, options: dict, handed_over: bool = False) -> Job:
+        if not handed_over:
+            self._check_queue()
         job_id = uuid.uuid4().hex
         self.root.mkdir(parents=True, exist_ok=True)
         staging = self.root / f".incoming-{job_id}"
@@ -365,15 +387,60 @@ class JobManager:
                 raise ServiceError(400, "bad_upload", message) from None
             _write_pairs(pairs, staging)
             with self._submit_lock:
-                self._check_queue()
+                if not handed_over:
+                    self._check_queue()
                 staging.rename(self.root / job_id)
                 now = _now()
-                job = Job(job_id, "queued", now, now, options, total=len(pairs))
+                state = "running" if handed_over else "queued"
+                job = Job(job_id, state, now, now, options, total=len(pairs))
                 self.table.insert(job)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        self._queue.put(job_id)
+        if not handed_over:
+            self._queue.put(job_id)
         return job
+
+    def enqueue(self, job_id: str) -> None:
+        """Queue a handed-over job after all (its pair turned out too large for a request)."""
+        with self._lock:
+            job = self.table.get(job_id)
+            if job is None or job.state != "running":
+                return
+            self.table.update(job_id, state="queued")
+        self._queue.put(job_id)
+
+    def finish_handed_over(
+        self,
+        job_id: str,
+        result: AlignmentResult | None,
+        error: Exception | None,
+        memory: dict | None,
+        seconds: float,
+    ) -> None:
+        """End a handed-over job with its request's outcome: ``result`` written as the batch
+        writes a pair (its TMX, report and the merged TMX), or ``error`` as the pair's failure;
+        ``memory`` is what the alignment added to the memory. Nothing is aligned again."""
+        job = self.table.get(job_id)
+        if job is None:  # deleted meanwhile
+            return
+        folder = self.root / job_id
+        (pair,) = _read_pairs(folder)
+        settings = self._batch_settings(job.options)
+        started = time.perf_counter() - seconds
+        if error is None and result is not None:
+            try:
+                report = pair_outputs(pair, folder / "out", settings, result, started)
+            except Exception as exc:  # noqa: BLE001 - reported as the pair's failure
+                error = exc
+        if error is not None or result is None:
+            reason = error_reason(error or RuntimeError("no result"), pair.id)
+            report = failed_report(pair, reason, started)
+        public = _public_report(report, folder / "input")
+        self.table.report(job_id, 0, public, 1, int(public["status"] == "failed"))
+        merge_tmx(folder / "out", [report], settings)
+        with self._lock:
+            if self.table.get(job_id).state == "running":
+                self.table.update(job_id, state="done", memory=memory)
 
     def submit_import(self, upload: BinaryIO, filename: str, rule: str) -> Job:
         """A job importing an uploaded TMX into the memory under merge ``rule``."""
@@ -483,11 +550,7 @@ class JobManager:
         folder = self.root / job_id
         pairs = _read_pairs(folder)
         options = job.options
-        settings = BatchSettings.create(
-            min_score=options.get("min_score"),
-            encoder=self.settings.encoder if self.settings.semantic_enabled else DEFAULT_ENCODER,
-            mode=options.get("mode", "auto"),
-        )
+        settings = self._batch_settings(options)
         order = {pair.id: seq for seq, pair in enumerate(pairs)}
         statuses: dict[str, str] = {}
 
@@ -498,7 +561,10 @@ class JobManager:
             self.table.report(job_id, order.get(report["id"], len(order)), public, done, failed)
 
         try:
-            summary = run_batch(pairs, folder / "out", settings, progress=progress, cancel=cancel)
+            summary = run_batch(
+                pairs, folder / "out", settings, progress=progress, cancel=cancel,
+                limits=self.settings.align_limits,
+            )
         finally:
             with self._lock:
                 self._cancel.pop(job_id, None)
@@ -510,6 +576,13 @@ class JobManager:
         with self._lock:
             if self.table.get(job_id).state == "running":
                 self.table.update(job_id, state="done", memory=memory)
+
+    def _batch_settings(self, options: dict) -> BatchSettings:
+        return BatchSettings.create(
+            min_score=options.get("min_score"),
+            encoder=self.settings.encoder if self.settings.semantic_enabled else DEFAULT_ENCODER,
+            mode=options.get("mode", "auto"),
+        )
 
     def _feed_memory(self, tmx: Path) -> dict:
         result = self.store.import_tmx(tmx)

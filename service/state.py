@@ -11,10 +11,12 @@ import functools
 import logging
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -122,8 +124,7 @@ class ServiceState:
         try:
             return await asyncio.wait_for(work, limit)
         except TimeoutError:
-            message = f"the request took longer than {limit:g} s"
-            raise ServiceError(504, "timeout", message) from None
+            raise RequestTimeout(limit) from None
 
     def check_segment(self, text: str) -> None:
         limit = self.settings.max_segment_chars
@@ -137,6 +138,65 @@ class ServiceState:
         path = self.settings.data_dir / "tmp"
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+
+class RequestTimeout(ServiceError):
+    """The request's computing ran past the request timeout (504 unless the route hands the
+    work over, as ``/align`` does to a job)."""
+
+    def __init__(self, limit: float):
+        super().__init__(504, "timeout", f"the request took longer than {limit:g} s")
+
+
+@dataclass
+class Outcome(Generic[T]):
+    """How a piece of work ended: its value or its error, and how long it ran."""
+
+    value: T | None
+    error: Exception | None
+    seconds: float
+
+
+class Handoff(Generic[T]):
+    """Blocking work that the request running it can hand over when it stops waiting.
+
+    Run it with ``ServiceState.run``. When the request gives up at its time limit it calls
+    ``hand_over(take)``: if the work is still running, ``take`` receives its ``Outcome`` in
+    the work's own thread when it ends (so the request's heavy slot stays taken until then),
+    and nothing is computed twice; if it ended meanwhile, ``hand_over`` returns the outcome.
+    """
+
+    def __init__(self, fn: Callable[..., T], *args, **kwargs):
+        self._work = functools.partial(fn, *args, **kwargs)
+        self._lock = threading.Lock()
+        self._outcome: Outcome[T] | None = None
+        self._take: Callable[[Outcome[T]], None] | None = None
+
+    def __call__(self) -> T | None:
+        started = time.perf_counter()
+        try:
+            value, error = self._work(), None
+        except Exception as exc:  # noqa: BLE001 - handed over or raised below
+            value, error = None, exc
+        outcome = Outcome(value, error, time.perf_counter() - started)
+        with self._lock:
+            self._outcome, take = outcome, self._take
+        if take is None:
+            if error is not None:
+                raise error
+            return value
+        try:
+            take(outcome)
+        except Exception:  # nobody waits for this thread: log it
+            log.exception("handing over the outcome of a request's work failed")
+        return None
+
+    def hand_over(self, take: Callable[[Outcome[T]], None]) -> Outcome[T] | None:
+        """``take`` gets the outcome when the work ends; None, or the outcome if it has."""
+        with self._lock:
+            if self._outcome is None:
+                self._take = take
+            return self._outcome
 
 
 def _holding(slot: Slot, fn: Callable[..., T]) -> Callable[..., T]:

@@ -463,3 +463,97 @@ def test_heavy_work_at_once_is_limited_per_key_and_in_total(tmp_path, shared_dat
         other.release()
         assert client.post("/align", files=pair, headers=AUTH).status_code == 200
         assert heavy.running() == 0  # every slot given back
+
+
+def test_slow_alignment_becomes_a_job_with_its_result(tmp_path, shared_data, monkeypatch):
+    """Past the request timeout, /align answers 202 and the job ends with the alignment the
+    request started: aligned once, never queued, in the request's heavy slot until done."""
+    queued = []
+    real_run = JobManager._run_job
+    monkeypatch.setattr(JobManager, "_run_job",
+                        lambda self, job_id: (queued.append(job_id), real_run(self, job_id)))
+    settings = settings_for(tmp_path, request_timeout_s=0.001)  # every alignment is slower
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/align", files=text_pair(shared_data, 400, 6), headers=AUTH,
+                             data={"add_to_memory": "true"})
+        assert answer.status_code == 202, answer.text
+        body = answer.json()
+        assert answer.headers["Location"] == body["status"] == f"/jobs/{body['job']}"
+        assert "took longer than 0.001 s" in body["message"]
+        job = wait(client, body["job"])
+        assert job["state"] == "done" and job["progress"] == {"total": 1, "done": 1, "failed": 0}
+        report = job["pairs"][0]
+        assert report["status"] == "ok" and report["pairs_written"] >= 5, report
+        assert job["memory"]["imported"] == report["pairs_written"]
+        tmx = client.get(f"/jobs/{body['job']}/tmx")
+        assert tmx.status_code == 200 and tmx.text.count("<tu>") + tmx.text.count("<tu ") == (
+            report["pairs_written"])
+        assert client.get("/tm/stats").json()["units"] == report["pairs_written"]
+        assert queued == []  # the job runner never aligned it again
+        assert client.app.state.service.heavy.running() == 0
+
+
+def test_handed_over_alignment_keeps_its_heavy_slot(tmp_path, shared_data, monkeypatch):
+    from service import align_routes
+
+    release = threading.Event()
+    real_align = align_routes._align
+
+    def slow_align(*args):
+        release.wait(60)
+        return real_align(*args)
+
+    monkeypatch.setattr(align_routes, "_align", slow_align)
+    settings = settings_for(tmp_path, request_timeout_s=0.2)
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/align", files=text_pair(shared_data, 420, 4), headers=AUTH)
+        assert answer.status_code == 202, answer.text
+        job_id = answer.json()["job"]
+        assert client.get(f"/jobs/{job_id}").json()["state"] == "running"
+        assert client.app.state.service.heavy.running() == 1  # the work still counts
+        busy = client.post("/align", files=text_pair(shared_data, 430, 4), headers=AUTH)
+        assert busy.status_code == 429
+        release.set()
+        job = wait(client, job_id)
+        assert job["state"] == "done" and job["pairs"][0]["status"] == "ok", job
+        assert client.app.state.service.heavy.running() == 0
+
+
+def test_handed_over_pair_that_is_large_goes_to_the_queue(tmp_path, shared_data, monkeypatch):
+    from service import align_routes
+
+    real_read = align_routes.read_pair
+
+    def slow_read(*args):
+        time.sleep(0.3)
+        return real_read(*args)
+
+    monkeypatch.setattr(align_routes, "read_pair", slow_read)
+    settings = settings_for(tmp_path, request_timeout_s=0.1, align_sync_chars=1500)
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/align", files=text_pair(shared_data, 100, 12), headers=AUTH)
+        assert answer.status_code == 202, answer.text
+        assert "took longer than 0.1 s" in answer.json()["message"]
+        job = wait(client, answer.json()["job"])
+        assert job["state"] == "done" and job["pairs"][0]["status"] == "ok", job
+
+
+def test_jobs_read_documents_within_the_operators_limits(tmp_path, shared_data):
+    settings = settings_for(tmp_path, max_document_bytes=4000, max_align_sentences=10)
+    entries = {}
+    for name, start, count in (("fits", 500, 4), ("long", 510, 14), ("big", 530, 60)):
+        for lang in ("zh", "en"):
+            entries[f"{name}.{lang}.txt"] = unpc(shared_data, lang, start, count)
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/jobs", files={"file": ("x.zip", make_zip(entries))}, headers=AUTH)
+        assert answer.status_code == 202, answer.text
+        job = wait(client, answer.json()["id"])
+        assert job["state"] == "done", job
+        reports = {p["id"]: p for p in job["pairs"]}
+        assert reports["fits"]["status"] == "ok" and reports["fits"]["pairs_written"] >= 3
+        assert reports["long"]["status"] == "failed"
+        assert reports["long"]["reason"] == (
+            "long.zh.txt: 14 sentences; an alignment takes at most 10 a side")
+        assert reports["big"]["status"] == "failed"
+        assert reports["big"]["reason"] == "big.zh.txt: larger than 4000 bytes"
+        assert job["progress"] == {"total": 3, "done": 3, "failed": 2}
