@@ -517,6 +517,56 @@ def read_tmx(
     return _units(events, name, want_src, want_tgt, skipped, on_header, only)
 
 
+_CHECK_BLOCK = 1 << 20
+
+
+class _NoTree:
+    """A parser target that keeps nothing: the check only needs libxml2's verdict."""
+
+    def close(self) -> None:
+        return None
+
+
+def check_tmx(path: str | os.PathLike[str], name: str | None = None) -> None:
+    """Check, before a TMX is accepted for import, what a reader would refuse on reading it:
+    its root is ``<tmx>``, it declares no entities (billion laughs, XXE), and it is
+    well-formed XML to its last byte. Raises ``TMXError`` naming ``name`` and the line.
+
+    Streams the file through libxml2 without building a tree (constant memory): no DTD
+    loaded, no entities resolved, no network, libxml2's own size limits (no ``huge_tree``).
+    """
+    name = name or os.fspath(path)
+    with open(path, "rb") as handle:
+        events = etree.iterparse(
+            handle,
+            events=("start",),
+            resolve_entities=False,
+            load_dtd=False,
+            no_network=True,
+            huge_tree=False,
+        )
+        try:
+            for _, elem in events:  # the prolog and the root: the DTD is known by then
+                _check_document(elem, name)
+                break
+        except etree.XMLSyntaxError as exc:
+            raise _syntax_error(exc, events, name) from None
+        handle.seek(0)
+        parser = etree.XMLParser(
+            target=_NoTree(),
+            resolve_entities=False,
+            load_dtd=False,
+            no_network=True,
+            huge_tree=False,
+        )
+        try:
+            for block in iter(lambda: handle.read(_CHECK_BLOCK), b""):
+                parser.feed(block)
+            parser.close()
+        except etree.XMLSyntaxError as exc:
+            raise _syntax_error(exc, parser, name) from None
+
+
 def _units(
     events: etree.iterparse,
     name: str,
@@ -576,7 +626,9 @@ def _check_document(elem: etree._Element, name: str) -> None:
         raise TMXError(f"{name}: refused: the file declares XML entities (unsafe, not TMX)")
 
 
-def _syntax_error(exc: etree.XMLSyntaxError, events: etree.iterparse, name: str) -> TMXError:
+def _syntax_error(
+    exc: etree.XMLSyntaxError, events: etree.iterparse | etree.XMLParser, name: str
+) -> TMXError:
     errors = events.error_log.filter_from_errors()
     if errors:
         first = errors[0]

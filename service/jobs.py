@@ -59,6 +59,7 @@ from aligner.batch import (
 from aligner.embed import DEFAULT_ENCODER
 from aligner.errors import InputError, InputTooLarge
 from aligner.models import AlignmentResult
+from aligner.tmx import TMXError, check_tmx
 from service.errors import ServiceError, too_busy, without_paths
 from service.store import Job
 
@@ -443,7 +444,10 @@ class JobManager:
                 self.table.update(job_id, state="done", memory=memory)
 
     def submit_import(self, upload: BinaryIO, filename: str, rule: str) -> Job:
-        """A job importing an uploaded TMX into the memory under merge ``rule``."""
+        """A job importing an uploaded TMX into the memory under merge ``rule``.
+
+        The file is checked first (``check_tmx``: a ``<tmx>`` root, no entity declarations,
+        well-formed to its end): one that fails is a 400 naming the line, and no job."""
         self._check_queue()
         job_id = uuid.uuid4().hex
         self.root.mkdir(parents=True, exist_ok=True)
@@ -454,6 +458,10 @@ class JobManager:
             (staging / "input").mkdir(parents=True)
             with (staging / "input" / IMPORT_FILE).open("wb") as sink:
                 shutil.copyfileobj(upload, sink, _COPY_BLOCK)
+            try:
+                check_tmx(staging / "input" / IMPORT_FILE, name)
+            except TMXError as exc:
+                raise ServiceError(400, "bad_tmx", str(exc)) from None
             total = _count_units(staging / "input" / IMPORT_FILE)
             with self._submit_lock:
                 self._check_queue()

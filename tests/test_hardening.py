@@ -557,3 +557,38 @@ def test_jobs_read_documents_within_the_operators_limits(tmp_path, shared_data):
         assert reports["big"]["status"] == "failed"
         assert reports["big"]["reason"] == "big.zh.txt: larger than 4000 bytes"
         assert job["progress"] == {"total": 3, "done": 3, "failed": 2}
+
+
+def test_tmx_upload_is_checked_before_it_is_accepted(tmp_path):
+    data = ROOT / "tests" / "data"
+    good = tmp_path / "good.tmx"
+    write_tmx(good, [TranslationUnit(f"第{i}段。", f"Paragraph {i}.") for i in range(3000)])
+    text = good.read_text(encoding="utf-8")
+    cut = text.rindex("</seg>")  # the last unit's segment left open: well-formed until then
+    late_error = (text[:cut] + text[cut + len("</seg>"):]).encode()
+    broken_line = text[:cut].count("\n") + 1
+    with TestClient(create_app(settings_for(tmp_path))) as client:
+        for name, body, code, message in (
+            ("malformed.tmx", (data / "tmx_malformed.tmx").read_bytes(), "bad_tmx",
+             "malformed.tmx: malformed TMX at line 6, column 45: Opening and ending tag "
+             "mismatch: seg line 6 and tuv"),
+            ("laughs.tmx", (data / "tmx_billion_laughs.tmx").read_bytes(), "bad_tmx",
+             "laughs.tmx: refused: the file declares XML entities (unsafe, not TMX)"),
+            ("late.tmx", late_error, "bad_tmx",
+             f"late.tmx: malformed TMX at line {broken_line + 1}, column 9: Opening and ending "
+             f"tag mismatch: seg line {broken_line} and tuv"),
+        ):
+            started = time.perf_counter()
+            answer = client.post("/tm/import", files={"file": (name, body)}, headers=AUTH)
+            assert answer.status_code == 400, answer.text
+            error = answer.json()["error"]
+            assert error["code"] == code and error["message"].startswith(message), error
+            assert str(tmp_path) not in error["message"] and "import.tmx" not in error["message"]
+            assert time.perf_counter() - started < 5
+        assert client.get("/tm/imports").json()["imports"] == []  # no job, no import begun
+        assert not list((tmp_path / "data" / "jobs").glob("*/input/*"))  # nothing kept
+        accepted = client.post("/tm/import", files={"file": ("good.tmx", good.read_bytes())},
+                               headers=AUTH)
+        assert accepted.status_code == 202, accepted.text
+        job = wait(client, accepted.json()["id"])
+        assert job["state"] == "done" and job["memory"]["imported"] == 3000, job
