@@ -5,7 +5,8 @@ files · 4 integers too big for SQLite · 5 corrupt zip · 6 zip of 850,000 entr
 paths in job errors · 8 job queue, retention, progress writes · 9 skipped count of an import ·
 10 `aligner serve` import path, key with a trailing space (tests/test_security.py).
 Plus the limits the issue asks for: alignment size, heavy work at once, slow alignments as
-jobs, header and body timeouts.
+jobs (taking over the running work), header and body timeouts, jobs reading documents within
+the operator's limits, a TMX upload checked before its import is accepted.
 """
 
 from __future__ import annotations
