@@ -192,7 +192,9 @@ class SQLiteStore(TMStore):
     """Translation memory in ``<data_dir>/tm.sqlite``; safe to share between threads.
 
     Reads use one connection per thread; writes are serialised by a lock and SQLite's own
-    locking (other processes writing the same file wait up to 30 s).
+    locking (other processes writing the same file wait up to 30 s). A thread's connection is
+    closed once the thread has ended: the server's thread pool retires idle threads and starts
+    new ones, and each connection keeps its own page cache.
     """
 
     def __init__(self, data_dir: Path | str, *, max_segment_chars: int = 2000):
@@ -202,7 +204,7 @@ class SQLiteStore(TMStore):
         self.max_segment_chars = max_segment_chars
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        self._all: list[sqlite3.Connection] = []
+        self._all: dict[threading.Thread, sqlite3.Connection] = {}
         self._all_lock = threading.Lock()
         # WAL is a property of the file, set once; workers starting together take turns.
         with process_lock(self.data_dir / "tm.lock"):
@@ -241,14 +243,16 @@ class SQLiteStore(TMStore):
             conn = self._connect()
             self._local.conn = conn
             with self._all_lock:
-                self._all.append(conn)
+                for thread in [t for t in self._all if not t.is_alive()]:
+                    self._all.pop(thread).close()
+                self._all[threading.current_thread()] = conn
         return conn
 
     def close(self) -> None:
         if self._jobs is not None:
             self._jobs.close()
         with self._all_lock:
-            for conn in self._all:
+            for conn in self._all.values():
                 conn.close()
             self._all.clear()
         self._local = threading.local()

@@ -239,3 +239,34 @@ def test_workers_share_the_semantic_index(tmp_path, shared_data):
     assert first.search(probe, "en", 1)[0][0] == 36
     first.close()
     second.close()
+
+
+def test_connections_of_ended_threads_are_closed(tmp_path, shared_data):
+    """The server's thread pool retires idle threads and starts new ones; each thread that
+    read the memory must not leave its connection (and its page cache) open behind it."""
+    import threading
+
+    import psutil
+
+    store = open_store(tmp_path / "data")
+    store.import_units(unpc_units(shared_data, 50))
+    db = str(store.path)
+
+    def open_handles() -> int:
+        return sum(1 for f in psutil.Process().open_files() if f.path == db)
+
+    def read() -> None:
+        assert store.concordance("the", lang="en", limit=5)
+
+    def read_in_threads(count: int) -> int:
+        for _ in range(count):
+            thread = threading.Thread(target=read)
+            thread.start()
+            thread.join()
+        return open_handles()
+
+    # SQLite may hold a closed connection's descriptor while another one keeps a lock, so
+    # the count is compared after a few threads and after many: it must not grow.
+    assert read_in_threads(40) == read_in_threads(5)
+    store.close()
+    assert open_handles() == 0
