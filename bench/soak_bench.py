@@ -17,8 +17,8 @@ Every loop stops by itself at the deadline (and after --max-requests per client)
 5xx answers and connection errors (the run fails if there is any), answers by kind and
 status, latency percentiles per minute, and the server's memory (RSS of the server process
 and its children, sampled every 5 s) per minute, with the change over the second half of
-the run (flat once warm). Timings on a shared machine are noisy; the baseline comes from the
-same run.
+the run (flat once warm) and its least-squares trend. Timings on a shared machine are noisy;
+the baseline comes from the same run.
 
     python bench/soak_bench.py                   # 10 minutes
     python bench/soak_bench.py --duration 120    # a quick run
@@ -395,6 +395,14 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def trend_mib_per_hour(samples: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (seconds, MiB) samples, in MiB an hour."""
+    if len(samples) < 2:
+        return 0.0
+    seconds, mib = zip(*samples, strict=True)
+    return 3600 * statistics.linear_regression(seconds, mib).slope
+
+
 def report(log: Log, memory: list[tuple[float, float]], baseline: list[float], args) -> dict:
     rows = log.rows
     minutes = int(args.duration // 60) + (1 if args.duration % 60 else 0)
@@ -436,6 +444,7 @@ def report(log: Log, memory: list[tuple[float, float]], baseline: list[float], a
     warm = [v for t, v in memory if t >= half]
     first = [v for t, v in memory if t < half]
     growth = (statistics.mean(warm[-6:]) - statistics.mean(warm[:6])) if len(warm) >= 12 else 0
+    trend = trend_mib_per_hour([(t, v) for t, v in memory if t >= half])
     errors_5xx = sum(1 for r in rows if r[3] >= 500)
     dropped = sum(1 for r in rows if r[3] == 0 and r[2] not in ("slow-headers", "slow-body"))
     lookups = [r[4] for r in rows if r[2] == "lookup" and r[3] == 200]
@@ -452,7 +461,8 @@ def report(log: Log, memory: list[tuple[float, float]], baseline: list[float], a
                     "end_of_first_half": round(first[-1], 1) if first else None,
                     "end": round(memory[-1][1], 1) if memory else None,
                     "max": round(max(v for _, v in memory), 1) if memory else None,
-                    "second_half_growth": round(growth, 1)},
+                    "second_half_growth": round(growth, 1),
+                    "second_half_trend_mib_per_hour": round(trend, 1)},
         "per_minute": per_minute,
         "by_kind": {k: dict(v) for k, v in by_kind.items()},
     }
@@ -461,7 +471,8 @@ def report(log: Log, memory: list[tuple[float, float]], baseline: list[float], a
     print(f"server RSS: {summary['rss_mib']['start']} MiB at start, "
           f"{summary['rss_mib']['end_of_first_half']} at half time, "
           f"{summary['rss_mib']['end']} at the end (max {summary['rss_mib']['max']}); "
-          f"second half: {growth:+.1f} MiB (mean of the first and last 30 s)")
+          f"second half: {growth:+.1f} MiB (mean of the first and last 30 s), "
+          f"trend {trend:+.1f} MiB an hour (least squares over its samples)")
     return summary
 
 
