@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import threading
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,14 @@ from rapidfuzz.distance import Levenshtein
 
 from aligner.markup import placeholder_text, strip_placeholders
 from service.matching import adapt, edit_operations, fold, placeable_differences
-from service.store import StoredUnit, TMStore, lang_family, normalise_text, process_lock
+from service.store import (
+    StoredUnit,
+    TMStore,
+    fsync_folder,
+    lang_family,
+    normalise_text,
+    process_lock,
+)
 
 if TYPE_CHECKING:
     from service.semantic import SemanticQuery
@@ -404,6 +412,7 @@ class FuzzyIndex:
                 "segments": {lang: len(segs) for lang, segs in self._segments.items()},
             }
             (tmp / "meta.json").write_text(json.dumps(meta))
+            fsync_folder(tmp)
             shutil.rmtree(folder, ignore_errors=True)
             os.replace(tmp, folder)
 
@@ -427,8 +436,8 @@ class FuzzyIndex:
                 segments[lang] = [
                     _load_segment(folder / f"{lang}-{n}.npz") for n in range(meta["segments"][lang])
                 ]
-        except (OSError, ValueError, KeyError, TypeError):
-            return False
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
+            return False  # missing or damaged: the caller rebuilds from the store
         with self._sync_lock:
             self.encoders, self._segments = encoders, segments
             self._deleted = set(meta["deleted"])

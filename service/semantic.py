@@ -38,7 +38,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from service.store import TMStore, process_lock
+from service.store import TMStore, fsync_folder, process_lock
 
 log = logging.getLogger("concordia.service")
 
@@ -150,13 +150,6 @@ def _inconsistency(indexes: dict[str, faiss.Index], max_id: int) -> str:
     if len(zh) and int(zh.max()) > max_id:
         return "it holds units past its recorded last one"
     return ""
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Flush a folder's files to disk before the pointer names it."""
-    for path in folder.iterdir():
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
 
 
 def _new_index(dim: int, approximate: bool) -> faiss.Index:
@@ -322,7 +315,7 @@ class SemanticIndex:
             "deleted": sorted(self._deleted),
         }
         (target / META).write_text(json.dumps(meta))
-        _fsync_folder(target)
+        fsync_folder(target)
         pointer = self.folder / (POINTER + ".tmp")
         pointer.write_text(target.name)
         os.replace(pointer, self.folder / POINTER)  # the one step that switches generations

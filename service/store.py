@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import unicodedata
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -52,6 +53,13 @@ def process_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's files to disk, before a rename or a pointer makes them current."""
+    for path in folder.iterdir():
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
 
 
 def lang_family(code: str) -> str:

@@ -215,6 +215,12 @@ def test_fuzzy_index_saved_and_caught_up(tmp_path, shared_data):
     assert again.search(units[4].target, "en", 1.0) == []
     assert again.search(units[180].source, "zh", 1.0) == [(1.0, 181)]
     assert again.search(units[20].target, "en", 1.0) == [(1.0, 21)]
+    # A file cut short (a crash before the disk had it all): rebuilt, not a failed start.
+    segment = tmp_path / "fuzzy" / "zh-0.npz"
+    segment.write_bytes(segment.read_bytes()[:1000])
+    assert not FuzzyIndex().load(tmp_path / "fuzzy", store)
+    segment.write_bytes(b"")
+    assert not FuzzyIndex().load(tmp_path / "fuzzy", store)
     (tmp_path / "fuzzy" / "meta.json").write_text("{")
     assert not FuzzyIndex().load(tmp_path / "fuzzy", store)
 
