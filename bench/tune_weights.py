@@ -15,9 +15,12 @@ decodes (``decode``). Decoded counts are kept in ``--cache`` too, keyed by the a
 The search is coordinate ascent from MAC-Dev-only weights (``--start shipped``: from
 ``aligner.align.DEFAULT_WEIGHTS``) over ``SPACE`` (``--only``: over the weights named, the
 others kept at the start): each weight in turn set to each of its values, the best kept;
-``ROUNDS`` passes. The objective is the mean of
-the two corpora's strict F1 (each from its own totals), so the six long literary chapters
-and the twenty UN documents weigh the same. Reported:
+``ROUNDS`` passes (``--min-gain``: a weight moves only when the objective gains more than
+that). The shipped weights are this search's choice on all 26 documents, from MAC-Dev-only
+weights over the whole ``SPACE``; a change to ``SPACE`` or to the search is kept only when
+the cross-validated mean of the two corpora improves (README, "Measured figures"). The
+objective is the mean of the two corpora's strict F1 (each from its own totals), so the six
+long literary chapters and the twenty UN documents weigh the same. Reported:
 - in-sample: MAC-Dev-only weights, the shipped ones and the weights the search picks on all
   26 documents;
 - cross-validated: the search rerun without each fold (one MAC-Dev chapter, or four
@@ -59,7 +62,9 @@ SPACE = {
     "neighbour": (0.3, 0.5),
     "bead_cost": (0.1, 0.15),
     "skip": (-0.15, -0.2, -0.25),
-    "literal_skip": (0.0, 0.5, 1.0),
+    # negative: skipping costs less on literal text (unpc-docs lacks 2 % of sentences on each
+    # side; MAC-Dev's gold has no unmatched English sentence)
+    "literal_skip": (-1.0, -0.5, 0.0, 0.5, 1.0),
     "length_scale": (1.0, 2.0),
     "literal_length_scale": (0.0, 4.0),
     "lex_least": (0.0, 0.2),
@@ -163,8 +168,9 @@ class Table:
 
 
 def search(table: Table, genre: np.ndarray, keep: np.ndarray, start: Weights,
-           space: dict[str, tuple]) -> Weights:
-    """Coordinate ascent from ``start`` over ``space``, on the documents in ``keep``."""
+           space: dict[str, tuple], min_gain: float = 0.0) -> Weights:
+    """Coordinate ascent from ``start`` over ``space``, on the documents in ``keep``; a
+    weight moves only if the objective gains more than ``min_gain``."""
 
     def value(w: Weights) -> float:
         return float(objective(table(w)[None], genre, keep)[0])
@@ -177,7 +183,7 @@ def search(table: Table, genre: np.ndarray, keep: np.ndarray, start: Weights,
             for option in options:
                 candidate = replace(best, **{name: option})
                 v = value(candidate)
-                if v > best_value + 1e-9:
+                if v > best_value + max(min_gain, 1e-9):
                     best, best_value, moved = candidate, v, True
         if not moved:
             break
@@ -192,6 +198,8 @@ def main() -> None:
                         help="where the search starts: MAC-Dev-only weights or aligner.align's")
     parser.add_argument("--only", nargs="+", choices=sorted(SPACE), metavar="WEIGHT",
                         help="search these weights only, the others kept at the start")
+    parser.add_argument("--min-gain", type=float, default=0.0,
+                        help="a weight moves only if the objective gains more than this")
     args = parser.parse_args()
     start_weights = MAC_ONLY if args.start == "mac-only" else DEFAULT_WEIGHTS
     space = {k: v for k, v in SPACE.items() if not args.only or k in args.only}
@@ -210,7 +218,7 @@ def main() -> None:
     table = Table(docs, vectors, args.cache / f"decoded-{code.hexdigest()[:16]}.pkl")
     everything = np.ones(len(docs), dtype=bool)
     start = time.perf_counter()
-    chosen = search(table, genre, everything, start_weights, space)
+    chosen = search(table, genre, everything, start_weights, space, args.min_gain)
     print(f"search on all {len(docs)} documents: {time.perf_counter() - start:.0f} s, "
           f"{len(table.rows)} weight settings decoded", flush=True)
 
@@ -234,7 +242,7 @@ def main() -> None:
     for number, fold in enumerate(folds, 1):
         keep = everything.copy()
         keep[fold] = False
-        choice = search(table, genre, keep, start_weights, space)
+        choice = search(table, genre, keep, start_weights, space, args.min_gain)
         fold_choices.add(choice)
         held_out[fold] = table(choice)[fold]
         print(f"  fold {number}/{len(folds)} ({', '.join(docs[d].name for d in fold)}): "
