@@ -253,8 +253,10 @@ def test_headings_are_lines_without_final_punctuation():
     ("003", [((87,), ()), ((85, 86), (79,))]),
 ])
 def test_unmatched_headings_stay_alone(shared_data, encoder, name, expected):
-    """Headings whose counterpart is missing, which a bead with the next sentence took in
-    before the ``stray`` penalty (short, so the length-weighted ``orphan`` barely noticed)."""
+    """Headings whose counterpart is missing, which a bead with the next sentence once took in
+    (short, so the length-weighted ``orphan`` barely noticed). The ``stray`` penalty was added
+    for them; the weights the search picks now set it to 0 and keep them alone by leaving a
+    sentence unmatched cheaper on literal text."""
     zh, en, _ = unpc_document(shared_data, name)
     pairs = {(b.zh, b.en) for b in align_sentences(zh, en, encoder)}
     assert set(expected) <= pairs
