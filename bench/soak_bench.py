@@ -415,7 +415,7 @@ def report(log: Log, memory: list[tuple[float, float]], baseline: list[float], a
         window = [r for r in rows if m * 60 <= r[0] < (m + 1) * 60]
         lookups = [r[4] for r in window if r[2] == "lookup" and r[3] == 200]
         aligns = [r[4] for r in window if r[2] == "align" and r[3] == 200]
-        imports = [r[4] for r in window if r[2] == "import" and r[3] == 200]
+        imports = [r[4] for r in window if r[2] == "import" and r[3] == 202]  # accepted as jobs
         rss = [v for t, v in memory if m * 60 <= t < (m + 1) * 60]
         entry = {
             "minute": m + 1,
