@@ -8,7 +8,9 @@ Two passes, after Bertalign (Liu & Zhu 2022):
    length of the document.
 
 A bead's value in the second pass is the cosine similarity of its spans (a span's vector is
-the unit mean of its sentences' embeddings, weighted by length ** span power), minus a share
+the embedding of its sentences joined, which USE-m3 gives for the cost of the sentences, see
+``aligner.use_m3``; with other encoders, the unit mean of its sentences' embeddings weighted
+by length ** span power), minus a share
 of the similarity to the sentences just outside it (a margin: a sentence that resembles its
 neighbours as much as its counterpart is weak evidence), times a length agreement factor on
 the document's own character ratio; plus a share of the lexical units matched across the bead
@@ -90,6 +92,9 @@ CALIBRATION_SLOPE = 13.3
 CALIBRATION_MIDPOINT = 0.264
 
 NEG = np.float32(-1e9)
+# Vectors of runs of consecutive sentences, Chinese then English: {run length: row per run}
+# (``aligner.embed.encode_windows``).
+Windows = tuple[dict[int, np.ndarray], dict[int, np.ndarray]]
 LITERAL_REFERENCE = 0.5
 # A sentence whose best 1-1 similarity across its bead is below this resembles nothing there.
 ORPHAN_SUPPORT = 0.4
@@ -279,9 +284,14 @@ def second_band(anchors: list[tuple[int, int]], n: int, m: int, w: int) -> Band:
 
 
 def span_vectors(
-    vecs: np.ndarray, max_len: int, weights: np.ndarray | None = None
+    vecs: np.ndarray,
+    max_len: int,
+    weights: np.ndarray | None = None,
+    windows: dict[int, np.ndarray] | None = None,
 ) -> list[np.ndarray]:
-    """spans[a][i] = unit weighted mean of vecs[i-a:i] (rows i < a are zero), a = 1..max_len."""
+    """spans[a][i] = the vector of vecs[i-a:i] (rows i < a are zero), a = 1..max_len:
+    ``windows[a][i-a]`` where given, else the unit mean of the rows weighted by ``weights``."""
+    windows = windows or {}
     n, dim = vecs.shape
     if weights is not None:
         vecs = vecs * weights[:, None].astype(np.float32)
@@ -294,7 +304,10 @@ def span_vectors(
         else:
             total[:] = 0.0
         out = total / np.maximum(np.linalg.norm(total, axis=1, keepdims=True), 1e-9)
-        spans.append(out.astype(np.float32, copy=False))
+        out = out.astype(np.float32)
+        if a in windows and a <= n:
+            out[a:] = windows[a]
+        spans.append(out)
     return spans
 
 
@@ -595,9 +608,11 @@ def gather_evidence(
     en_vecs: np.ndarray,
     max_bead: int = DEFAULT_MAX_BEAD,
     weights: Weights = DEFAULT_WEIGHTS,
+    windows: Windows = ({}, {}),
 ) -> Evidence:
     """First pass (anchors, band) and the features of every bead the second pass may pick;
-    ``zh`` and ``en`` must both be non-empty. Of ``weights`` only the span power is used."""
+    ``zh`` and ``en`` must both be non-empty. Of ``weights`` only the span power is used, for
+    spans whose vectors ``windows`` lacks."""
     n, m = len(zh), len(en)
     types = bead_types(max_bead)
     anchors = find_anchors(zh_vecs, en_vecs)
@@ -612,8 +627,8 @@ def gather_evidence(
     en_lens = span_lengths(en_len - 1, max_bead)
     feats = bead_features(
         band, types, zh_vecs, en_vecs,
-        span_vectors(zh_vecs, max_bead, zh_len ** power),
-        span_vectors(en_vecs, max_bead, en_len ** power), zh_lens, en_lens,
+        span_vectors(zh_vecs, max_bead, zh_len ** power, windows[0]),
+        span_vectors(en_vecs, max_bead, en_len ** power, windows[1]), zh_lens, en_lens,
     )
     lex, least, cover = lexical_features(band, types, LexicalIndex(list(zh), list(en)),
                                          max_bead)
@@ -656,11 +671,15 @@ def align_embedded(
     en_vecs: np.ndarray,
     *,
     max_bead: int = DEFAULT_MAX_BEAD,
+    windows: Windows = ({}, {}),
 ) -> list[Bead]:
-    """Align sentences whose embeddings (unit rows, one per sentence) are already known."""
+    """Align sentences whose embeddings (unit rows, one per sentence, and the ``windows`` the
+    encoder could give) are already known."""
     return [
         Bead(zh_idx, en_idx, bead_score(value) if zh_idx and en_idx else 0.0)
-        for zh_idx, en_idx, value in align_values(zh, en, zh_vecs, en_vecs, max_bead=max_bead)
+        for zh_idx, en_idx, value in align_values(
+            zh, en, zh_vecs, en_vecs, max_bead=max_bead, windows=windows
+        )
     ]
 
 
@@ -672,6 +691,7 @@ def align_values(
     *,
     max_bead: int = DEFAULT_MAX_BEAD,
     weights: Weights = DEFAULT_WEIGHTS,
+    windows: Windows = ({}, {}),
 ) -> list[tuple[tuple[int, ...], tuple[int, ...], float]]:
     """The beads (zh indices, en indices, uncalibrated DP value) of the best alignment."""
     n, m = len(zh), len(en)
@@ -684,7 +704,9 @@ def align_values(
         ]
     # Many small products: BLAS threads only add synchronisation (10x slower on a busy machine).
     with threadpool_limits(1, user_api="blas"):
-        return decode(gather_evidence(zh, en, zh_vecs, en_vecs, max_bead, weights), weights)
+        return decode(
+            gather_evidence(zh, en, zh_vecs, en_vecs, max_bead, weights, windows), weights
+        )
 
 
 def align_sentences(
@@ -699,9 +721,12 @@ def align_sentences(
     if not zh or not en:
         return align_embedded(zh, en, np.zeros((len(zh), 1)), np.zeros((len(en), 1)),
                               max_bead=max_bead)
-    if encoder is None:
-        from aligner.embed import load_encoder
+    from aligner.embed import encode_windows, load_encoder
 
+    if encoder is None:
         encoder = load_encoder()
-    return align_embedded(zh, en, encoder.encode(zh), encoder.encode(en), max_bead=max_bead)
+    zh_vecs, zh_windows = encode_windows(encoder, zh, max_bead)
+    en_vecs, en_windows = encode_windows(encoder, en, max_bead)
+    return align_embedded(zh, en, zh_vecs, en_vecs, max_bead=max_bead,
+                          windows=(zh_windows, en_windows))
 

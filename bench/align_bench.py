@@ -90,13 +90,14 @@ def calibrate(data: Path) -> None:
     import numpy as np
 
     from aligner.align import align_values
-    from aligner.embed import load_encoder
+    from aligner.embed import encode_windows, load_encoder
     from aligner.evaluate import read_corpus
 
     encoder = load_encoder()
 
     def values(zh: list[str], en: list[str]) -> list[tuple[tuple, tuple, float]]:
-        beads = align_values(zh, en, encoder.encode(zh), encoder.encode(en))
+        (zv, zw), (ev, ew) = encode_windows(encoder, zh, 4), encode_windows(encoder, en, 4)
+        beads = align_values(zh, en, zv, ev, windows=(zw, ew))
         return [(z, e, v) for z, e, v in beads if z and e]
 
     groups = {"novels, correct": [], "novels, unrelated": [], "UN, correct": [],

@@ -7,10 +7,14 @@ Tuning documents: the six MAC-Dev chapters (literary, free translation) and the 
 unpc-docs documents (UN, close translation). The Bible is never used to choose anything: it
 is only scored at the end, with MAC-Dev-only weights and with the chosen ones.
 
-Each corpus is embedded once with the default encoder and kept in ``--cache`` (one .npz per
+Each corpus is embedded once with the default encoder, sentences and runs of 2-4 sentences
+(``aligner.embed.CachedEncoder.encode_windows``), and kept in ``--cache`` (one .npz per
 corpus, keyed by a hash of its text); the first pass and the bead features are computed once
-per document and span power (``aligner.align.gather_evidence``), and each weight setting only
-decodes (``decode``). Decoded counts are kept in ``--cache`` too, keyed by the aligner's code.
+per document (``aligner.align.gather_evidence``), and each weight setting only decodes
+(``decode``). The span powers are not searched: with the default encoder every span has its
+own vector, and they only shape the mean vectors of encoders without windows (their shipped
+values are the choice of the search before windows, README "Measured figures"). Decoded
+counts are kept in ``--cache`` too, keyed by the aligner's code.
 
 The search is coordinate ascent from MAC-Dev-only weights (``--start shipped``: from
 ``aligner.align.DEFAULT_WEIGHTS``) over ``SPACE`` (``--only``: over the weights named, the
@@ -56,8 +60,6 @@ from aligner.evaluate import (  # noqa: E402
 TUNING = ("mac-dev", "unpc-docs")
 # Values tried for each weight (see aligner.align.Weights).
 SPACE = {
-    "span_power": (0.0, 0.25, 0.5),
-    "literal_span_power": (0.0, 1.0, 2.0),
     "lex": (0.4, 0.5, 0.6),
     "neighbour": (0.3, 0.5),
     "bead_cost": (0.1, 0.15),
@@ -76,6 +78,7 @@ SPACE = {
     "stray": (0.0, 0.05, 0.1, 0.15),
     "literal_stray": (0.0, 1.0),
 }
+MAX_BEAD = 4
 UN_FOLD = 4  # unpc-docs documents held out together
 # Where the search starts: the weights chosen on MAC-Dev alone, before unpc-docs existed.
 MAC_ONLY = Weights(lex=0.4, literal_lex=0.0, neighbour=0.5, quote=0.1, bead_cost=0.1,
@@ -87,8 +90,9 @@ ROUNDS = 2
 
 
 def embeddings(docs: list[GoldDocument], corpus: str, cache: Path) -> list[tuple]:
-    """(zh vectors, en vectors) per document, from the cache or embedded now and cached."""
-    digest = hashlib.sha256()
+    """(zh vectors, en vectors, windows) per document, from the cache or embedded now and
+    cached; windows as ``aligner.align.gather_evidence`` takes them."""
+    digest = hashlib.sha256(b"windows 2-4")
     for doc in docs:
         digest.update("\n".join(doc.zh + ["\0"] + doc.en + ["\0"]).encode())
     path = cache / f"{corpus}-{digest.hexdigest()[:16]}.npz"
@@ -99,14 +103,22 @@ def embeddings(docs: list[GoldDocument], corpus: str, cache: Path) -> list[tuple
         start = time.perf_counter()
         arrays = {}
         for doc in docs:
-            arrays[f"{doc.name}/zh"] = encoder.encode(doc.zh)
-            arrays[f"{doc.name}/en"] = encoder.encode(doc.en)
+            for lang, sentences in (("zh", doc.zh), ("en", doc.en)):
+                vectors, windows = encoder.encode_windows(sentences, MAX_BEAD)
+                arrays[f"{doc.name}/{lang}"] = vectors
+                for size, rows in windows.items():
+                    arrays[f"{doc.name}/{lang}/{size}"] = rows
         cache.mkdir(parents=True, exist_ok=True)
         np.savez(path.with_suffix(".tmp.npz"), **arrays)
         path.with_suffix(".tmp.npz").replace(path)
         print(f"embedded {corpus} in {time.perf_counter() - start:.1f} s -> {path}", flush=True)
     stored = np.load(path)
-    return [(stored[f"{d.name}/zh"], stored[f"{d.name}/en"]) for d in docs]
+
+    def windows(name: str) -> dict[int, np.ndarray]:
+        return {size: stored[f"{name}/{size}"] for size in range(2, MAX_BEAD + 1)}
+
+    return [(stored[f"{d.name}/zh"], stored[f"{d.name}/en"],
+             (windows(f"{d.name}/zh"), windows(f"{d.name}/en"))) for d in docs]
 
 
 def counts(gold, test) -> np.ndarray:
@@ -148,8 +160,8 @@ class Table:
                 if len(self.evidence) >= 3:  # a few sets of features in memory at a time
                     del self.evidence[next(iter(self.evidence))]
                 self.evidence[key] = [
-                    gather_evidence(doc.zh, doc.en, zv, ev, weights=weights)
-                    for doc, (zv, ev) in zip(self.docs, self.vectors, strict=True)
+                    gather_evidence(doc.zh, doc.en, zv, ev, weights=weights, windows=windows)
+                    for doc, (zv, ev, windows) in zip(self.docs, self.vectors, strict=True)
                 ]
             evidence = self.evidence.pop(key)
             self.evidence[key] = evidence  # most recently used last
@@ -254,10 +266,10 @@ def main() -> None:
 
     bible = read_corpus(args.data / "bible")
     verses = read_verses(args.data / "bible", bible)
-    (zv, ev), = embeddings(bible, "bible", args.cache)
+    (zv, ev, windows), = embeddings(bible, "bible", args.cache)
     for label, w in (("MAC-Dev-only weights", MAC_ONLY), ("shipped weights", DEFAULT_WEIGHTS),
                      ("chosen weights", weights)):
-        bible_ev = gather_evidence(bible[0].zh, bible[0].en, zv, ev, weights=w)
+        bible_ev = gather_evidence(bible[0].zh, bible[0].en, zv, ev, weights=w, windows=windows)
         beads = merge_verses([(z, e) for z, e, _ in decode(bible_ev, w)], *verses)
         figure = score([bible[0].gold], [beads])["f1_strict"]
         print(f"Bible (never tuned on), {label}: {figure:.4f}")

