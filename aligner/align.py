@@ -88,8 +88,8 @@ HEADING_END = re.compile(r"[^\W_)）]?[\w)）]\s*$")
 # An English sentence that ends a quotation: final punctuation, then a closing quote mark.
 QUOTE_END = re.compile(r"[.?!…—-]['\"’”]\s*$")
 # Score = logistic(SLOPE · (value - MIDPOINT)), fitted by bench/align_bench.py --calibrate.
-CALIBRATION_SLOPE = 13.3
-CALIBRATION_MIDPOINT = 0.264
+CALIBRATION_SLOPE = 13.4
+CALIBRATION_MIDPOINT = 0.299
 
 NEG = np.float32(-1e9)
 # Vectors of runs of consecutive sentences, Chinese then English: {run length: row per run}
@@ -109,13 +109,15 @@ class Weights:
 
     lex: float = 0.5  # times the share of lexical units matched across the bead
     literal_lex: float = 0.0
-    neighbour: float = 0.5  # times the similarity to the sentences just outside the bead
+    neighbour: float = 0.3  # times the similarity to the sentences just outside the bead
     quote: float = 0.1  # English side running on past a closed quotation
     bead_cost: float = 0.1  # per bead
-    skip: float = -0.15  # value of leaving one sentence unmatched (literal_skip subtracted)
+    skip: float = -0.2  # value of leaving one sentence unmatched (literal_skip subtracted)
     literal_skip: float = -0.5  # literal text: unmatched sentences cost less
-    # A span's vector is the unit mean of its sentences' vectors weighted by length ** power
-    # (0: every sentence the same; 1: like embedding the sentences joined).
+    # Encoders without windows (aligner.embed.encode_windows): a span's vector is the unit
+    # mean of its sentences' vectors weighted by length ** power (0: every sentence the same;
+    # 1: like embedding the sentences joined). Not searched with windows: the values the
+    # search chose before windows.
     span_power: float = 0.0
     literal_span_power: float = 2.0
     # Length agreement log2(1 + exp(-scale · |log length ratio|)) multiplies the similarity.
@@ -124,10 +126,10 @@ class Weights:
     lex_least: float = 0.0  # times (lexical share of the least covered sentence - lex)
     literal_lex_least: float = 0.0
     inner: float = 0.1  # per sentence end inside a line not matched on the other side
-    literal_inner: float = 1.0
+    literal_inner: float = 0.0
     orphan: float = 0.1  # times the share of a bead held by a sentence nothing across resembles
-    literal_orphan: float = 1.0
-    stray: float = 0.0  # times the uncovered share of a sentence nothing across resembles
+    literal_orphan: float = 3.0
+    stray: float = 0.05  # times the uncovered share of a sentence nothing across resembles
     literal_stray: float = 0.0
 
 

@@ -19,7 +19,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -209,11 +209,12 @@ class CachedEncoder:
     def _max_rows(self, dim: int) -> int:
         return max(1, self.max_bytes // (dim * 4 + _ROW_OVERHEAD))
 
-    def _store(self, rows: list[tuple[str, bytes]], dim: int) -> None:
-        """Write new vectors; evict the oldest tenth when the file would pass its bound."""
+    def _store(self, rows: Iterable[tuple[str, bytes]], count: int, dim: int) -> None:
+        """Write new vectors (``count`` rows, made one at a time, so that no copy of them all
+        exists); evict the oldest tenth when the file would pass its bound."""
         assert self._db is not None
         self._db.executemany("INSERT OR REPLACE INTO embedding VALUES (?, ?)", rows)
-        self._rows += len(rows)
+        self._rows += count
         limit = self._max_rows(dim)
         if self._rows > limit:
             excess = self._rows - limit + limit // 10
@@ -266,8 +267,8 @@ class CachedEncoder:
                 vectors = np.asarray(compute(list(todo.values())), dtype=np.float32)
                 found.update(zip(todo, vectors, strict=True))
                 if self._db is not None:
-                    rows = [(k, v.tobytes()) for k, v in zip(todo, vectors, strict=True)]
-                    self._store(rows, vectors.shape[1])
+                    rows = ((k, v.tobytes()) for k, v in zip(todo, vectors, strict=True))
+                    self._store(rows, len(todo), vectors.shape[1])
             self._remember(found)
             if not keys:
                 dim = getattr(self.inner, "pooled_dim" if self.pools else "dim", 0)
