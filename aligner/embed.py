@@ -265,7 +265,8 @@ class CachedEncoder:
             if todo:
                 compute = self.inner.pool if self.pools else self.inner.encode
                 vectors = np.asarray(compute(list(todo.values())), dtype=np.float32)
-                found.update(zip(todo, vectors, strict=True))
+                # Copies: a row kept in memory must not hold its whole batch alive.
+                found.update((k, v.copy()) for k, v in zip(todo, vectors, strict=True))
                 if self._db is not None:
                     rows = ((k, v.tobytes()) for k, v in zip(todo, vectors, strict=True))
                     self._store(rows, len(todo), vectors.shape[1])

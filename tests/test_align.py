@@ -14,6 +14,7 @@ from aligner.align import (
     inner_end_count,
     is_heading,
     quote_breaks,
+    span_vectors,
 )
 from aligner.embed import encode_windows, load_encoder
 from aligner.evaluate import parse_beads, score
@@ -89,6 +90,20 @@ def test_real_excerpt_is_covered_and_accurate(stone, encoder):
     gold_set = set(gold)
     right = [b.score for b in beads if (b.zh, b.en) in gold_set]
     assert np.median(right) >= DEFAULT_MIN_SCORE
+
+
+def test_spans_take_window_vectors_where_given(shared_data, encoder):
+    """A span of 2-4 sentences gets the encoder's window vector; without one (encoders that
+    cannot pool), the unit mean of its sentences' vectors."""
+    zh = (shared_data / "mac-dev" / "zh" / "002").read_text("utf-8").splitlines()[:12]
+    vectors, windows = encode_windows(encoder, zh, 4)
+    spans = span_vectors(vectors, 4, None, {2: windows[2]})
+    np.testing.assert_allclose(spans[1][1:], vectors, atol=1e-6)
+    np.testing.assert_array_equal(spans[2][2:], windows[2])
+    assert not spans[2][:2].any() and not spans[3][:3].any()
+    mean = vectors[:3].sum(axis=0)
+    np.testing.assert_allclose(spans[3][3], mean / np.linalg.norm(mean), atol=1e-6)
+    assert float(spans[3][3] @ windows[3][0]) < 0.99  # the mean is not the window's vector
 
 
 def test_precomputed_embeddings_give_the_same_alignment(stone, encoder):
