@@ -103,7 +103,9 @@ def _hand_over(
         if isinstance(outcome.error, _AlignAsJob):  # read, found large: the queue aligns it
             jobs.enqueue(job.id)
             return
-        result, _, imported, _ = outcome.value or (None, None, None, None)
+        result, _, imported, _, tmx = outcome.value or (None, None, None, None, None)
+        if tmx is not None:  # the job writes its own
+            remove_tree(tmx.parent)
         jobs.finish_handed_over(job.id, result, outcome.error, imported, outcome.seconds)
 
     ended = work.hand_over(finish)
@@ -123,12 +125,17 @@ def _read_and_align(
     file_name: str,
     add_to_memory: bool,
     min_score: float,
+    tmx: bool,
 ):
-    """Read and check the pair, then align it; ``_AlignAsJob`` when it is too large."""
+    """Read and check the pair, align it, and with ``tmx`` write the TMX (all within the
+    request's time, or all handed over); ``_AlignAsJob`` when the pair is too large."""
     docs = read_pair(state.settings, *uploads)
     if sum(chars for _, chars in docs) > state.settings.align_sync_chars:
         raise _AlignAsJob
-    return _align(state, docs, mode, name, file_name, add_to_memory, min_score)
+    result, name, imported, low = _align(
+        state, docs, mode, name, file_name, add_to_memory, min_score
+    )
+    return result, name, imported, low, _tmx_file(state, result, name) if tmx else None
 
 
 def _align(
@@ -214,21 +221,20 @@ def create_router() -> APIRouter:
             options = {"add_to_memory": add_to_memory, "mode": mode, "min_score": min_score}
             work = Handoff(
                 _read_and_align, state, uploads, mode, document, zh.filename or "",
-                add_to_memory, threshold,
+                add_to_memory, threshold, format == "tmx",
             )
             try:
-                result, name, imported, low = await state.run(work, slot=slot)
+                result, name, imported, low, tmx = await state.run(work, slot=slot)
             except _AlignAsJob:
                 return await run_in_threadpool(_as_job, request, *uploads, options)
             except RequestTimeout:
                 return await run_in_threadpool(_hand_over, request, *uploads, options, work)
-            if format == "tmx":
-                path = await state.run(_tmx_file, state, result, name, slot=slot)
+            if tmx is not None:
                 return FileResponse(
-                    path,
+                    tmx,
                     media_type=TMX_MEDIA,
                     filename="aligned.tmx",
-                    background=BackgroundTask(remove_tree, path.parent),
+                    background=BackgroundTask(remove_tree, tmx.parent),
                 )
         finally:
             slot.release()

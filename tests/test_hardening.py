@@ -520,6 +520,37 @@ def test_handed_over_alignment_keeps_its_heavy_slot(tmp_path, shared_data, monke
         assert client.app.state.service.heavy.running() == 0
 
 
+def test_tmx_answer_written_past_the_timeout_becomes_the_job(tmp_path, shared_data, monkeypatch):
+    """With format=tmx the TMX is written within the request's time too: past it, the job
+    takes the alignment over, and the half-made answer's file is removed."""
+    from service import align_routes
+
+    release = threading.Event()
+    real_tmx = align_routes._tmx_file
+
+    def slow_tmx(*args):
+        release.wait(60)
+        return real_tmx(*args)
+
+    monkeypatch.setattr(align_routes, "_tmx_file", slow_tmx)
+    settings = settings_for(tmp_path, request_timeout_s=0.5)
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/align", files=text_pair(shared_data, 440, 6), headers=AUTH,
+                             data={"format": "tmx"})
+        assert answer.status_code == 202, answer.text
+        release.set()
+        job = wait(client, answer.json()["job"])
+        assert job["state"] == "done" and job["pairs"][0]["status"] == "ok", job
+        tmx = client.get(f"/jobs/{answer.json()['job']}/tmx")
+        assert tmx.status_code == 200 and "<tu" in tmx.text
+        assert client.app.state.service.heavy.running() == 0
+        assert list((settings.data_dir / "tmp").glob("align-*")) == []
+        monkeypatch.setattr(align_routes, "_tmx_file", real_tmx)
+        quick = client.post("/align", files=text_pair(shared_data, 440, 6), headers=AUTH,
+                            data={"format": "tmx"})
+        assert quick.status_code == 200 and quick.text.count("</tu>") >= 5, quick.text[:200]
+
+
 def test_handed_over_pair_that_is_large_goes_to_the_queue(tmp_path, shared_data, monkeypatch):
     from service import align_routes
 
