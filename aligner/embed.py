@@ -264,12 +264,13 @@ class CachedEncoder:
                     todo.setdefault(key, text)
             if todo:
                 compute = self.inner.pool if self.pools else self.inner.encode
-                vectors = np.asarray(compute(list(todo.values())), dtype=np.float32)
+                batch = np.asarray(compute(list(todo.values())), dtype=np.float32)
                 # Copies: a row kept in memory must not hold its whole batch alive.
-                found.update((k, v.copy()) for k, v in zip(todo, vectors, strict=True))
+                found.update((k, v.copy()) for k, v in zip(todo, batch, strict=True))
+                dim = batch.shape[1]
+                del batch
                 if self._db is not None:
-                    rows = ((k, v.tobytes()) for k, v in zip(todo, vectors, strict=True))
-                    self._store(rows, len(todo), vectors.shape[1])
+                    self._store(((k, found[k].tobytes()) for k in todo), len(todo), dim)
             self._remember(found)
             if not keys:
                 dim = getattr(self.inner, "pooled_dim" if self.pools else "dim", 0)

@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 DIM = 512
 POOLED_DIM = 3 * DIM + 1  # body sum, start token, end token (all projected), body tokens
 _TOKEN_BUDGET = 384  # tokens per micro-batch, as in the package: weights stream once per batch
+_HEAD_BLOCK = 2048  # rows per pass of the head
 
 
 def _layernorm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
@@ -112,19 +113,25 @@ class UseM3Model:
 
     def head(self, sums: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """Unit vectors of texts whose projected token-feature sums and token counts are given."""
+        out = np.empty((len(sums), DIM), dtype=np.float32)
+        # Thousands of rows (the windows of a document) make products large enough for all of
+        # BLAS's threads (Bible: 1.04 s on one, 0.52 s on two); blocks bound the intermediates.
+        threads = None if len(sums) >= 1024 else self.threads
+        with threadpool_limits(threads, user_api="blas"):
+            for start in range(0, len(sums), _HEAD_BLOCK):
+                block = slice(start, start + _HEAD_BLOCK)
+                out[block] = self._head(sums[block], tokens[block])
+        return out
+
+    def _head(self, sums: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         net = self._net
         tokens = np.maximum(tokens.astype(np.float32), 1.0)[:, None]
         mean = (sums + tokens * net.cnn_b) / np.sqrt(tokens)
-        # Thousands of rows (the windows of a document) make products large enough for all of
-        # BLAS's threads (Bible: 1.04 s on one, 0.52 s on two).
-        threads = None if len(sums) >= 1024 else self.threads
-        with threadpool_limits(threads, user_api="blas"):
-            y0 = np.maximum(mean @ net.d0, 0)
-            y1 = np.maximum(mean @ net.p1 + y0 @ net.d1, 0)
-            y2 = np.maximum(y1 @ net.d2, 0)
-            z = np.tanh(y1 @ net.p3 + y2 @ net.d3)
-        norms = np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-        return (z / norms).astype(np.float32)
+        y0 = np.maximum(mean @ net.d0, 0)
+        y1 = np.maximum(mean @ net.p1 + y0 @ net.d1, 0)
+        y2 = np.maximum(y1 @ net.d2, 0)
+        z = np.tanh(y1 @ net.p3 + y2 @ net.d3)
+        return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
 
     def vectors(self, pooled: np.ndarray) -> np.ndarray:
         """The vector of each sentence from its pooled row."""
@@ -134,12 +141,13 @@ class UseM3Model:
     def windows(self, pooled: np.ndarray, size: int) -> np.ndarray:
         """The vector of every run of ``size`` consecutive sentences, joined; row k holds
         sentences k … k+size-1 (len(pooled) - size + 1 rows)."""
-        n = len(pooled)
-        if n < size:
+        runs = len(pooled) - size + 1
+        if runs <= 0:
             return np.zeros((0, DIM), dtype=np.float32)
-        body = np.concatenate([np.zeros((1, DIM + 1)),
-                               np.cumsum(pooled[:, [*range(DIM), -1]], axis=0, dtype=np.float64)])
-        run = body[size:] - body[:-size]
-        first, last = pooled[: n - size + 1], pooled[size - 1 :]
-        sums = run[:, :DIM] + first[:, DIM : 2 * DIM] + last[:, 2 * DIM : 3 * DIM]
-        return self.head(sums.astype(np.float32), run[:, -1] + 2)
+        # the first sentence's start token, the last one's end token, every sentence's body
+        sums = pooled[:runs, DIM : 2 * DIM] + pooled[size - 1 :, 2 * DIM : 3 * DIM]
+        tokens = np.full(runs, 2.0, dtype=np.float32)
+        for k in range(size):
+            sums += pooled[k : k + runs, :DIM]
+            tokens += pooled[k : k + runs, -1]
+        return self.head(sums, tokens)
