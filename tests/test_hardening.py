@@ -494,17 +494,23 @@ def test_slow_alignment_becomes_a_job_with_its_result(tmp_path, shared_data, mon
         assert client.app.state.service.heavy.running() == 0
 
 
-def test_handed_over_alignment_keeps_its_heavy_slot(tmp_path, shared_data, monkeypatch):
+def held_back(monkeypatch, name: str) -> threading.Event:
+    """``service.align_routes.<name>`` waits, when called, until the event returned is set."""
     from service import align_routes
 
     release = threading.Event()
-    real_align = align_routes._align
+    real = getattr(align_routes, name)
 
-    def slow_align(*args):
+    def waiting(*args):
         release.wait(60)
-        return real_align(*args)
+        return real(*args)
 
-    monkeypatch.setattr(align_routes, "_align", slow_align)
+    monkeypatch.setattr(align_routes, name, waiting)
+    return release
+
+
+def test_handed_over_alignment_keeps_its_heavy_slot(tmp_path, shared_data, monkeypatch):
+    release = held_back(monkeypatch, "_align")
     settings = settings_for(tmp_path, request_timeout_s=0.2)
     with TestClient(create_app(settings)) as client:
         answer = client.post("/align", files=text_pair(shared_data, 420, 4), headers=AUTH)
@@ -523,16 +529,7 @@ def test_handed_over_alignment_keeps_its_heavy_slot(tmp_path, shared_data, monke
 def test_tmx_answer_written_past_the_timeout_becomes_the_job(tmp_path, shared_data, monkeypatch):
     """With format=tmx the TMX is written within the request's time too: past it, the job
     takes the alignment over, and the half-made answer's file is removed."""
-    from service import align_routes
-
-    release = threading.Event()
-    real_tmx = align_routes._tmx_file
-
-    def slow_tmx(*args):
-        release.wait(60)
-        return real_tmx(*args)
-
-    monkeypatch.setattr(align_routes, "_tmx_file", slow_tmx)
+    release = held_back(monkeypatch, "_tmx_file")
     settings = settings_for(tmp_path, request_timeout_s=0.5)
     with TestClient(create_app(settings)) as client:
         answer = client.post("/align", files=text_pair(shared_data, 440, 6), headers=AUTH,
@@ -545,7 +542,6 @@ def test_tmx_answer_written_past_the_timeout_becomes_the_job(tmp_path, shared_da
         assert tmx.status_code == 200 and "<tu" in tmx.text
         assert client.app.state.service.heavy.running() == 0
         assert list((settings.data_dir / "tmp").glob("align-*")) == []
-        monkeypatch.setattr(align_routes, "_tmx_file", real_tmx)
         quick = client.post("/align", files=text_pair(shared_data, 440, 6), headers=AUTH,
                             data={"format": "tmx"})
         assert quick.status_code == 200 and quick.text.count("</tu>") >= 5, quick.text[:200]
