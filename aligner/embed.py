@@ -25,7 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
-from aligner.use_m3 import POOLED_DIM
+from aligner.use_m3 import POOLED_DIM, UseM3Model
 
 DEFAULT_ENCODER = "use-m3"
 MEMORY_BYTES = 64 * 1024 * 1024  # cache rows kept in memory per encoder
@@ -67,8 +67,6 @@ class UseM3Encoder:
 
     def __init__(self, threads: int | None = None):
         try:
-            from aligner.use_m3 import UseM3Model
-
             self._model = UseM3Model(threads=threads or 1)
         except ImportError as exc:  # pragma: no cover - a broken install
             raise EncoderError(
