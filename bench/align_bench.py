@@ -89,14 +89,15 @@ def report(data: Path) -> None:
 def calibrate(data: Path) -> None:
     import numpy as np
 
-    from aligner.align import align_values
+    from aligner.align import DEFAULT_MAX_BEAD, align_values
     from aligner.embed import encode_windows, load_encoder
     from aligner.evaluate import read_corpus
 
     encoder = load_encoder()
 
     def values(zh: list[str], en: list[str]) -> list[tuple[tuple, tuple, float]]:
-        (zv, zw), (ev, ew) = encode_windows(encoder, zh, 4), encode_windows(encoder, en, 4)
+        (zv, zw) = encode_windows(encoder, zh, DEFAULT_MAX_BEAD)
+        (ev, ew) = encode_windows(encoder, en, DEFAULT_MAX_BEAD)
         beads = align_values(zh, en, zv, ev, windows=(zw, ew))
         return [(z, e, v) for z, e, v in beads if z and e]
 

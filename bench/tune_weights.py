@@ -48,7 +48,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aligner.align import DEFAULT_WEIGHTS, Weights, decode, gather_evidence  # noqa: E402
+from aligner.align import (  # noqa: E402
+    DEFAULT_MAX_BEAD,
+    DEFAULT_WEIGHTS,
+    Weights,
+    decode,
+    gather_evidence,
+)
 from aligner.evaluate import (  # noqa: E402
     GoldDocument,
     merge_verses,
@@ -78,7 +84,6 @@ SPACE = {
     "stray": (0.0, 0.05, 0.1, 0.15),
     "literal_stray": (0.0, 1.0),
 }
-MAX_BEAD = 4
 UN_FOLD = 4  # unpc-docs documents held out together
 # Where the search starts: the weights chosen on MAC-Dev alone, before unpc-docs existed.
 MAC_ONLY = Weights(lex=0.4, literal_lex=0.0, neighbour=0.5, quote=0.1, bead_cost=0.1,
@@ -104,7 +109,7 @@ def embeddings(docs: list[GoldDocument], corpus: str, cache: Path) -> list[tuple
         arrays = {}
         for doc in docs:
             for lang, sentences in (("zh", doc.zh), ("en", doc.en)):
-                vectors, windows = encoder.encode_windows(sentences, MAX_BEAD)
+                vectors, windows = encoder.encode_windows(sentences, DEFAULT_MAX_BEAD)
                 arrays[f"{doc.name}/{lang}"] = vectors
                 for size, rows in windows.items():
                     arrays[f"{doc.name}/{lang}/{size}"] = rows
@@ -115,7 +120,7 @@ def embeddings(docs: list[GoldDocument], corpus: str, cache: Path) -> list[tuple
     stored = np.load(path)
 
     def windows(name: str) -> dict[int, np.ndarray]:
-        return {size: stored[f"{name}/{size}"] for size in range(2, MAX_BEAD + 1)}
+        return {size: stored[f"{name}/{size}"] for size in range(2, DEFAULT_MAX_BEAD + 1)}
 
     return [(stored[f"{d.name}/zh"], stored[f"{d.name}/en"],
              (windows(f"{d.name}/zh"), windows(f"{d.name}/en"))) for d in docs]
