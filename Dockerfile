@@ -3,7 +3,7 @@
 #   docker run -p 8000:8000 -v concordia-data:/data -e CONCORDIA_API_KEY=change-me concordia
 # The service listens on port 8000; the memory, job files and embedding cache live in /data.
 # No torch in the image: the default use-m3 encoder is pure numpy. The web pages' templates and
-# static files (service/templates, service/static) are package data: `pip install .` installs them.
+# static files (service/web/templates, service/web/static) are package data: `pip install .` installs them.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from aligner.embed import DEFAULT_ENCODER, load_encoder
+from aligner.align.embed import DEFAULT_ENCODER, load_encoder
 from aligner.errors import InputError, describe
 from aligner.limits import NO_SIZE_LIMIT, AlignLimits, read_side_file
 
@@ -88,7 +88,7 @@ class BatchSettings:
     @classmethod
     def create(cls, min_score: float | None = None, **kwargs) -> BatchSettings:
         """Settings with ``min_score`` defaulting to the aligner's threshold, validated."""
-        from aligner.align import DEFAULT_MIN_SCORE
+        from aligner.align.sentence_align import DEFAULT_MIN_SCORE
 
         settings = cls(min_score=DEFAULT_MIN_SCORE if min_score is None else min_score, **kwargs)
         if not 0.0 <= settings.min_score <= 1.0:
@@ -439,7 +439,7 @@ def load_models(spec: str) -> None:
 
     Done before the first pair, so that no pair pays for it (and a run's stages show it).
     """
-    from aligner.lexicon import load_dictionary
+    from aligner.align.lexicon import load_dictionary
 
     get_encoder(spec).inner.encode(["warm-up"])  # use-m3 reads its weights on first use
     load_dictionary()

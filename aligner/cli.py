@@ -17,8 +17,8 @@ from aligner.errors import TextLostError
 
 COMMAND_MODULES = (
     "aligner.commands",  # align, serve
-    "aligner.evaluate",  # eval
-    "aligner.turns",  # turns
+    "aligner.align.evaluate",  # eval
+    "aligner.record.turns",  # turns
     "aligner.batch",  # batch
     "aligner.review_cmd",  # review
 )

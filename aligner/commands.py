@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from aligner.embed import DEFAULT_ENCODER
+from aligner.align.embed import DEFAULT_ENCODER
 
 DEFAULT_OUT_DIR = Path("tmx_out")
 
@@ -61,11 +61,11 @@ def default_output(zh_path: Path) -> Path:
 
 
 def run_align(args: argparse.Namespace) -> int:
-    from aligner.align import DEFAULT_MIN_SCORE
-    from aligner.embed import load_encoder
+    from aligner.align.embed import load_encoder
+    from aligner.align.sentence_align import DEFAULT_MIN_SCORE
     from aligner.errors import InputError
-    from aligner.ingest import read_document
     from aligner.pipeline import align_documents, confident_pairs, left_out
+    from aligner.read.ingest import read_document
     from aligner.tmx import pairs_to_units, write_tmx
 
     if args.max_bead < 1:
@@ -162,7 +162,7 @@ def serve_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     env.setdefault("MALLOC_ARENA_MAX", "2")
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
-    argv = [sys.executable, "-P", "-m", "service.api", "--host", args.host]
+    argv = [sys.executable, "-P", "-m", "service.web.app", "--host", args.host]
     argv += ["--port", str(args.port)]
     argv += ["--workers", str(args.workers)]
     if args.data is not None:

@@ -17,7 +17,7 @@ class TextLostError(RuntimeError):
 
 def describe(exc: BaseException) -> str | None:
     """The one-line message for an error the user can act on, or None for a real bug."""
-    from aligner.embed import EncoderError
+    from aligner.align.embed import EncoderError
 
     if isinstance(exc, InputError | EncoderError):
         return str(exc)

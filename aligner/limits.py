@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from aligner.align.segment import split_paragraphs
 from aligner.errors import InputTooLarge
-from aligner.ingest import DEFAULT_LIMITS, ReadLimits, read_bytes
 from aligner.models import Document
-from aligner.segment import split_paragraphs
+from aligner.read.ingest import DEFAULT_LIMITS, ReadLimits, read_bytes
 
 
 @dataclass(frozen=True)

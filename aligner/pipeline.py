@@ -1,13 +1,13 @@
 """Align a Chinese document with its English version into sentence pairs with provenance.
 
 Record mode (meeting records): cut both versions into speaker turns, pair the turns
-(``aligner.turn_align``), then align the sentences inside each pair of turns. Where the turns do
-not pair one to one (a heading missed or added on one side, a speech split in two, a doubtful
-pair), the sentences of the whole run of turns, with the confident pairs on either side of it,
-are aligned together, so no speech is lost for want of a counterpart turn. Plain mode: align the
-sentences of the whole documents. "auto" takes record mode when both versions have speaker
-headings and falls back to plain mode, with a warning, when either has none. Two records whose
-turns do not correspond at all (different meetings) are refused.
+(``aligner.record.turn_align``), then align the sentences inside each pair of turns. Where the
+turns do not pair one to one (a heading missed or added on one side, a speech split in two, a
+doubtful pair), the sentences of the whole run of turns, with the confident pairs on either side
+of it, are aligned together, so no speech is lost for want of a counterpart turn. Plain mode:
+align the sentences of the whole documents. "auto" takes record mode when both versions have
+speaker headings and falls back to plain mode, with a warning, when either has none. Two records
+whose turns do not correspond at all (different meetings) are refused.
 
 Nothing is lost on the way: every letter and digit of the paragraphs read is in a heading, a
 language note or exactly one sentence, and every sentence in exactly one bead (checked on every
@@ -26,8 +26,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from aligner import speakers
-from aligner.align import align_sentences
+from aligner.align.segment import join_segments, split_sentences
+from aligner.align.sentence_align import align_sentences
 from aligner.errors import InputError, TextLostError
 from aligner.models import (
     AlignmentResult,
@@ -38,9 +38,9 @@ from aligner.models import (
     TurnLink,
     Unmatched,
 )
-from aligner.segment import join_segments, split_sentences
-from aligner.turn_align import TurnPair, align_turns, turn_vectors
-from aligner.turns import check_turns, letters, parse_turns
+from aligner.record import speakers
+from aligner.record.turn_align import TurnPair, align_turns, turn_vectors
+from aligner.record.turns import check_turns, letters, parse_turns
 
 MODES = ("auto", "record", "plain")
 MIN_HEADINGS = 2  # speech turns each version needs for record mode
@@ -81,7 +81,7 @@ def align_documents(
     if zh.lang != "zh" or en.lang != "en":
         raise InputError("the first document must be Chinese and the second English")
     if encoder is None:
-        from aligner.embed import load_encoder
+        from aligner.align.embed import load_encoder
 
         encoder = load_encoder()
     warnings: list[str] = []

@@ -2,7 +2,7 @@
 
 The service aligns the pair and keeps the review; this command finds the service on
 ``--host``/``--port`` (its ``/health``), starts it there in the background when none answers
-(``python -m service.api``, the same launcher as ``aligner serve``: the library never imports
+(``python -m service.web.app``, the same launcher as ``aligner serve``: the library never imports
 the service), uploads the two documents and prints the editor's address. Writes need the key
 in ``CONCORDIA_API_KEY``; a service started here with no key set gets a new one, printed to
 log in with.
@@ -56,7 +56,7 @@ def _start_service(args: argparse.Namespace, key: str) -> subprocess.Popen:
     data = args.data or Path(os.environ.get("CONCORDIA_DATA_DIR", "data"))
     data.mkdir(parents=True, exist_ok=True)
     log = (data / "service.log").open("ab")
-    argv = [sys.executable, "-m", "service.api", "--host", args.host, "--port", str(args.port),
+    argv = [sys.executable, "-m", "service.web.app", "--host", args.host, "--port", str(args.port),
             "--data", str(data), "--log-level", "warning"]
     env = {**os.environ, "CONCORDIA_API_KEY": key}
     return subprocess.Popen(argv, stdout=log, stderr=log, env=env, start_new_session=True)

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 CREATION_TOOL = "Concordia"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 DOCTYPE = '<!DOCTYPE tmx SYSTEM "tmx14.dtd">'
+TMX_MEDIA = "application/x-tmx+xml"  # the media type TMX files are served as
 # Provenance properties, in the order they are written before the tuvs.
 PROP_TYPES = ("x-document", "x-speaker", "x-country", "x-turn", "x-score")
 

@@ -10,7 +10,8 @@ seconds embedding and aligning, and peak memory, with the issue's targets. Two m
 Gale-Church baseline).
 
 ``--calibrate`` instead refits the constants that turn a bead's DP value into a probability
-(``CALIBRATION_SLOPE`` and ``CALIBRATION_MIDPOINT`` in aligner/align.py): a logistic fit of
+(``CALIBRATION_SLOPE`` and ``CALIBRATION_MIDPOINT`` in
+aligner/align/sentence_align.py): a logistic fit of
 correct beads (MAC-Dev beads equal to a gold bead, UNPC-dev pairs) against the beads the
 aligner picks between texts that are not translations of each other (one MAC-Dev chapter
 against another, one half of UNPC-dev against the other), each genre and class weighing the
@@ -39,7 +40,7 @@ TARGETS = {"mac-dev": "strict F1 >= 0.91", "unpc-docs": "strict F1 >= 0.995",
 
 def run_one(data: Path, corpus: str, method: str) -> dict:
     """One corpus, one method, in this process (called in a child)."""
-    from aligner.evaluate import evaluate, read_corpus, read_verses
+    from aligner.align.evaluate import evaluate, read_corpus, read_verses
 
     docs = read_corpus(data / corpus)
     verses = read_verses(data / corpus, docs) if CORPORA[corpus] else None
@@ -89,9 +90,9 @@ def report(data: Path) -> None:
 def calibrate(data: Path) -> None:
     import numpy as np
 
-    from aligner.align import DEFAULT_MAX_BEAD, align_values
-    from aligner.embed import encode_windows, load_encoder
-    from aligner.evaluate import read_corpus
+    from aligner.align.embed import encode_windows, load_encoder
+    from aligner.align.evaluate import read_corpus
+    from aligner.align.sentence_align import DEFAULT_MAX_BEAD, align_values
 
     encoder = load_encoder()
 

@@ -55,9 +55,9 @@ def build_pairs(folder: Path, pairs: int, lines: int) -> None:
 
 def blas_threads_check(pairs, count: int = 5) -> None:
     """Seconds per pair with use-m3 on 2 BLAS threads and on 1 (why batch uses 1 per process)."""
-    from aligner.embed import CachedEncoder, UseM3Encoder
-    from aligner.ingest import read_document
+    from aligner.align.embed import CachedEncoder, UseM3Encoder
     from aligner.pipeline import align_documents
+    from aligner.read.ingest import read_document
 
     def align(pair, encoder) -> None:
         align_documents(read_document(pair.zh, "zh"), read_document(pair.en, "en"), encoder=encoder)

@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aligner.embed import UseM3Encoder  # noqa: E402
+from aligner.align.embed import UseM3Encoder  # noqa: E402
 from bench.tm_bench import load_pairs  # noqa: E402
 
 

@@ -53,13 +53,13 @@ import unicodedata
 from collections import Counter
 from pathlib import Path
 
-from aligner import speakers
-from aligner.align import DEFAULT_MIN_SCORE
-from aligner.embed import CachedEncoder, load_encoder
-from aligner.ingest import read_document
+from aligner.align.embed import CachedEncoder, load_encoder
+from aligner.align.segment import split_sentences
+from aligner.align.sentence_align import DEFAULT_MIN_SCORE
 from aligner.pipeline import align_documents
-from aligner.segment import split_sentences
-from aligner.turns import letters, parse_turns
+from aligner.read.ingest import read_document
+from aligner.record import speakers
+from aligner.record.turns import letters, parse_turns
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CONCORDIA_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -196,8 +196,8 @@ def embed_only(zh_path: Path, en_path: Path, model) -> float:
 # that both are timed alike; it prints what the parent scores.
 CHILD = """
 import json, statistics, sys, time
-from aligner.embed import CachedEncoder, load_encoder
-from aligner.ingest import read_document
+from aligner.align.embed import CachedEncoder, load_encoder
+from aligner.read.ingest import read_document
 from aligner.pipeline import align_documents
 zh_path, en_path, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
 model = load_encoder(cache=False).inner

@@ -2,7 +2,7 @@
 the same run.
 
 Editor: a review of --pairs real UNPC-dev pairs (1-1 beads, turns of 25 pairs) is stored and
-the service (``python -m service.api``, fuzzy only) serves it on 127.0.0.1.
+the service (``python -m service.web.app``, fuzzy only) serves it on 127.0.0.1.
   open   GET /reviews/{id} (the editor's data) and GET /review/{id} (the page), and, where
          Chromium and chromium-driver are installed, the editor in headless Chromium from
          navigation until every pair is drawn.
@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tm_bench  # noqa: E402
 
-from service.review import Review, ReviewStore, apply, plan  # noqa: E402
-from service.store import open_store  # noqa: E402
+from service.memory.factory import open_store  # noqa: E402
+from service.review.model import Review, Reviews, apply, plan  # noqa: E402
 
 KEY = tm_bench.KEY
 AUTH = {"X-API-Key": KEY}
@@ -53,8 +53,8 @@ def ms(seconds: float) -> str:
 
 
 def build_review(pairs: list[tuple[str, str]], n: int) -> Review:
-    from aligner.segment import split_sentences
-    from service.review import Section
+    from aligner.align.segment import split_sentences
+    from service.review.model import Section
 
     rng = random.Random(5)
     review = Review(sections=[], beads=[])
@@ -136,7 +136,7 @@ def editor_phase(args, pairs) -> None:
     shutil.rmtree(data, ignore_errors=True)
     store = open_store(data)
     review = build_review(pairs, args.pairs)
-    review_id = ReviewStore(store).create("bench", review, origin="bench", min_score=0.5)
+    review_id = Reviews(store.reviews()).create("bench", review, origin="bench", min_score=0.5)
     store.close()
     server = tm_bench.Server(data, "none")
     times: dict[str, list[float]] = {}

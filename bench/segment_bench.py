@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sentencex import segment
 
-from aligner.segment import split_sentences
+from aligner.align.segment import split_sentences
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("CONCORDIA_SHARED_DATA", ROOT.parent / "shared" / "data"))

@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT))
 from rapidfuzz import process  # noqa: E402
 from rapidfuzz.distance import Levenshtein  # noqa: E402
 
-from aligner.embed import load_encoder  # noqa: E402
+from aligner.align.embed import load_encoder  # noqa: E402
 from bench.tm_bench import load_pairs  # noqa: E402
-from service.lookup import SideEncoder, fuzzy_ratio, percent  # noqa: E402
+from service.memory.fuzzy import SideEncoder, fuzzy_ratio, percent  # noqa: E402
 
 HELD_OUT = 500
 UNRELATED_KEPT = (0.01, 0.05)  # the service takes the 5 % one (see README)

@@ -1,6 +1,6 @@
 """Soak test: the real server under mixed and hostile load for a fixed time.
 
-Starts ``python -m service.api`` on 127.0.0.1 (a fresh data folder, the default encoder,
+Starts ``python -m service.web.app`` on 127.0.0.1 (a fresh data folder, the default encoder,
 named keys from a keys file), imports a first memory of UNPC pairs, measures a baseline
 (lookups one at a time on the idle server), then runs for --duration seconds:
 
@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from aligner.models import TranslationUnit  # noqa: E402
 from aligner.tmx import write_tmx  # noqa: E402
-from service.security import hash_key  # noqa: E402
+from service.security.keys import hash_key  # noqa: E402
 
 SHARED = Path(os.environ.get("CONCORDIA_SHARED_DATA", ROOT.parent / "shared" / "data"))
 KEYS = {"reader": "soak-read-key", "importer": "soak-write-key", "aligner": "soak-align-key",
@@ -160,7 +160,7 @@ def start_server(work: Path, port: int, workers: int) -> subprocess.Popen:
     env.pop("CONCORDIA_API_KEY", None)
     env.setdefault("MALLOC_ARENA_MAX", "2")  # as `aligner serve` sets it
     process = subprocess.Popen(
-        [sys.executable, "-P", "-m", "service.api", "--host", "127.0.0.1", "--port", str(port),
+        [sys.executable, "-P", "-m", "service.web.app", "--host", "127.0.0.1", "--port", str(port),
          "--workers", str(workers), "--log-level", "warning"],
         env=env, cwd=work, stdout=subprocess.DEVNULL, stderr=open(work / "server.log", "w"),  # noqa: SIM115
     )

@@ -64,7 +64,7 @@ sys.path.insert(0, str(ROOT))
 
 from aligner.models import TranslationUnit  # noqa: E402
 from aligner.tmx import write_tmx  # noqa: E402
-from service.lookup import SideEncoder  # noqa: E402
+from service.memory.fuzzy import SideEncoder  # noqa: E402
 
 SHARED = Path(os.environ.get("CONCORDIA_SHARED_DATA", ROOT.parent / "shared" / "data"))
 KEY = "bench-key"
@@ -165,7 +165,7 @@ def query_sets(units, heads, tails, n: int):
 
 
 class Server:
-    """``python -m service.api`` (uvicorn, ``workers`` processes) on 127.0.0.1."""
+    """``python -m service.web.app`` (uvicorn, ``workers`` processes) on 127.0.0.1."""
 
     def __init__(self, data: Path, encoder: str, workers: int = 1):
         with socket.socket() as sock:
@@ -178,7 +178,7 @@ class Server:
             CONCORDIA_ENCODER=encoder,
         )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service.api", "--host", "127.0.0.1",
+            [sys.executable, "-m", "service.web.app", "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", str(workers), "--log-level", "warning"],
             cwd=ROOT, env=env,
         )
@@ -470,7 +470,7 @@ def concordance_times(server: Server, terms) -> list[float]:
 
 def concordance_scan_times(data: Path, terms) -> list[float]:
     """The same first pages read from the store without the index (every unit checked)."""
-    from service.store import open_store
+    from service.memory.factory import open_store
 
     store, times = open_store(data), []
     for term, lang in terms:
@@ -494,7 +494,7 @@ def export_timing(server: Server) -> tuple[float, float, int]:
 
 def export_file_seconds(data: Path, work: Path) -> float:
     """The baseline: the same TMX written to a file first, as a server would before sending."""
-    from service.store import open_store
+    from service.memory.factory import open_store
 
     store, path = open_store(data), work / "export.tmx"
     began = time.perf_counter()
@@ -545,8 +545,8 @@ def recall_at_10(data: Path, queries) -> tuple[float, str]:
     """Recall@10 of the saved (HNSW) indexes against exact search over the same vectors."""
     import faiss
 
-    from aligner.embed import load_encoder
-    from service.semantic import HNSW_EF_SEARCH, all_vectors, is_approximate
+    from aligner.align.embed import load_encoder
+    from service.memory.semantic import HNSW_EF_SEARCH, all_vectors, is_approximate
 
     encoder = load_encoder("use-m3", cache=False).inner
     found, total, kinds = 0, 0, set()

@@ -31,7 +31,7 @@ from bench.tmx_bench import sentence_pairs  # noqa: E402
 from service import jobs  # noqa: E402
 from service.config import Settings  # noqa: E402
 from service.jobs import JobManager  # noqa: E402
-from service.store import open_store  # noqa: E402
+from service.memory.factory import open_store  # noqa: E402
 
 
 def timed(fn) -> tuple[float, float]:

@@ -8,16 +8,18 @@ unpc-docs documents (UN, close translation). The Bible is never used to choose a
 is only scored at the end, with MAC-Dev-only weights and with the chosen ones.
 
 Each corpus is embedded once with the default encoder, sentences and runs of 2-4 sentences
-(``aligner.embed.CachedEncoder.encode_windows``), and kept in ``--cache`` (one .npz per
+(``aligner.align.embed.CachedEncoder.encode_windows``), and kept in ``--cache`` (one .npz per
 corpus, keyed by a hash of its text); the first pass and the bead features are computed once
-per document (``aligner.align.gather_evidence``), and each weight setting only decodes
+per document
+(``aligner.align.sentence_align.gather_evidence``), and each weight setting only decodes
 (``decode``). The span powers are not searched: with the default encoder every span has its
 own vector, and they only shape the mean vectors of encoders without windows (their shipped
 values are the choice of the search before windows, README "Measured figures"). Decoded
 counts are kept in ``--cache`` too, keyed by the aligner's code.
 
 The search is coordinate ascent from MAC-Dev-only weights (``--start shipped``: from
-``aligner.align.DEFAULT_WEIGHTS``) over ``SPACE`` (``--only``: over the weights named, the
+``aligner.align.sentence_align.DEFAULT_WEIGHTS``)
+over ``SPACE`` (``--only``: over the weights named, the
 others kept at the start): each weight in turn set to each of its values, the best kept;
 ``ROUNDS`` passes (``--min-gain``: a weight moves only when the objective gains more than
 that). The shipped weights are this search's choice on all 26 documents, from MAC-Dev-only
@@ -48,23 +50,23 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from aligner.align import (  # noqa: E402
-    DEFAULT_MAX_BEAD,
-    DEFAULT_WEIGHTS,
-    Weights,
-    decode,
-    gather_evidence,
-)
-from aligner.evaluate import (  # noqa: E402
+from aligner.align.evaluate import (  # noqa: E402
     GoldDocument,
     merge_verses,
     read_corpus,
     read_verses,
     score,
 )
+from aligner.align.sentence_align import (  # noqa: E402
+    DEFAULT_MAX_BEAD,
+    DEFAULT_WEIGHTS,
+    Weights,
+    decode,
+    gather_evidence,
+)
 
 TUNING = ("mac-dev", "unpc-docs")
-# Values tried for each weight (see aligner.align.Weights).
+# Values tried for each weight (see aligner.align.sentence_align.Weights).
 SPACE = {
     "lex": (0.4, 0.5, 0.6),
     "neighbour": (0.3, 0.5),
@@ -96,13 +98,13 @@ ROUNDS = 2
 
 def embeddings(docs: list[GoldDocument], corpus: str, cache: Path) -> list[tuple]:
     """(zh vectors, en vectors, windows) per document, from the cache or embedded now and
-    cached; windows as ``aligner.align.gather_evidence`` takes them."""
+    cached; windows as ``aligner.align.sentence_align.gather_evidence`` takes them."""
     digest = hashlib.sha256(b"windows 2-4")
     for doc in docs:
         digest.update("\n".join(doc.zh + ["\0"] + doc.en + ["\0"]).encode())
     path = cache / f"{corpus}-{digest.hexdigest()[:16]}.npz"
     if not path.exists():
-        from aligner.embed import load_encoder
+        from aligner.align.embed import load_encoder
 
         encoder = load_encoder(cache=False)
         start = time.perf_counter()
@@ -212,7 +214,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/concordia-tune"))
     parser.add_argument("--start", choices=("mac-only", "shipped"), default="mac-only",
-                        help="where the search starts: MAC-Dev-only weights or aligner.align's")
+                        help="where the search starts: MAC-Dev-only weights or the shipped ones")
     parser.add_argument("--only", nargs="+", choices=sorted(SPACE), metavar="WEIGHT",
                         help="search these weights only, the others kept at the start")
     parser.add_argument("--min-gain", type=float, default=0.0,

@@ -28,7 +28,8 @@ from pathlib import Path
 
 from aligner.errors import InputError
 from aligner.markup import MarkupError, runs_from_placeholders
-from service.store import MergeRule, TMStore, UnitQuery, open_store, tags_from_data
+from service.memory.factory import open_store
+from service.memory.store import MergeRule, TMStore, UnitQuery, tags_from_data
 
 TMX_DATE = r"\d{8}T\d{6}Z"
 
@@ -85,7 +86,7 @@ def _props(pairs: list[str] | None) -> dict[str, str] | None:
 
 
 def run(args: argparse.Namespace, store: TMStore) -> None:
-    from service.memory_routes import unit_data
+    from service.memory.views import unit_data
 
     if args.command == "import":
         if not args.file.is_file():

@@ -183,8 +183,8 @@ class Settings:
     @property
     def align_limits(self) -> AlignLimits:
         """What aligning one pair may cost (``/align``, reviews and batch jobs alike)."""
-        from aligner.ingest import ReadLimits
         from aligner.limits import AlignLimits
+        from aligner.read.ingest import ReadLimits
 
         return AlignLimits(
             ReadLimits(max_bytes=self.max_document_bytes, max_parts=self.max_document_parts),

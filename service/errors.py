@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from aligner.embed import EncoderError
+from aligner.align.embed import EncoderError
 from aligner.errors import InputError, InputTooLarge
 
 log = logging.getLogger("concordia.service")

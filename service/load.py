@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from aligner.errors import InputError
-from service.store import open_store
+from service.memory.factory import open_store
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,20 @@
 import numpy as np
 import pytest
 
-from aligner.align import (
+from aligner.align.embed import encode_windows, load_encoder
+from aligner.align.evaluate import parse_beads, score
+from aligner.align.length import align_lengths
+from aligner.align.lexicon import (
+    LexicalIndex,
+    en_keys,
+    en_number_word,
+    load_dictionary,
+    shared_tokens,
+    un_keys,
+    zh_numeral,
+    zh_units,
+)
+from aligner.align.sentence_align import (
     DEFAULT_MIN_SCORE,
     QUOTE_END,
     Band,
@@ -15,19 +28,6 @@ from aligner.align import (
     is_heading,
     quote_breaks,
     span_vectors,
-)
-from aligner.embed import encode_windows, load_encoder
-from aligner.evaluate import parse_beads, score
-from aligner.length import align_lengths
-from aligner.lexicon import (
-    LexicalIndex,
-    en_keys,
-    en_number_word,
-    load_dictionary,
-    shared_tokens,
-    un_keys,
-    zh_numeral,
-    zh_units,
 )
 
 

@@ -16,8 +16,8 @@ from translate.search.lshtein import LevenshteinComparer
 
 from aligner.models import TranslationUnit
 from aligner.tmx import read_tmx, write_tmx
-from service.api import create_app
 from service.config import Settings
+from service.web.app import create_app
 from tests.test_store import unpc_units
 
 KEY = "test-key-123"
@@ -397,7 +397,7 @@ def test_align_of_unrelated_texts_keeps_them_out_of_the_memory(tmp_path, shared_
 
 
 def test_two_workers_share_one_memory(tmp_path, shared_data):
-    """``python -m service.api --workers 2``: an import through one worker reaches the other."""
+    """``python -m service.web.app --workers 2``: an import through one worker reaches the other."""
     import os
     import subprocess
     import sys
@@ -406,7 +406,7 @@ def test_two_workers_share_one_memory(tmp_path, shared_data):
     env = dict(os.environ, CONCORDIA_DATA_DIR=str(tmp_path / "data"), CONCORDIA_API_KEY=KEY,
                CONCORDIA_ENCODER="none")
     server = subprocess.Popen(
-        [sys.executable, "-m", "service.api", "--port", str(port), "--workers", "2",
+        [sys.executable, "-m", "service.web.app", "--port", str(port), "--workers", "2",
          "--log-level", "warning"],
         env=env, cwd=Path(__file__).resolve().parents[1],
     )

@@ -166,7 +166,7 @@ def worker_state() -> tuple:
 
     import dask
 
-    from aligner.lexicon import load_dictionary
+    from aligner.align.lexicon import load_dictionary
 
     return (
         os.environ.get("MALLOC_TRIM_THRESHOLD_"),

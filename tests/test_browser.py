@@ -22,8 +22,8 @@ from urllib.parse import urlencode
 import pytest
 import uvicorn
 
-from service.api import create_app
 from service.config import Settings
+from service.web.app import create_app
 
 KEY = "browser-key-1"
 ROOT = Path(__file__).resolve().parents[1]

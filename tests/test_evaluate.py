@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from aligner.align.evaluate import format_beads, merge_verses, parse_beads, score
 from aligner.errors import InputError
-from aligner.evaluate import format_beads, merge_verses, parse_beads, score
 
 ROOT = Path(__file__).resolve().parents[1]
 

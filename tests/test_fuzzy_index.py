@@ -10,8 +10,8 @@ import pytest
 from rapidfuzz.distance import Levenshtein
 
 from aligner.models import TranslationUnit
-from service.lookup import FuzzyIndex, SideEncoder, tokenize
-from service.store import open_store
+from service.memory.factory import open_store
+from service.memory.fuzzy import FuzzyIndex, SideEncoder, tokenize
 from tests.test_store import unpc_units
 
 

@@ -28,16 +28,16 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from aligner.embed import CachedEncoder, UseM3Encoder
+from aligner.align.embed import CachedEncoder, UseM3Encoder
 from aligner.errors import InputTooLarge
-from aligner.ingest import ReadLimits, read_bytes
 from aligner.models import TranslationUnit
+from aligner.read.ingest import ReadLimits, read_bytes
 from aligner.tmx import write_tmx
-from service.api import create_app
 from service.config import Settings
 from service.jobs import JobManager, check_archive
-from service.semantic import SemanticIndex
-from service.store import open_store
+from service.memory.factory import open_store
+from service.memory.semantic import SemanticIndex
+from service.web.app import create_app
 from tests.test_jobs import make_zip, pair_entries, unpc, wait
 from tests.test_store import unpc_units
 
@@ -160,7 +160,7 @@ def test_3_crash_while_saving_the_semantic_index(tmp_path, shared_data, monkeypa
         calls["n"] += 1
         return real_replace(src, dst)
 
-    monkeypatch.setattr("service.semantic.os.replace", crashing_replace)
+    monkeypatch.setattr("service.memory.semantic.os.replace", crashing_replace)
     crashed = SemanticIndex(tmp_path / "data", "use-m3")
     crashed.load(store)
     try:
@@ -168,7 +168,7 @@ def test_3_crash_while_saving_the_semantic_index(tmp_path, shared_data, monkeypa
     except KeyboardInterrupt:
         pass
     crashed.close()
-    monkeypatch.setattr("service.semantic.os.replace", real_replace)
+    monkeypatch.setattr("service.memory.semantic.os.replace", real_replace)
     again = SemanticIndex(tmp_path / "data", "use-m3")
     again.load(store)
     again.sync(store)
@@ -191,7 +191,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def server(tmp_path):
-    """``python -m service.api`` on a loopback port, short header and body timeouts, and the
+    """``python -m service.web.app`` on a loopback port, short header and body timeouts, and the
     key configured with a trailing space (as pasted into an environment file)."""
     port = _free_port()
     env = dict(
@@ -200,7 +200,7 @@ def server(tmp_path):
         PYTHONPATH=str(ROOT),
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "service.api", "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "service.web.app", "--port", str(port), "--log-level", "warning"],
         env=env, cwd=ROOT,
     )
     try:
@@ -495,8 +495,8 @@ def test_slow_alignment_becomes_a_job_with_its_result(tmp_path, shared_data, mon
 
 
 def held_back(monkeypatch, name: str) -> threading.Event:
-    """``service.align_routes.<name>`` waits, when called, until the event returned is set."""
-    from service import align_routes
+    """``service.web.routes.align.<name>`` waits, when called, until the event returned is set."""
+    from service.web.routes import align as align_routes
 
     release = threading.Event()
     real = getattr(align_routes, name)
@@ -548,7 +548,7 @@ def test_tmx_answer_written_past_the_timeout_becomes_the_job(tmp_path, shared_da
 
 
 def test_handed_over_pair_that_is_large_goes_to_the_queue(tmp_path, shared_data, monkeypatch):
-    from service import align_routes
+    from service.web.routes import align as align_routes
 
     real_read = align_routes.read_pair
 

@@ -6,16 +6,16 @@ from pathlib import Path
 import docx
 import pytest
 
+from aligner.align.segment import split_sentences
 from aligner.errors import InputError, TextLostError
-from aligner.ingest import (
+from aligner.read.ingest import (
     check_lossless,
     detect_language,
     read_bytes,
     read_document,
     symbol_from_name,
 )
-from aligner.segment import split_sentences
-from aligner.turns import parse_turns
+from aligner.record.turns import parse_turns
 
 DATA = Path(__file__).parent / "data"
 EN = DATA / "record_8017_excerpt.en.txt"
@@ -321,7 +321,7 @@ def real_documents(shared_data):
 
 
 def _raw_text(path: Path) -> str:
-    from aligner.ingest import _pdf_pages
+    from aligner.read.ingest import _pdf_pages
 
     if path.suffix == ".pdf":
         return "\n".join(line for page in _pdf_pages(path.read_bytes(), path.name) for line in page)
@@ -412,7 +412,7 @@ def test_english_single_column_2026(real_documents):
 
 
 def test_split_words_joined_only_when_the_pieces_are_no_words():
-    from aligner.reflow import _rejoin_split_words
+    from aligner.read.reflow import _rejoin_split_words
 
     lines = [
         "The war has n ow lasted more than four years, and it is now a war of attrition.",
@@ -455,7 +455,7 @@ def test_english_pdfs_1997_2018_2024(real_documents):
 
 def pdftotext_form(text: str) -> str:
     """The text as pdftotext writes it: a form feed between pages, blank lines around furniture."""
-    from aligner.furniture import is_furniture
+    from aligner.read.furniture import is_furniture
 
     out: list[str] = []
     lines = text.splitlines()

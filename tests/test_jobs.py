@@ -16,11 +16,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from aligner.tmx import read_tmx
-from service.api import create_app
 from service.config import Settings
 from service.errors import ServiceError
 from service.jobs import JobManager
-from service.store import open_store
+from service.memory.factory import open_store
+from service.web.app import create_app
 
 KEY = {"X-API-Key": "jobs-test-key"}
 FINISHED = ("done", "failed", "cancelled")

@@ -8,9 +8,9 @@ from fastapi.testclient import TestClient
 
 from aligner.models import TranslationUnit
 from aligner.tmx import write_tmx
-from service.api import create_app
 from service.config import Settings
-from service.matching import adapt, edit_operations, fold, placeable_differences, placeables
+from service.memory.matching import adapt, edit_operations, fold, placeable_differences, placeables
+from service.web.app import create_app
 from tests.test_api import KEY, import_file
 from tests.test_store import unpc_units
 

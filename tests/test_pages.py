@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 from lxml import html
 
 from aligner.models import TranslationUnit
-from service.api import create_app
 from service.config import Settings
+from service.web.app import create_app
 from tests.test_store import unpc_units
 
 KEY = "pages-key-1"
@@ -38,7 +38,7 @@ def memory(tmp_path_factory, shared_data):
                                  props={"x-document": "S/PV.9999", "x-speaker": "Mr. Test"}))
     settings = Settings(data_dir=data, api_key=KEY, encoder="use-m3")
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        client.app.state.service.store.import_units(units)
+        client.app.state.service.memory.store.import_units(units)
         client.app.state.service.sync()
         yield client, units
 
@@ -181,8 +181,8 @@ def test_wheel_ships_templates_and_static(tmp_path):
     )
     (wheel,) = tmp_path.glob("concordia-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for name in ("service/templates/base.html", "service/templates/review.html",
-                 "service/static/editor.js", "service/static/concordia.css",
+    for name in ("service/web/templates/base.html", "service/web/templates/review.html",
+                 "service/web/static/editor.js", "service/web/static/concordia.css",
                  "aligner/samples/meeting.zh.txt"):
         assert name in names, name
 

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from aligner import pipeline
-from aligner.align import DEFAULT_MIN_SCORE
-from aligner.embed import CachedEncoder, load_encoder
+from aligner.align.embed import CachedEncoder, load_encoder
+from aligner.align.sentence_align import DEFAULT_MIN_SCORE
 from aligner.errors import InputError, TextLostError
-from aligner.ingest import read_document
 from aligner.models import Document
 from aligner.pipeline import align_documents, left_out
-from aligner.turn_align import align_turns, embed_turns
-from aligner.turns import parse_turns
+from aligner.read.ingest import read_document
+from aligner.record.turn_align import align_turns, embed_turns
+from aligner.record.turns import parse_turns
 
 DATA = Path(__file__).parent / "data"
 # The English has no counterpart of Chinese turn 4 (主席: 我感谢费多托夫先生的通报。…), so

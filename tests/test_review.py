@@ -11,12 +11,12 @@ import pytest
 from fastapi.testclient import TestClient
 from openpyxl import Workbook, load_workbook
 
-from aligner.ingest import read_document
-from aligner.segment import split_sentences
+from aligner.align.segment import split_sentences
+from aligner.read.ingest import read_document
+from aligner.record.turns import parse_turns
 from aligner.tmx import read_tmx
-from aligner.turns import parse_turns
-from service.api import create_app
 from service.config import Settings
+from service.web.app import create_app
 
 KEY = "review-key-1"
 AUTH = {"X-API-Key": KEY}
@@ -359,7 +359,7 @@ def test_open_a_pair_of_a_finished_job(service):
 def test_state_is_the_same_across_snapshots(opened):
     """Changes are journalled and folded into a snapshot every SNAPSHOT_EVERY: a client that
     applies the answered splices sees exactly what the server keeps, before and after."""
-    from service.review import SNAPSHOT_EVERY
+    from service.review.model import SNAPSHOT_EVERY
 
     client, rid, state = opened
     mirror = list(state["beads"])

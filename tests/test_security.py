@@ -11,10 +11,9 @@ from fastapi.testclient import TestClient
 
 from aligner.models import TranslationUnit
 from aligner.tmx import write_tmx
-from service.api import create_app
 from service.config import REGISTRY, ConfigError, Settings, markdown_table
 from service.errors import ServiceError
-from service.security import (
+from service.security.keys import (
     KeyRing,
     KeysFileError,
     authorize,
@@ -22,6 +21,7 @@ from service.security import (
     main,
     read_keys_file,
 )
+from service.web.app import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from aligner.align.segment import split_paragraphs, split_sentences
 from aligner.errors import InputError
-from aligner.segment import split_paragraphs, split_sentences
 
 
 def _lines(shared_data: Path, name: str) -> list[str]:

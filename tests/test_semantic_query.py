@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.lookup import FuzzyIndex, lookup
-from service.semantic import SemanticIndex
-from service.store import open_store
+from service.memory.factory import open_store
+from service.memory.fuzzy import FuzzyIndex
+from service.memory.lookup import lookup
+from service.memory.semantic import SemanticIndex
 from tests.test_store import unpc_units
 
 
@@ -97,7 +98,7 @@ def test_a_stored_segment_is_not_embedded_again(memory):
 def test_a_waiting_query_pushed_out_of_the_cache_is_still_answered(memory, shared_data,
                                                                    monkeypatch):
     _, _, index, _ = memory
-    monkeypatch.setattr("service.semantic._QUERY_CACHE", 2)
+    monkeypatch.setattr("service.memory.semantic._QUERY_CACHE", 2)
     texts = [u.target for u in unpc_units(shared_data, 4, start=700)]
     first = index.query(texts[0], "en")
     for text in texts[1:]:  # the first text leaves the cache of 2 while still waiting

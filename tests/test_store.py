@@ -12,8 +12,9 @@ import pytest
 
 from aligner.models import TranslationUnit
 from aligner.tmx import TMXError, read_tmx, write_tmx
-from service.lookup import FuzzyIndex
-from service.store import content_hash, open_store
+from service.memory.factory import open_store
+from service.memory.fuzzy import FuzzyIndex
+from service.memory.store import content_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +61,7 @@ def test_crash_during_import_leaves_memory_as_before(tmp_path, shared_data):
         import os, sys
         sys.path.insert(0, {str(ROOT)!r})
         from aligner.models import TranslationUnit
-        from service.store import open_store
+        from service.memory.factory import open_store
 
         def units():
             for i in range(5000):
@@ -166,7 +167,7 @@ def test_export_round_trip(tmp_path, shared_data):
 
 
 def test_semantic_index_exact_then_hnsw_follows_the_store(tmp_path, shared_data):
-    from service.semantic import SemanticIndex
+    from service.memory.semantic import SemanticIndex
 
     store = open_store(tmp_path / "data")
     units = unpc_units(shared_data, 120)
@@ -227,7 +228,7 @@ def test_fuzzy_index_saved_and_caught_up(tmp_path, shared_data):
 
 def test_workers_share_the_semantic_index(tmp_path, shared_data):
     """Two uvicorn workers on one data folder: what one embeds, the other loads."""
-    from service.semantic import SemanticIndex
+    from service.memory.semantic import SemanticIndex
 
     store = open_store(tmp_path / "data")
     units = unpc_units(shared_data, 40)

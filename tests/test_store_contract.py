@@ -1,4 +1,4 @@
-"""The store contract: what every implementation of ``service.store.TMStore`` must do.
+"""The store contract: what every implementation of ``service.memory.store.TMStore`` must do.
 
 ``StoreContract`` is the one test class; an implementation passes it by a subclass giving
 ``make_store`` (``TestSQLiteStore`` below). A PostgreSQL store adds its own subclass.
@@ -12,7 +12,7 @@ import pytest
 
 from aligner.models import Tag, TranslationUnit, Tuv
 from aligner.tmx import TMXError
-from service.store import (
+from service.memory.store import (
     EditConflict,
     Job,
     MergeRule,
@@ -192,6 +192,6 @@ class StoreContract:
 
 class TestSQLiteStore(StoreContract):
     def make_store(self, folder: Path) -> TMStore:
-        from service.sqlite_store import SQLiteStore
+        from service.memory.sqlite import SQLiteStore
 
         return SQLiteStore(folder)

@@ -8,9 +8,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from aligner.tmx import TMXError, read_tmx
-from service.api import create_app
 from service.config import Settings
-from service.store import open_store
+from service.memory.factory import open_store
+from service.web.app import create_app
 from tests.test_api import AUTH, KEY, finished, import_file
 
 DATA = Path(__file__).parent / "data"

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from aligner.align.segment import join_segments
 from aligner.errors import InputError
 from aligner.markup import placeholder_text
 from aligner.models import SentencePair, Tag, TranslationUnit
-from aligner.segment import join_segments
 from aligner.tmx import (
     PROP_TYPES,
     TMXError,

@@ -17,8 +17,8 @@ import pytest
 from lxml import etree
 from translate.storage import tmx as tt_tmx
 
+from aligner.align.segment import join_segments
 from aligner.models import SentencePair
-from aligner.segment import join_segments
 from aligner.tmx import pairs_to_units, read_tmx, write_tmx
 
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
@@ -206,8 +206,8 @@ def test_omegat_reads_our_lossless_export_and_its_project_export_comes_back(
     same document as canonical XML."""
     from fastapi.testclient import TestClient
 
-    from service.api import create_app
     from service.config import Settings
+    from service.web.app import create_app
     from tests.test_api import KEY
     from tests.test_tmx_roundtrip import canonical, round_trip
 

@@ -17,8 +17,8 @@ from lxml import etree
 from translate.storage import tmx as tt_tmx
 
 from aligner.tmx import read_tmx
-from service.api import create_app
 from service.config import Settings
+from service.web.app import create_app
 from tests.test_api import AUTH, KEY, import_file
 
 DATA = Path(__file__).parent / "data"

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from aligner import speakers
 from aligner.cli import main
 from aligner.errors import TextLostError
-from aligner.ingest import read_document
 from aligner.models import Document
-from aligner.turns import check_turns, parse_heading, parse_turns, procedural_kind
+from aligner.read.ingest import read_document
+from aligner.record import speakers
+from aligner.record.turns import check_turns, parse_heading, parse_turns, procedural_kind
 
 DATA = Path(__file__).parent / "data"
 

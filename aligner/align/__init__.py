@@ -1,0 +1,1 @@
+"""Sentences: cutting, embedding, and the sentence aligner with its scoring."""

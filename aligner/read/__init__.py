@@ -1,0 +1,1 @@
+"""Reading: bytes of a PDF, Word or text file -> a Document of paragraphs."""

@@ -1,0 +1,1 @@
+"""The meeting record: a Document -> speaker turns, and the pairing of turns."""

@@ -1,0 +1,1 @@
+"""The memory: the store interface and its backends, fuzzy and semantic indexes, matching."""

@@ -1,0 +1,973 @@
+"""The SQLite implementation of the store: one database (WAL) in the data folder.
+
+Units keep both segments as plain text (``zh``, ``en``: what indexes read), their runs when
+they have markup (``zh_runs``, ``en_runs``, JSON), what their TMX said beyond that (``tmx``,
+JSON), languages as written (``en-GB`` stays), provenance, a content hash (identity for
+``merge``) and a source key (identity for ``keep_newest``). Imports are one transaction fed
+from an iterator (``read_tmx`` parses lazily), so a file that fails halfway, or a crash,
+leaves the memory as it was, and memory use stays flat however many units come in; each one
+is logged in ``import_log``. Deletions and text edits leave tombstones.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aligner.errors import InputError
+from aligner.markup import has_markup, plain_text, runs_from_data, runs_to_data
+from aligner.models import Run, TranslationUnit
+from service.memory.matching import fold_case
+from service.memory.sqlite_reviews import SQLiteReviewTable
+from service.memory.store import (
+    DOCUMENT_PROPS,
+    SPEAKER_PROPS,
+    EditConflict,
+    ImportRecord,
+    ImportResult,
+    Job,
+    JobTable,
+    MergeRule,
+    ReviewTable,
+    StoredUnit,
+    StoreError,
+    TMStore,
+    UnitGone,
+    UnitQuery,
+    content_hash,
+    lang_family,
+    process_lock,
+    source_key,
+    tmx_data,
+)
+
+DB_NAME = "tm.sqlite"
+SCHEMA_VERSION = 2
+_TMX_DATE = re.compile(r"\d{8}T\d{6}Z")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS unit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    hash TEXT NOT NULL,
+    source_key TEXT NOT NULL,
+    zh TEXT NOT NULL,
+    en TEXT NOT NULL,
+    zh_fold TEXT NOT NULL,
+    en_fold TEXT NOT NULL,
+    zh_runs TEXT,
+    en_runs TEXT,
+    source_lang TEXT NOT NULL,
+    target_lang TEXT NOT NULL,
+    props TEXT NOT NULL DEFAULT '{}',
+    tmx TEXT,
+    document TEXT NOT NULL DEFAULT '',
+    speaker TEXT NOT NULL DEFAULT '',
+    tuid TEXT NOT NULL DEFAULT '',
+    creationdate TEXT NOT NULL DEFAULT '',
+    creationid TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    origin TEXT NOT NULL DEFAULT '',
+    import_id INTEGER NOT NULL DEFAULT 0,
+    version INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS unit_hash ON unit(hash);
+CREATE INDEX IF NOT EXISTS unit_source_key ON unit(source_key);
+CREATE INDEX IF NOT EXISTS unit_tuid ON unit(tuid) WHERE tuid != '';
+CREATE INDEX IF NOT EXISTS unit_document ON unit(document);
+CREATE INDEX IF NOT EXISTS unit_speaker ON unit(speaker);
+CREATE INDEX IF NOT EXISTS unit_import ON unit(import_id);
+CREATE TABLE IF NOT EXISTS tombstone (
+    unit_id INTEGER PRIMARY KEY,
+    generation INTEGER NOT NULL,
+    replaced_by INTEGER
+);
+CREATE TABLE IF NOT EXISTS import_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    started TEXT NOT NULL,
+    finished TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL,
+    result TEXT NOT NULL DEFAULT '{}',
+    header TEXT,
+    error TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('generation', '0');
+"""
+
+# Jobs live in a database of their own: an import job writes its progress while its import
+# holds the memory's write transaction.
+JOBS_DB_NAME = "jobs.sqlite"
+_JOB_SCHEMA = """
+CREATE TABLE IF NOT EXISTS job (
+    id TEXT PRIMARY KEY, state TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL,
+    options TEXT NOT NULL, total INTEGER NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0, results TEXT, error TEXT, memory TEXT
+);
+CREATE TABLE IF NOT EXISTS job_pair (
+    job TEXT NOT NULL, seq INTEGER NOT NULL, report TEXT NOT NULL, PRIMARY KEY (job, seq)
+);
+"""
+
+_COLUMNS = (
+    "id, hash, zh, en, source_lang, target_lang, props, document, speaker, creationdate, "
+    "creationid, created_at, origin, zh_runs, en_runs, tmx, version, import_id, tuid"
+)
+_INSERT = (
+    "INSERT INTO unit (hash, source_key, zh, en, zh_fold, en_fold, zh_runs, en_runs, "
+    "source_lang, target_lang, props, tmx, document, speaker, tuid, creationdate, creationid, "
+    "created_at, origin, import_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+    "?, ?, ?)"
+)
+_MERGE = """
+UPDATE unit SET
+    props = json_patch(?, props),
+    document = CASE WHEN document = '' THEN ? ELSE document END,
+    speaker = CASE WHEN speaker = '' THEN ? ELSE speaker END,
+    creationdate = CASE
+        WHEN creationdate = '' OR (? != '' AND ? < creationdate) THEN ? ELSE creationdate END
+WHERE id = ?
+"""
+# Positions in an insert row.
+_HASH, _KEY, _ZH, _EN, _PROPS, _TMX = 0, 1, 2, 3, 10, 11
+_DOC, _SPEAKER, _TUID, _DATE = 12, 13, 14, 15
+
+
+def _first_prop(props: dict[str, str], names: tuple[str, ...]) -> str:
+    for name in names:
+        if props.get(name):
+            return props[name]
+    return ""
+
+
+def _now_tmx() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _json(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _runs_json(runs: list[Run] | None) -> str | None:
+    return _json(runs_to_data(runs)) if runs is not None else None
+
+
+def _row_to_unit(row: tuple) -> StoredUnit:
+    return StoredUnit(
+        id=row[0],
+        hash=row[1],
+        zh=row[2],
+        en=row[3],
+        source_lang=row[4],
+        target_lang=row[5],
+        props=json.loads(row[6]),
+        document=row[7],
+        speaker=row[8],
+        creationdate=row[9],
+        creationid=row[10],
+        created_at=row[11],
+        origin=row[12],
+        zh_runs=runs_from_data(json.loads(row[13])) if row[13] else None,
+        en_runs=runs_from_data(json.loads(row[14])) if row[14] else None,
+        tmx=json.loads(row[15]) if row[15] else None,
+        version=row[16],
+        import_id=row[17],
+        tuid=row[18],
+    )
+
+
+def _unit_date(attrs: dict, creationdate: str) -> str:
+    """When a unit was last made or changed (TMX dates compare as strings)."""
+    date = attrs.get("changedate", "")
+    return date if _TMX_DATE.fullmatch(date) else creationdate
+
+
+class SQLiteStore(TMStore):
+    """Translation memory in ``<data_dir>/tm.sqlite``; safe to share between threads.
+
+    Reads use one connection per thread; writes are serialised by a lock and SQLite's own
+    locking (other processes writing the same file wait up to 30 s). A thread's connection is
+    closed once the thread has ended: the server's thread pool retires idle threads and starts
+    new ones, and each connection keeps its own page cache.
+    """
+
+    def __init__(self, data_dir: Path | str, *, max_segment_chars: int = 2000):
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.data_dir / DB_NAME
+        self.max_segment_chars = max_segment_chars
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._all: dict[threading.Thread, sqlite3.Connection] = {}
+        self._all_lock = threading.Lock()
+        # WAL is a property of the file, set once; workers starting together take turns.
+        with process_lock(self.data_dir / "tm.lock"):
+            conn = self._connect()
+            conn.execute("PRAGMA journal_mode=WAL")
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(unit)")}
+            if columns and "zh_fold" not in columns:
+                conn.close()
+                raise StoreError(
+                    "old_store",
+                    f"{self.path} was written by an older Concordia (store format 1); "
+                    "export it with that version and import the TMX into a new data folder",
+                )
+            conn.executescript(_SCHEMA)
+            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            conn.close()
+        self._jobs: SQLiteJobTable | None = None
+        self._reviews: SQLiteReviewTable | None = None
+
+    # -- connections -------------------------------------------------------------------
+    def _connect(self, path: Path | None = None) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            str(path or self.path), timeout=30, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._all_lock:
+                for thread in [t for t in self._all if not t.is_alive()]:
+                    self._all.pop(thread).close()
+                self._all[threading.current_thread()] = conn
+        return conn
+
+    def close(self) -> None:
+        if self._jobs is not None:
+            self._jobs.close()
+        with self._all_lock:
+            for conn in self._all.values():
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+    def jobs(self) -> JobTable:
+        if self._jobs is None:
+            self._jobs = SQLiteJobTable(lambda: self._connect(self.data_dir / JOBS_DB_NAME))
+        return self._jobs
+
+    def reviews(self) -> ReviewTable:
+        if self._reviews is None:
+            self._reviews = SQLiteReviewTable(self._connect)
+        return self._reviews
+
+    # -- writes ------------------------------------------------------------------------
+    def _row(self, unit: TranslationUnit, created_at: str, origin: str, import_id: int):
+        """The insert row for ``unit``, or the reason it is skipped."""
+        src, tgt = lang_family(unit.source_lang), lang_family(unit.target_lang)
+        if {src, tgt} != {"zh", "en"}:
+            return "not_zh_en"
+        zh, en = (unit.source, unit.target) if src == "zh" else (unit.target, unit.source)
+        zh_runs, en_runs = (
+            (unit.source_runs, unit.target_runs)
+            if src == "zh"
+            else (unit.target_runs, unit.source_runs)
+        )
+        zh, en = zh.strip(), en.strip()
+        if not zh or not en:
+            return "empty_segment"
+        if len(zh) > self.max_segment_chars or len(en) > self.max_segment_chars:
+            return "segment_too_long"
+        props = {str(k): str(v) for k, v in (unit.props or {}).items()}
+        zh_json, en_json = _runs_json(zh_runs), _runs_json(en_runs)
+        markup = f"{zh_json}\x00{en_json}" if has_markup(zh_runs) or has_markup(en_runs) else ""
+        tmx = tmx_data(unit)
+        date = unit.creationdate if _TMX_DATE.fullmatch(unit.creationdate or "") else ""
+        if not date and tmx is None:
+            date = created_at  # made by Concordia now: its creation date, fixed from here on
+        return [
+            content_hash(zh, en, markup),
+            source_key(unit.source, unit.source_lang),
+            zh,
+            en,
+            fold_case(zh),
+            fold_case(en),
+            zh_json,
+            en_json,
+            unit.source_lang,
+            unit.target_lang,
+            _json(dict(sorted(props.items()))),
+            _json(tmx) if tmx is not None else None,
+            _first_prop(props, DOCUMENT_PROPS),
+            _first_prop(props, SPEAKER_PROPS),
+            (unit.attrs or {}).get("tuid", ""),
+            date,
+            unit.creationid or "",
+            created_at,
+            origin,
+            import_id,
+        ]
+
+    def import_units(
+        self,
+        units: Iterable[TranslationUnit],
+        *,
+        source: str = "",
+        rule: MergeRule | str = MergeRule.MERGE,
+        header: dict | None = None,
+        progress=None,
+        skipped: Counter[str] | None = None,
+        chunk: int = 2000,
+    ) -> ImportResult:
+        started = time.perf_counter()
+        rule = MergeRule(rule)
+        result = ImportResult(rule=rule.value)
+        created_at = _now_tmx()
+        import_id = self._log_start(source, rule, created_at)
+        result.import_id = import_id
+        try:
+            with self._write_lock:
+                conn = self._conn()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    seen = 0
+                    batch: list[list] = []
+                    for unit in units:
+                        seen += 1
+                        row = self._row(unit, created_at, source, import_id)
+                        if isinstance(row, str):
+                            result.skip(row)
+                            continue
+                        row.append(_unit_date(unit.attrs or {}, row[_DATE]))
+                        batch.append(row)
+                        if len(batch) >= chunk:
+                            self._apply(conn, batch, rule, result)
+                            batch.clear()
+                            if progress is not None:
+                                progress(seen)
+                    if batch:
+                        self._apply(conn, batch, rule, result)
+                    for reason, count in (skipped or {}).items():
+                        result.skipped += count
+                        result.skipped_reasons[reason] = (
+                            result.skipped_reasons.get(reason, 0) + count
+                        )
+                    result.generation = self._bump(conn)
+                    result.seconds = time.perf_counter() - started
+                    self._log_end(conn, import_id, result.as_dict(), header)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+        except BaseException as exc:
+            result.seconds = time.perf_counter() - started
+            reason = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+            self._log_failed(import_id, reason)
+            raise
+        if progress is not None:
+            progress(seen)
+        return result
+
+    def _apply(self, conn: sqlite3.Connection, rows: list[list], rule: MergeRule, result) -> None:
+        """Store one chunk of rows under ``rule``."""
+        if rule is MergeRule.KEEP_BOTH:
+            conn.executemany(_INSERT, [r[:-1] for r in rows])
+            result.imported += len(rows)
+            return
+        by_hash = self._existing(conn, "hash", [r[_HASH] for r in rows])
+        by_key = by_tuid = {}
+        if rule is MergeRule.KEEP_NEWEST:
+            by_key = self._existing(conn, "source_key", [r[_KEY] for r in rows], with_date=True)
+        elif rule is MergeRule.BY_TUID:
+            by_tuid = self._existing(conn, "tuid", [r[_TUID] for r in rows if r[_TUID]])
+        inserts: list[list] = []
+        pending: dict[str, int] = {}  # hash → index in inserts, for duplicates inside a chunk
+
+        def flush() -> None:
+            if not inserts:
+                return
+            conn.executemany(_INSERT, [row[:-1] for row in inserts])
+            # One writer (BEGIN IMMEDIATE): the rows got the ids up to the largest, in order.
+            last = conn.execute("SELECT MAX(id) FROM unit").fetchone()[0]
+            for uid, row in enumerate(inserts, last - len(inserts) + 1):
+                by_hash[row[_HASH]] = uid
+                if rule is MergeRule.KEEP_NEWEST:
+                    by_key[row[_KEY]] = (uid, row[-1])
+                if row[_TUID]:
+                    by_tuid[row[_TUID]] = uid
+            inserts.clear()
+            pending.clear()
+
+        replaced: list[int] = []
+        for row in rows:
+            if row[_HASH] in pending or row[_KEY] in pending or row[_TUID] in pending:
+                flush()
+            if rule is MergeRule.BY_TUID and row[_TUID] and row[_TUID] in by_tuid:
+                replaced.append(by_tuid.pop(row[_TUID]))
+                result.replaced += 1
+            elif (
+                rule is MergeRule.KEEP_NEWEST and row[_KEY] in by_key and row[_HASH] not in by_hash
+            ):
+                stored_id, stored_date = by_key[row[_KEY]]
+                if row[-1] and (not stored_date or row[-1] > stored_date):
+                    replaced.append(stored_id)
+                    del by_key[row[_KEY]]
+                    result.replaced += 1
+                else:
+                    result.skip("older_than_stored")
+                    continue
+            elif row[_HASH] in by_hash:
+                props = row[_PROPS]
+                date = row[_DATE]
+                conn.execute(
+                    _MERGE, (props, row[_DOC], row[_SPEAKER], date, date, date, by_hash[row[_HASH]])
+                )
+                result.merged += 1
+                continue
+            else:
+                result.imported += 1
+            pending[row[_HASH]] = 1
+            if rule is MergeRule.KEEP_NEWEST:
+                pending[row[_KEY]] = 1
+            if row[_TUID]:
+                pending[row[_TUID]] = 1
+            inserts.append(row)
+        if replaced:
+            self._tombstone(conn, replaced, None)
+        flush()
+
+    @staticmethod
+    def _existing(conn, column: str, values: list[str], *, with_date: bool = False) -> dict:
+        found: dict = {}
+        values = list(dict.fromkeys(values))
+        what = "id, creationdate, tmx" if with_date else "id"
+        for start in range(0, len(values), 500):
+            part = values[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for row in conn.execute(
+                f"SELECT {column}, {what} FROM unit WHERE {column} IN ({marks}) ORDER BY id", part
+            ):
+                if with_date:
+                    attrs = (json.loads(row[3]) if row[3] else {}).get("attrs", {})
+                    found[row[0]] = (row[1], _unit_date(attrs, row[2]))
+                else:
+                    found.setdefault(row[0], row[1])
+        return found
+
+    def _tombstone(self, conn, ids: list[int], replaced_by: int | None) -> None:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        generation = int(row[0])
+        conn.executemany("DELETE FROM unit WHERE id = ?", [(i,) for i in ids])
+        conn.executemany(
+            "INSERT OR REPLACE INTO tombstone VALUES (?, ?, ?)",
+            [(i, generation + 1, replaced_by) for i in ids],
+        )
+
+    def _log_start(self, source: str, rule: MergeRule, now: str) -> int:
+        with self._write_lock:
+            cur = self._conn().execute(
+                "INSERT INTO import_log (source, rule, started, state) VALUES (?, ?, ?, 'running')",
+                (source, rule.value, now),
+            )
+            return int(cur.lastrowid)
+
+    @staticmethod
+    def _log_end(conn, import_id: int, result: dict, header: dict | None) -> None:
+        """The import's figures, and its TMX header (read as the units were)."""
+        conn.execute(
+            "UPDATE import_log SET state = 'done', finished = ?, result = ?, header = ? "
+            "WHERE id = ?",
+            (_now_tmx(), _json(result), _json(header) if header else None, import_id),
+        )
+
+    def _log_failed(self, import_id: int, error: str) -> None:
+        with self._write_lock:
+            self._conn().execute(
+                "UPDATE import_log SET state = 'failed', finished = ?, error = ? WHERE id = ?",
+                (_now_tmx(), error[:2000], import_id),
+            )
+
+    def delete(self, ids: Iterable[int] = (), *, document: str | None = None) -> list[int]:
+        ids = [int(i) for i in ids]
+
+        def select(conn) -> list[int]:
+            found: list[int] = []
+            for start in range(0, len(ids), 500):
+                part = ids[start : start + 500]
+                marks = ",".join("?" * len(part))
+                found += [
+                    r[0] for r in conn.execute(f"SELECT id FROM unit WHERE id IN ({marks})", part)
+                ]
+            if document is not None:
+                found += [
+                    r[0]
+                    for r in conn.execute("SELECT id FROM unit WHERE document = ?", (document,))
+                ]
+            return sorted(set(found))
+
+        return self._retire(select)
+
+    @staticmethod
+    def _where(query: UnitQuery) -> tuple[list[str], list]:
+        where, params = [], []
+        for column, value in (
+            ("document", query.document),
+            ("speaker", query.speaker),
+            ("origin", query.origin),
+            ("import_id", query.import_id),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if query.created_since is not None:
+            where.append("created_at >= ?")
+            params.append(query.created_since)
+        if query.created_before is not None:
+            where.append("created_at < ?")
+            params.append(query.created_before)
+        if query.contains is not None:
+            where.append("(instr(zh_fold, ?) > 0 OR instr(en_fold, ?) > 0)")
+            params += [fold_case(query.contains)] * 2
+        return where, params
+
+    def delete_where(self, query: UnitQuery) -> list[int]:
+        if query.is_empty():
+            raise StoreError("empty_query", "a deletion needs at least one condition")
+        where, params = self._where(query)
+        sql = f"SELECT id FROM unit WHERE {' AND '.join(where)} ORDER BY id"
+        return self._retire(lambda conn: [r[0] for r in conn.execute(sql, params)])
+
+    def _retire(self, select: Callable[[sqlite3.Connection], list[int]]) -> list[int]:
+        """Tombstone the units ``select`` finds, in one write transaction; their ids."""
+        with self._write_lock:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                found = select(conn)
+                if not found:
+                    conn.execute("ROLLBACK")
+                    return []
+                self._tombstone(conn, found, None)
+                self._bump(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return found
+
+    def _current(self, conn, unit_id: int, version: int | None) -> StoredUnit:
+        row = conn.execute(f"SELECT {_COLUMNS} FROM unit WHERE id = ?", (unit_id,)).fetchone()
+        if row is None:
+            raise UnitGone(unit_id, self._follow(conn, unit_id))
+        unit = _row_to_unit(row)
+        if version is not None and unit.version != version:
+            raise EditConflict(unit_id, version, unit.version)
+        return unit
+
+    @staticmethod
+    def _follow(conn, unit_id: int) -> int | None:
+        current, seen = unit_id, set()
+        while current not in seen:
+            seen.add(current)
+            row = conn.execute(
+                "SELECT replaced_by FROM tombstone WHERE unit_id = ?", (current,)
+            ).fetchone()
+            if row is None:
+                return current if current != unit_id else None
+            if row[0] is None:
+                return None
+            current = row[0]
+        return None
+
+    def replaced_by(self, unit_id: int) -> int | None:
+        return self._follow(self._conn(), unit_id)
+
+    def edit(
+        self,
+        unit_id: int,
+        version: int,
+        *,
+        zh: list[Run] | None = None,
+        en: list[Run] | None = None,
+        props: dict[str, str] | None = None,
+        changeid: str = "",
+    ) -> StoredUnit:
+        with self._write_lock:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                unit = self._current(conn, unit_id, version)
+                tu = unit.to_translation_unit()
+                src_zh = lang_family(unit.source_lang) == "zh"
+                for lang, runs in (("zh", zh), ("en", en)):
+                    if runs is None:
+                        continue
+                    text = plain_text(runs).strip()
+                    if not text:
+                        raise StoreError("empty_segment", f"the {lang} segment would be empty")
+                    if len(text) > self.max_segment_chars:
+                        raise StoreError(
+                            "segment_too_long",
+                            f"{lang} segment of {len(text)} characters; the limit is "
+                            f"{self.max_segment_chars}",
+                            422,
+                        )
+                    kept = runs if has_markup(runs) or text != runs[0] else None
+                    if (lang == "zh") == src_zh:
+                        tu.source, tu.source_runs = text, kept
+                    else:
+                        tu.target, tu.target_runs = text, kept
+                if props is not None:
+                    tu.props = {str(k): str(v) for k, v in props.items()}
+                now = _now_tmx()
+                if tu.source_tuv is not None:  # TMX attributes; Concordia's units get them too
+                    tu.attrs["changedate"] = now
+                    if changeid:
+                        tu.attrs["changeid"] = changeid
+                else:
+                    tu.attrs = {"changedate": now, **({"changeid": changeid} if changeid else {})}
+                text_changed = zh is not None or en is not None
+                row = self._row(tu, unit.created_at, unit.origin, unit.import_id)
+                assert not isinstance(row, str)
+                tmx = tmx_data(tu) if tu.source_tuv is not None else {"attrs": tu.attrs}
+                tmx_json = _json(tmx)
+                if text_changed and (row[_ZH], row[_EN]) != (unit.zh, unit.en):
+                    row[_TMX] = tmx_json
+                    cur = conn.execute(_INSERT, row)
+                    new_id = int(cur.lastrowid)
+                    conn.execute(
+                        "UPDATE unit SET version = ? WHERE id = ?", (unit.version + 1, new_id)
+                    )
+                    self._tombstone(conn, [unit_id], new_id)
+                else:
+                    new_id = unit_id
+                    conn.execute(
+                        "UPDATE unit SET hash = ?, zh_runs = ?, en_runs = ?, props = ?, tmx = ?, "
+                        "document = ?, speaker = ?, version = version + 1 WHERE id = ?",
+                        (row[_HASH], row[6], row[7], row[_PROPS], tmx_json, row[_DOC],
+                         row[_SPEAKER], unit_id),
+                    )
+                self._bump(conn)
+                edited = self._current(conn, new_id, None)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return edited
+
+    def record_usage(self, unit_id: int, when: str | None = None) -> StoredUnit:
+        when = when or _now_tmx()
+        with self._write_lock:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                unit = self._current(conn, unit_id, None)
+                tmx = dict(unit.tmx) if unit.tmx is not None else {}
+                attrs = dict(tmx.get("attrs", {}))
+                try:
+                    count = int(attrs.get("usagecount", "0"))
+                except ValueError:
+                    count = 0
+                attrs["usagecount"] = str(count + 1)
+                attrs["lastusagedate"] = when
+                tmx["attrs"] = attrs
+                conn.execute("UPDATE unit SET tmx = ? WHERE id = ?", (_json(tmx), unit_id))
+                used = self._current(conn, unit_id, None)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return used
+
+    @staticmethod
+    def _bump(conn: sqlite3.Connection) -> int:
+        conn.execute(
+            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
+        )
+        return int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+
+    # -- reads -------------------------------------------------------------------------
+    @property
+    def generation(self) -> int:
+        row = self._conn().execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0])
+
+    def count(self) -> int:
+        return self._conn().execute("SELECT COUNT(*) FROM unit").fetchone()[0]
+
+    def max_id(self) -> int:
+        return self._conn().execute("SELECT COALESCE(MAX(id), 0) FROM unit").fetchone()[0]
+
+    def get(self, ids: Iterable[int]) -> dict[int, StoredUnit]:
+        ids = [int(i) for i in ids]
+        found: dict[int, StoredUnit] = {}
+        conn = self._conn()
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for row in conn.execute(f"SELECT {_COLUMNS} FROM unit WHERE id IN ({marks})", part):
+                found[row[0]] = _row_to_unit(row)
+        return found
+
+    def iter_segment_batches(
+        self, after_id: int = 0, batch: int = 5000
+    ) -> Iterator[list[tuple[int, str, str]]]:
+        conn = self._connect()
+        try:
+            last = after_id
+            while True:
+                rows = conn.execute(
+                    "SELECT id, zh, en FROM unit WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
+                ).fetchall()
+                if not rows:
+                    return
+                yield rows
+                last = rows[-1][0]
+        finally:
+            conn.close()
+
+    def deleted_since(self, generation: int) -> list[int]:
+        rows = self._conn().execute(
+            "SELECT unit_id FROM tombstone WHERE generation > ?", (generation,)
+        )
+        return [r[0] for r in rows]
+
+    def iter_units(
+        self,
+        *,
+        document: str | None = None,
+        speaker: str | None = None,
+        created_since: str | None = None,
+        import_id: int | None = None,
+        batch: int = 2000,
+    ) -> Iterator[StoredUnit]:
+        query = UnitQuery(
+            document=document, speaker=speaker, created_since=created_since, import_id=import_id
+        )
+        where, params = self._where(query)
+        where.insert(0, "id > ?")
+        params.insert(0, 0)
+        sql = f"SELECT {_COLUMNS} FROM unit WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"
+        conn = self._connect()
+        try:
+            while True:
+                rows = conn.execute(sql, (*params, batch)).fetchall()
+                if not rows:
+                    return
+                for row in rows:
+                    yield _row_to_unit(row)
+                params[0] = rows[-1][0]
+        finally:
+            conn.close()
+
+    def concordance(
+        self,
+        term: str,
+        lang: str | None = None,
+        *,
+        limit: int = 20,
+        offset: int = 0,
+        among: Sequence[int] | None = None,
+        after: int = 0,
+        match=None,
+        document: str | None = None,
+        speaker: str | None = None,
+        count: int = 0,
+    ) -> tuple[list[StoredUnit], int]:
+        folded = fold_case(term)
+        sides = (lang,) if lang else ("zh", "en")
+        checks = " OR ".join(f"instr({side}_fold, ?) > 0" for side in sides)
+        where, params = self._where(UnitQuery(document=document, speaker=speaker))
+        filters = "".join(f" AND {w}" for w in where)
+        page: list[StoredUnit] = []
+        total = 0
+        stop = max(offset + limit, count + 1)
+
+        def take(rows) -> bool:
+            nonlocal total
+            for row in rows:
+                if match is not None and not any(
+                    match(row[2] if s == "zh" else row[3], s) for s in sides
+                ):
+                    continue
+                if offset <= total < offset + limit:
+                    page.append(_row_to_unit(row))
+                total += 1
+                if total >= stop:
+                    return False
+            return True
+
+        conn = self._conn()
+        sql = f"SELECT {_COLUMNS} FROM unit WHERE ({checks}){filters}"
+        args = [folded] * len(sides) + params
+        if among is None:
+            take(conn.execute(sql + " ORDER BY id", args))
+            return page, total
+        for start in range(0, len(among), 500):
+            part = [int(i) for i in among[start : start + 500]]
+            marks = ",".join("?" * len(part))
+            if not take(conn.execute(f"{sql} AND id IN ({marks}) ORDER BY id", [*args, *part])):
+                return page, total
+        take(conn.execute(f"{sql} AND id > ? ORDER BY id", [*args, after]))
+        return page, total
+
+    def imports(self, limit: int = 50) -> list[ImportRecord]:
+        rows = self._conn().execute(
+            "SELECT id, source, rule, started, finished, state, result, header, error "
+            "FROM import_log ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [_record(r) for r in rows]
+
+    def import_record(self, import_id: int) -> ImportRecord | None:
+        row = self._conn().execute(
+            "SELECT id, source, rule, started, finished, state, result, header, error "
+            "FROM import_log WHERE id = ?",
+            (import_id,),
+        ).fetchone()
+        return _record(row) if row else None
+
+    def stats(self) -> dict:
+        conn = self._conn()
+        total = conn.execute("SELECT COUNT(*) FROM unit").fetchone()[0]
+        directions = {
+            f"{s}>{t}": n
+            for s, t, n in conn.execute(
+                "SELECT source_lang, target_lang, COUNT(*) FROM unit GROUP BY 1, 2 ORDER BY 3 DESC"
+            )
+        }
+        documents = conn.execute(
+            "SELECT COUNT(DISTINCT document) FROM unit WHERE document != ''"
+        ).fetchone()[0]
+        speakers = conn.execute(
+            "SELECT COUNT(DISTINCT speaker) FROM unit WHERE speaker != ''"
+        ).fetchone()[0]
+        last = conn.execute("SELECT MAX(created_at) FROM unit").fetchone()[0]
+        size = sum(p.stat().st_size for p in self.data_dir.glob(DB_NAME + "*") if p.is_file())
+        return {
+            "units": total,
+            "directions": directions,
+            "documents": documents,
+            "speakers": speakers,
+            "last_import": last or "",
+            "generation": self.generation,
+            "database_bytes": size,
+        }
+
+
+def _record(row: tuple) -> ImportRecord:
+    return ImportRecord(
+        id=row[0],
+        source=row[1],
+        rule=row[2],
+        started=row[3],
+        finished=row[4],
+        state=row[5],
+        result=json.loads(row[6] or "{}"),
+        header=json.loads(row[7]) if row[7] else None,
+        error=row[8],
+    )
+
+
+def _job_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class SQLiteJobTable(JobTable):
+    """The ``job`` table in the store's database."""
+
+    def __init__(self, connect):
+        self._connect = connect
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._connect()
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.executescript(_JOB_SCHEMA)
+        return self._conn
+
+    def insert(self, job: Job) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO job (id, state, created, updated, options, total) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (job.id, job.state, job.created, job.updated, _json(job.options), job.total),
+            )
+
+    def update(self, job_id: str, **fields) -> None:
+        for name in ("results", "memory", "options"):
+            if name in fields and fields[name] is not None:
+                fields[name] = _json(fields[name])
+        fields["updated"] = _job_now()
+        names = ", ".join(f"{name} = ?" for name in fields)
+        with self._lock:
+            self._db.execute(f"UPDATE job SET {names} WHERE id = ?", (*fields.values(), job_id))
+
+    def report(self, job_id: str, seq: int, report: dict, done: int, failed: int) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO job_pair VALUES (?, ?, ?)", (job_id, seq, _json(report))
+            )
+            self._db.execute(
+                "UPDATE job SET done = ?, failed = ?, updated = ? WHERE id = ?",
+                (done, failed, _job_now(), job_id),
+            )
+
+    def get(self, job_id: str, offset: int = 0, limit: int = 1000) -> Job | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, state, created, updated, options, total, done, failed, results, "
+                "error, memory FROM job WHERE id = ?",
+                (job_id,),
+            ).fetchone()
+            reports = self._db.execute(
+                "SELECT report FROM job_pair WHERE job = ? ORDER BY seq LIMIT ? OFFSET ?",
+                (job_id, limit, offset),
+            ).fetchall()
+        if row is None:
+            return None
+        if reports:
+            results = [json.loads(r[0]) for r in reports]
+        else:  # jobs of earlier versions kept the list whole
+            results = json.loads(row[8])[offset : offset + limit] if row[8] else None
+        return Job(
+            *row[:4],
+            json.loads(row[4]),
+            *row[5:8],
+            results,
+            row[9] or "",
+            json.loads(row[10]) if row[10] else None,
+        )
+
+    def finished_before(self, stamp: str) -> list[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id FROM job WHERE state NOT IN ('queued', 'running') AND updated < ?",
+                (stamp,),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def delete(self, job_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM job_pair WHERE job = ?", (job_id,))
+            self._db.execute("DELETE FROM job WHERE id = ?", (job_id,))
+
+    def active(self) -> list[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id FROM job WHERE state IN ('queued', 'running') ORDER BY created, rowid"
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

@@ -1,0 +1,90 @@
+"""The memory one process serves: the store and the two indexes that follow it.
+
+The fuzzy index is loaded from its saved segments (or built from the store) at start and kept in
+step with the store by its generation counter, by a background thread and after every write
+made through this process; the semantic index, when enabled, likewise. Views
+(:mod:`service.memory.views`) and jobs read the memory through this object only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from service.memory.factory import open_store
+from service.memory.fuzzy import FuzzyIndex
+
+if TYPE_CHECKING:
+    from service.memory.semantic import SemanticIndex
+
+log = logging.getLogger("concordia.service")
+
+_SYNC_INTERVAL_S = 1.0
+
+
+class Memory:
+    """The store of ``data_dir``, its fuzzy index and (``encoder`` given) its semantic index."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        max_segment_chars: int,
+        encoder: str | None = None,
+        semantic_exact_below: int = 50_000,
+    ):
+        self.data_dir = data_dir
+        self.store = open_store(data_dir, max_segment_chars=max_segment_chars)
+        self.fuzzy = FuzzyIndex()
+        self.semantic: SemanticIndex | None = None
+        self.semantic_ready = False
+        self._encoder = encoder
+        self._semantic_exact_below = semantic_exact_below
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def _fuzzy_dir(self) -> Path:
+        return self.data_dir / "fuzzy-index"
+
+    def start(self) -> None:
+        """Load or build the indexes, then keep them in step in the background."""
+        if not self.fuzzy.load(self._fuzzy_dir, self.store):
+            log.info("no usable saved fuzzy index: building it from the store")
+        self.fuzzy.sync(self.store)
+        if self._encoder is not None:
+            from service.memory.semantic import SemanticIndex
+
+            self.semantic = SemanticIndex(
+                self.data_dir, self._encoder, exact_below=self._semantic_exact_below
+            )
+            self.semantic.load(self.store)
+        self._thread = threading.Thread(target=self._keep_up, name="concordia-sync", daemon=True)
+        self._thread.start()
+
+    def _keep_up(self) -> None:
+        """Index units that arrive other ways (jobs, other processes); rebuilds at start."""
+        while not self._stop.is_set():
+            try:
+                self.sync()
+                self.semantic_ready = True
+            except Exception:  # logged; the next round tries again
+                log.exception("index sync failed")
+            self._stop.wait(_SYNC_INTERVAL_S)
+
+    def sync(self) -> None:
+        """Bring both indexes up to the store's generation."""
+        self.fuzzy.sync(self.store)
+        if self.semantic is not None:
+            self.semantic.sync(self.store)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+        self.fuzzy.save(self._fuzzy_dir)
+        if self.semantic is not None:
+            self.semantic.close()
+        self.store.close()

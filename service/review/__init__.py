@@ -1,0 +1,1 @@
+"""Reviews: the alignment editor's model and its spreadsheet round trip."""

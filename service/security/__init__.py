@@ -1,0 +1,1 @@
+"""Keys, scopes, sessions and CSRF."""

@@ -1,0 +1,310 @@
+"""The web pages: memory search and concordance, memory management, reviews and the editor,
+login, and the offline API docs.
+
+Every page takes its data from the same function as its JSON route (``lookup_view``,
+``concordance_data``, ``stats_data`` of :mod:`service.memory.views`; ``review_data``,
+``review_list_data`` of :mod:`service.review.views`) and only renders it: Jinja2
+templates in ``service/web/templates`` (autoescaped), scripts and styles in ``service/web/static``
+(written here, no CDN). Pages answer errors as HTML with the API's error codes. Reading
+pages need the read key where reads are closed; everything that changes data goes through the
+JSON API with the login cookie and the page's CSRF token (``service.security.session``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import quote, urlencode
+
+import jinja2
+from fastapi import APIRouter, FastAPI, Form, Query, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from service.errors import ServiceError
+from service.memory.views import LookupQuery, concordance_data, lookup_view, stats_data
+from service.review.views import review_data, review_list_data
+from service.security.keys import KeyInfo, authorize, keyring
+from service.security.session import (
+    CSRF_FIELD,
+    KEY_COOKIE,
+    check_csrf,
+    csrf_token,
+    sent_key,
+    set_cookies,
+)
+from service.web.state import State
+
+HERE = Path(__file__).parent
+PAGE_SIZE = 20
+KWIC_CONTEXT = 40  # characters of context each side of a concordance hit
+
+_env = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(HERE / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+_env.globals["static"] = lambda path: f"/static/{quote(path)}"
+templates = Jinja2Templates(env=_env)
+
+
+# -- rendering helpers (data in, display structures out) ---------------------------------
+
+
+def diff_runs(query: str, source: str, edits: list[dict]) -> list[tuple[str, str]]:
+    """The stored source as (text, kind) runs from the lookup's edit operations (query →
+    source): "same", "changed" (the query has other text there), "added" (not in the query)
+    and "missing" (query text the stored source lacks, where it would be)."""
+    kinds = {"equal": "same", "replace": "changed", "insert": "added"}
+    runs: list[tuple[str, str]] = []
+    for edit in edits:
+        (q0, q1), (s0, s1) = edit["q"], edit["s"]
+        if edit["op"] == "delete":
+            runs.append((query[q0:q1], "missing"))
+        elif s1 > s0:
+            runs.append((source[s0:s1], kinds[edit["op"]]))
+    return runs
+
+
+def kwic(text: str, hits: list[list[int]]) -> dict | None:
+    """Keyword in context around the first hit: left, keyword, right."""
+    if not hits:
+        return None
+    start, end = hits[0]
+    left = text[max(0, start - KWIC_CONTEXT) : start]
+    right = text[end : end + KWIC_CONTEXT]
+    return {
+        "left": ("…" if start > KWIC_CONTEXT else "") + left,
+        "hit": text[start:end],
+        "right": right + ("…" if end + KWIC_CONTEXT < len(text) else ""),
+        "more": len(hits) - 1,
+    }
+
+
+# -- who is asking -----------------------------------------------------------------------
+
+
+class LoginNeeded(Exception):
+    def __init__(self, why: str):
+        self.why = why
+
+
+def _caller(request: Request, scope: str = "read") -> KeyInfo | None:
+    """The caller if allowed ``scope``; raises ``LoginNeeded`` where a (valid) key is needed."""
+    key, from_cookie = sent_key(request)
+    try:
+        return authorize(keyring(request), key, scope)
+    except ServiceError as exc:
+        if from_cookie and exc.code == "invalid_api_key":
+            raise LoginNeeded("expired") from None
+        raise LoginNeeded("needed") from None
+
+
+def _signed_in(request: Request) -> KeyInfo | None:
+    key, _ = sent_key(request)
+    if not key:
+        return None
+    try:
+        return authorize(keyring(request), key, "read")
+    except ServiceError:
+        return None
+
+
+def render(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
+    user = _signed_in(request)
+    context.update(
+        csrf=csrf_token(request),
+        user=user,
+        can_write=bool(user and user.allows("write")),
+        path=request.url.path,
+    )
+    response = templates.TemplateResponse(request, template, context, status_code=status)
+    set_cookies(request, response)
+    return response
+
+
+def _error_page(request: Request, exc: ServiceError) -> HTMLResponse:
+    return render(request, "error.html", status=exc.status, code=exc.code, message=exc.message)
+
+
+def _login_redirect(request: Request, why: str) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?{urlencode({'next': target, 'why': why})}", 303)
+
+
+def _safe_next(target: str) -> str:
+    return target if target.startswith("/") and not target.startswith("//") else "/search"
+
+
+def create_router() -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    @router.get("/")
+    def home() -> RedirectResponse:
+        return RedirectResponse("/search", 303)
+
+    @router.get("/login")
+    def login_form(request: Request, next: str = "/search", why: str = "") -> HTMLResponse:
+        return render(request, "login.html", next=_safe_next(next), why=why, error="")
+
+    @router.post("/login")
+    def login(
+        request: Request,
+        key: Annotated[str, Form(max_length=500)],
+        csrf: Annotated[str, Form(alias=CSRF_FIELD, max_length=100)] = "",
+        next: Annotated[str, Form(max_length=2000)] = "/search",
+    ) -> Response:
+        try:
+            check_csrf(request, csrf)
+            authorize(keyring(request), key, "read")
+        except ServiceError as exc:
+            return render(request, "login.html", status=exc.status, next=_safe_next(next),
+                          why="", error=exc.message)
+        response = RedirectResponse(_safe_next(next), 303)
+        set_cookies(request, response, key=key.strip())
+        return response
+
+    @router.post("/logout")
+    def logout(
+        request: Request, csrf: Annotated[str, Form(alias=CSRF_FIELD, max_length=100)] = ""
+    ) -> Response:
+        try:
+            check_csrf(request, csrf)
+        except ServiceError as exc:
+            return _error_page(request, exc)
+        response = RedirectResponse("/search", 303)
+        response.delete_cookie(KEY_COOKIE)
+        return response
+
+    @router.get("/search")
+    async def search(
+        request: Request,
+        state: State,
+        q: Annotated[str, Query(max_length=100_000)] = "",
+        lang: str = "",
+        min_fuzzy: Annotated[int, Query(ge=0, le=100)] = 60,
+    ) -> Response:
+        try:
+            _caller(request)
+        except LoginNeeded as need:
+            return _login_redirect(request, need.why)
+        q = q.strip()
+        source_lang = lang if lang in ("zh", "en") else _guess_lang(q)
+        matches, error = [], None
+        if q:
+            try:
+                query = LookupQuery(text=q, source_lang=source_lang, limit=10,
+                                    min_fuzzy=min_fuzzy)
+                work = lookup_view(state.memory, query, state.settings.max_segment_chars)
+                data = await state.run(work, on_lookup_thread=True)
+                matches = data["matches"]
+            except ServiceError as exc:
+                error = exc
+        for match in matches:
+            match["diff"] = diff_runs(q, match["source_plain"], match["edits"])
+        status = error.status if error else 200
+        return render(request, "search.html", status=status, q=q, lang=lang,
+                      source_lang=source_lang, min_fuzzy=min_fuzzy, matches=matches,
+                      error=error, max_chars=state.settings.max_segment_chars)
+
+    @router.get("/concordance")
+    async def concordance(
+        request: Request,
+        state: State,
+        term: Annotated[str, Query(max_length=200)] = "",
+        lang: str = "",
+        document: Annotated[str, Query(max_length=200)] = "",
+        speaker: Annotated[str, Query(max_length=200)] = "",
+        whole: bool = False,
+        page: Annotated[int, Query(ge=1, le=1000)] = 1,
+    ) -> Response:
+        try:
+            _caller(request)
+        except LoginNeeded as need:
+            return _login_redirect(request, need.why)
+        term = term.strip()
+        data = {"units": [], "total": 0, "total_capped": False}
+        if term:
+            data = await state.run(
+                concordance_data, state.memory, term, lang if lang in ("zh", "en") else None,
+                PAGE_SIZE, (page - 1) * PAGE_SIZE, whole_word=whole, document=document or None,
+                speaker=speaker or None, with_total=True,
+            )
+        for unit in data["units"]:
+            role = "source" if unit["source_hits"] else "target"
+            unit["kwic"] = kwic(unit[role], unit[f"{role}_hits"])
+            unit["kwic_role"] = role
+        pages = max(1, -(-data["total"] // PAGE_SIZE))
+        base = {"term": term, "lang": lang, "document": document, "speaker": speaker}
+        if whole:
+            base["whole"] = "true"
+        return render(request, "concordance.html", term=term, lang=lang, document=document,
+                      speaker=speaker, whole=whole, page=page, pages=pages, data=data,
+                      link=lambda p: "/concordance?" + urlencode({**base, "page": p}))
+
+    @router.get("/memory")
+    async def memory(request: Request, state: State) -> Response:
+        try:
+            _caller(request)
+        except LoginNeeded as need:
+            return _login_redirect(request, need.why)
+        stats = await state.run(stats_data, state.memory)
+        return render(request, "memory.html", stats=stats)
+
+    @router.get("/review")
+    def review_list(request: Request, state: State, job: str = "") -> Response:
+        try:
+            _caller(request)
+        except LoginNeeded as need:
+            return _login_redirect(request, need.why)
+        job_info = None
+        if job:
+            try:
+                job_info = request.app.state.jobs.get(job).to_json()
+            except ServiceError as exc:
+                return _error_page(request, exc)
+        return render(request, "reviews.html", job=job_info, **review_list_data(state.reviews))
+
+    @router.get("/review/{review_id}")
+    async def review_page(review_id: str, request: Request, state: State) -> Response:
+        try:
+            _caller(request)
+        except LoginNeeded as need:
+            return _login_redirect(request, need.why)
+        try:
+            data = await state.run(review_data, state.reviews, review_id)
+        except ServiceError as exc:
+            return _error_page(request, exc)
+        return render(request, "review.html", review_id=review_id, name=data["name"],
+                      summary=data["summary"], finished_by=data["finished_by"])
+
+    @router.get("/docs")
+    def docs() -> HTMLResponse:
+        """Swagger UI 5 (it reads OpenAPI 3.1) from the installed ``fastapi-offline`` package's
+        assets: works offline."""
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Concordia API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon.png",
+        )
+
+    return router
+
+
+def _guess_lang(text: str) -> str:
+    cjk = sum(1 for ch in text if "\u4e00" <= ch <= "\u9fff")
+    return "zh" if cjk * 3 >= len(text.strip()) and cjk else "en"
+
+
+def install(app: FastAPI) -> None:
+    """Mount the static files (ours and Swagger UI's) and add the page routes."""
+    import fastapi_offline
+
+    swagger = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/static/swagger", StaticFiles(directory=swagger), name="swagger")
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(create_router())
