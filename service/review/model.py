@@ -406,19 +406,6 @@ class Changed:
     min_score: float
 
 
-@dataclass
-class ReviewInfo:
-    id: str
-    name: str
-    origin: str
-    min_score: float
-    created_at: str
-    updated_at: str
-    version: int
-    finished_at: str
-    finished_by: str
-
-
 class Reviews:
     """The reviews of a memory, kept in its store's review table.
 
@@ -468,16 +455,16 @@ class Reviews:
             while len(self._cache) > self.CACHED:
                 self._cache.pop(next(iter(self._cache)))
 
-    def load(self, review_id: str) -> tuple[ReviewInfo, Review]:
+    def load(self, review_id: str) -> tuple[ReviewRow, Review]:
         try:
             with self.table.reading(review_id) as edit:
                 review = self._state(edit)
         except ReviewNotFound:
             raise self._found(review_id) from None
-        return _info(edit.row), review
+        return edit.row, review
 
-    def list(self, limit: int = 100) -> list[ReviewInfo]:
-        return [_info(row) for row in self.table.list(limit)]
+    def list(self, limit: int = 100) -> list[ReviewRow]:
+        return self.table.list(limit)
 
     def delete(self, review_id: str) -> None:
         try:
@@ -525,7 +512,7 @@ class Reviews:
         done, undone = self.table.history(review_id)
         return {"edits": done, "undone": undone}
 
-    def finish(self, review_id: str, version: int, reviewer: str) -> tuple[ReviewInfo, Review]:
+    def finish(self, review_id: str, version: int, reviewer: str) -> tuple[ReviewRow, Review]:
         try:
             with self.table.editing(review_id) as edit:
                 if version != edit.row.version:
@@ -534,11 +521,6 @@ class Reviews:
         except ReviewNotFound:
             raise self._found(review_id) from None
         return self.load(review_id)
-
-
-def _info(row: ReviewRow) -> ReviewInfo:
-    return ReviewInfo(row.id, row.name, row.origin, row.min_score, row.created_at,
-                      row.updated_at, row.version, row.finished_at, row.finished_by)
 
 
 def _history_step(edit: ReviewEdit, which: str) -> Splice:
@@ -563,7 +545,7 @@ def _beads(text: str) -> list[Bead]:
 
 
 def reviewed_units(
-    info: ReviewInfo, review: Review, reviewer: str, when: str
+    info: ReviewRow, review: Review, reviewer: str, when: str
 ) -> Iterator[TranslationUnit]:
     """The confirmed pairs as translation units with provenance and who reviewed them when."""
     for bead in review.beads:

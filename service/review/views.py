@@ -30,7 +30,8 @@ def review_data(reviews: Reviews, review_id: str) -> dict:
 
 def review_list_data(reviews: Reviews, limit: int = 100) -> dict:
     """The reviews, most recently changed first (the list route and page)."""
-    return {"reviews": [vars(r) for r in reviews.list(limit)]}
+    rows = [vars(row) for row in reviews.list(limit)]
+    return {"reviews": [{k: v for k, v in row.items() if k != "snapshot_version"} for row in rows]}
 
 
 def open_review(
