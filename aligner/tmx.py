@@ -27,6 +27,7 @@ from aligner import __version__
 from aligner.errors import InputError
 from aligner.markup import INLINE_TAGS, MarkupError, check_pairing, plain_text
 from aligner.models import Run, SentencePair, Tag, TranslationUnit, Tuv
+from aligner.xml_prolog import PROLOG_LIMIT, read_prolog
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ _POSITION_SUFFIX = re.compile(r"(?:, line \d+, column \d+)+$")
 MAX_EXTRA_CHARS = 100_000
 # tu attributes the writer takes from their own TranslationUnit fields.
 _OWN_ATTRS = ("creationdate", "creationid")
+ENTITIES_REFUSED = "the file declares XML entities or a DTD of its own (unsafe, not TMX)"
 
 
 class TMXError(InputError):
@@ -501,6 +503,27 @@ def read_tmx(
         if os.path.isdir(opened):
             raise IsADirectoryError(21, "Is a directory", opened)
         raise FileNotFoundError(2, "No such file", opened)
+    want_src = normalize_lang(source_lang) if source_lang else None
+    want_tgt = normalize_lang(target_lang) if target_lang else None
+    only = frozenset(primary_lang(code) for code in only_langs) if only_langs else None
+    return _read(opened, name, want_src, want_tgt, skipped, on_header, only)
+
+
+def _read(
+    opened: str | BinaryIO,
+    name: str,
+    want_src: str | None,
+    want_tgt: str | None,
+    counts: Counter[str] | None,
+    on_header: Callable[[TmxHeader], None] | None,
+    only: frozenset[str] | None,
+) -> Iterator[TranslationUnit]:
+    """The units, once the prolog is known to declare no DTD of its own."""
+    if isinstance(opened, str):
+        with open(opened, "rb") as handle:
+            _check_prolog(handle.read, name)
+    else:
+        opened = _Replayed(_check_prolog(opened.read, name), opened)
     events = etree.iterparse(
         opened,
         events=("end",),
@@ -512,10 +535,36 @@ def read_tmx(
         remove_comments=True,
         remove_pis=True,
     )
-    want_src = normalize_lang(source_lang) if source_lang else None
-    want_tgt = normalize_lang(target_lang) if target_lang else None
-    only = frozenset(primary_lang(code) for code in only_langs) if only_langs else None
-    return _units(events, name, want_src, want_tgt, skipped, on_header, only)
+    yield from _units(events, name, want_src, want_tgt, counts, on_header, only)
+
+
+class _Replayed:
+    """A binary stream whose first bytes were already read: they come again first."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head, self._rest = head, rest
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._head:
+            return self._rest.read(size)
+        if size < 0:
+            out, self._head = self._head + self._rest.read(), b""
+        else:
+            out, self._head = self._head[:size], self._head[size:]
+        return out
+
+
+def _check_prolog(read: Callable[[int], bytes], name: str) -> bytes:
+    """Refuse a DOCTYPE with an internal subset, by our own scan (the same refusal under
+    every libxml2); return the bytes read."""
+    head, prolog = read_prolog(read)
+    if prolog == "own_dtd":
+        raise TMXError(f"{name}: refused: {ENTITIES_REFUSED}")
+    if prolog == "too_long":
+        raise TMXError(
+            f"{name}: refused: over {PROLOG_LIMIT:,} bytes before the root element (not TMX)"
+        )
+    return head
 
 
 _CHECK_BLOCK = 1 << 20
@@ -530,7 +579,7 @@ class _NoTree:
 
 def check_tmx(path: str | os.PathLike[str], name: str | None = None) -> None:
     """Check, before a TMX is accepted for import, what a reader would refuse on reading it:
-    its root is ``<tmx>``, it declares no entities (billion laughs, XXE), and it is
+    its root is ``<tmx>``, it declares no DTD of its own (entities: billion laughs, XXE), and it is
     well-formed XML to its last byte. Raises ``TMXError`` naming ``name`` and the line.
 
     Streams the file through libxml2 without building a tree (constant memory): no DTD
@@ -538,6 +587,8 @@ def check_tmx(path: str | os.PathLike[str], name: str | None = None) -> None:
     """
     name = name or os.fspath(path)
     with open(path, "rb") as handle:
+        _check_prolog(handle.read, name)
+        handle.seek(0)
         events = etree.iterparse(
             handle,
             events=("start",),
@@ -624,7 +675,7 @@ def _check_document(elem: etree._Element, name: str) -> None:
         raise TMXError(f"{name}: not a TMX file (root element is <{root.tag}>, not <tmx>)")
     dtd = tree.docinfo.internalDTD
     if dtd is not None and next(dtd.iterentities(), None) is not None:
-        raise TMXError(f"{name}: refused: the file declares XML entities (unsafe, not TMX)")
+        raise TMXError(f"{name}: refused: {ENTITIES_REFUSED}")
 
 
 def _syntax_error(

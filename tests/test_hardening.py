@@ -601,7 +601,8 @@ def test_tmx_upload_is_checked_before_it_is_accepted(tmp_path):
              "malformed.tmx: malformed TMX at line 6, column 45: Opening and ending tag "
              "mismatch: seg line 6 and tuv"),
             ("laughs.tmx", (data / "tmx_billion_laughs.tmx").read_bytes(), "bad_tmx",
-             "laughs.tmx: refused: the file declares XML entities (unsafe, not TMX)"),
+             "laughs.tmx: refused: the file declares XML entities or a DTD of its own (unsafe, "
+             "not TMX)"),
             ("late.tmx", late_error, "bad_tmx",
              f"late.tmx: malformed TMX at line {broken_line + 1}, column 9: Opening and ending "
              f"tag mismatch: seg line {broken_line} and tuv"),

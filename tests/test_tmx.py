@@ -18,6 +18,7 @@ from aligner.models import SentencePair, Tag, TranslationUnit
 from aligner.tmx import (
     PROP_TYPES,
     TMXError,
+    check_tmx,
     clean_text,
     normalize_lang,
     pairs_to_units,
@@ -323,6 +324,84 @@ def test_xxe_and_parameter_entities_are_refused(tmp_path: Path) -> None:
         with pytest.raises(TMXError, match="declares XML entities") as caught:
             list(read_tmx(io.BytesIO(data)))
         assert "TOP-SECRET" not in str(caught.value)
+
+
+def _tmx_with_prolog(prolog: str, units: int = 1) -> str:
+    body = "".join(
+        f'<tu><tuv xml:lang="en"><seg>Peace {i}</seg></tuv><tuv xml:lang="zh"><seg>和平{i}</seg>'
+        "</tuv></tu>"
+        for i in range(units)
+    )
+    return f'{prolog}<tmx version="1.4"><header srclang="en"/><body>{body}</body></tmx>'
+
+
+class _ReadOnly(io.RawIOBase):
+    """A stream that can only be read, as a network upload is: no seek."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        chunk = self._data.read(len(buffer))
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32"])
+def test_billion_laughs_is_refused_in_our_words_in_any_encoding(
+    tmp_path: Path, encoding: str
+) -> None:
+    """Our own scan of the prolog refuses it, whatever libxml2 would have said."""
+    text = (DATA / "tmx_billion_laughs.tmx").read_text("utf-8")
+    text = text.replace('encoding="UTF-8"', f'encoding="{encoding.removesuffix("-sig")}"')
+    path = tmp_path / "laughs.tmx"
+    path.write_bytes(text.encode(encoding))
+    expected = "laughs.tmx: refused: the file declares XML entities or a DTD of its own"
+    with pytest.raises(TMXError, match=expected):
+        check_tmx(path, "laughs.tmx")
+    with pytest.raises(TMXError, match=expected.replace("laughs.tmx", "<stream>")):
+        list(read_tmx(io.BufferedReader(_ReadOnly(path.read_bytes()))))
+
+
+def test_any_internal_dtd_subset_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "subset.tmx"
+    # no entity at all, and the subset opened after a comment and a PI
+    prolog = '<?xml version="1.0"?><!-- a --><?pi x?><!DOCTYPE tmx [<!ELEMENT a ANY>]>'
+    path.write_text(_tmx_with_prolog(prolog), "utf-8")
+    with pytest.raises(TMXError, match="declares XML entities or a DTD of its own"):
+        check_tmx(path)
+    with pytest.raises(TMXError, match="declares XML entities or a DTD of its own"):
+        list(read_tmx(path))
+
+
+def test_prolog_without_a_subset_reads_from_any_stream(tmp_path: Path) -> None:
+    """Brackets in comments, PIs and the DOCTYPE's literals are no subset; a stream that
+    cannot seek gets the prolog bytes again, and a file past the scan's blocks reads whole."""
+    prolog = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<!-- [not a subset] -->\n<?x [y]?>\n'
+        '<!DOCTYPE tmx PUBLIC "-//x//EN" \'tmx14[1].dtd\'>\n'
+    )
+    data = _tmx_with_prolog(prolog, units=2000).encode("utf-8")
+    assert len(data) > 1 << 17
+    path = tmp_path / "fine.tmx"
+    path.write_bytes(data)
+    check_tmx(path)
+    for source in (path, io.BytesIO(data), io.BufferedReader(_ReadOnly(data), 7)):
+        units = list(read_tmx(source))
+        assert len(units) == 2000
+        assert (units[0].source, units[-1].target) == ("Peace 0", "和平1999")
+
+
+def test_a_prolog_past_one_mebibyte_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "long.tmx"
+    path.write_text(_tmx_with_prolog("<!--" + "x" * (1 << 20) + "-->"), "utf-8")
+    with pytest.raises(TMXError, match="over 1,048,576 bytes before the root element"):
+        check_tmx(path)
+    with pytest.raises(TMXError, match="over 1,048,576 bytes before the root element"):
+        list(read_tmx(path))
 
 
 def test_external_dtd_is_never_fetched(tmp_path: Path) -> None:
