@@ -3,7 +3,8 @@
 #   docker run -p 8000:8000 -v concordia-data:/data -e CONCORDIA_API_KEY=change-me concordia
 # The service listens on port 8000; the memory, job files and embedding cache live in /data.
 # No torch in the image: the default use-m3 encoder is pure numpy. The web pages' templates and
-# static files (service/web/templates, service/web/static) are package data: `pip install .` installs them.
+# static files (service/web/templates, service/web/static) are package data: `pip install .`
+# installs them, at the versions the tests passed with (constraints.txt, renewed by `make lock`).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,10 +15,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     CONCORDIA_CACHE_DIR=/data/cache
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY aligner ./aligner
 COPY service ./service
-RUN pip install . \
+RUN pip install -c constraints.txt . \
     && useradd --create-home --uid 10001 concordia \
     && mkdir -p /data \
     && chown concordia:concordia /data

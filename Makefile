@@ -9,20 +9,35 @@ DATA ?= data
 # the tests need the test extras. Either order works, each installs what it lacks.
 RUN_READY := $(VENV)/.run-ready
 TEST_READY := $(VENV)/.test-ready
+# The exact versions the tests passed with (pyproject.toml keeps the ranges); `make lock` renews it.
+PINS := constraints.txt
 
-.PHONY: run test setup lint
+.PHONY: run test setup lint lock
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(RUN_READY): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+$(RUN_READY): pyproject.toml $(PINS) | $(BIN)/python
+	$(BIN)/pip install --quiet -c $(PINS) -e .
 	touch $@
 
-$(TEST_READY): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+$(TEST_READY): pyproject.toml $(PINS) | $(BIN)/python
+	$(BIN)/pip install --quiet -c $(PINS) -e '.[test]'
 	touch $@ $(RUN_READY)
+
+# Resolve the newest versions pyproject.toml allows in a clean venv and pin them all; then run
+# `make test` before committing the new constraints.txt. torch keeps its pin from pyproject.toml.
+lock:
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PY) -m venv "$$tmp" && \
+	"$$tmp/bin/pip" install --quiet --upgrade pip && \
+	"$$tmp/bin/pip" install --quiet -e '.[test]' && \
+	{ echo "# Exact versions the tests pass with, for make and the Dockerfile (pip install -c)."; \
+	  echo "# Made by \`make lock\` with $$($$tmp/bin/python -V); do not edit by hand."; \
+	  "$$tmp/bin/pip" freeze --all --exclude-editable | grep -v '^pip==' \
+	  | sed -E 's/^(torch==[^+]+)\+.*/\1/'; } > $(PINS).new && \
+	mv $(PINS).new $(PINS) && echo "$(PINS): $$(grep -vc '^#' $(PINS)) pins"
 
 setup: $(TEST_READY)
 

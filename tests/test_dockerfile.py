@@ -86,7 +86,7 @@ def test_copied_files_exist_and_reach_the_build_context():
     # pip install . needs every file pyproject.toml names, and both packages
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert pyproject["project"]["readme"] in sources
-    assert {"pyproject.toml", "aligner", "service"} <= set(sources)
+    assert {"pyproject.toml", "constraints.txt", "aligner", "service"} <= set(sources)
 
 
 def test_image_settings():
@@ -98,7 +98,8 @@ def test_image_settings():
     assert first("EXPOSE").split() == [PORT]
     assert env_of_image()["CONCORDIA_DATA_DIR"] == DATA
     install = " ".join(args for key, args in instructions() if key == "RUN")
-    assert "pip install ." in install  # dependencies come from pyproject.toml
+    # dependencies come from pyproject.toml, at the versions the tests passed with
+    assert "pip install -c constraints.txt . " in install
     assert "torch" not in install  # the default image needs no torch
     healthcheck = first("HEALTHCHECK")
     assert "/health" in healthcheck and "curl" not in healthcheck
