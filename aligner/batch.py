@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -339,14 +340,12 @@ def align_pair(
     """
     from aligner.pipeline import align_documents
 
+    known = finished_report(pair, out_dir, settings)
+    if known is not None:
+        return known
     started = time.perf_counter()
     try:
-        if pair.error:
-            raise InputError(pair.error)
         key = pair_key(pair, settings)
-        previous = _previous_report(Path(out_dir) / PAIRS_DIR, pair.id, key)
-        if previous is not None:
-            return {**previous, "resumed": True}
         zh = read_side_file(pair.zh, "zh", limits)
         en = read_side_file(pair.en, "en", limits)
         if pair.symbol:
@@ -359,6 +358,20 @@ def align_pair(
             max_bead=settings.max_bead,
         )
         return pair_outputs(pair, out_dir, settings, result, started, key)
+    except Exception as exc:  # noqa: BLE001 - one bad pair must not stop the batch
+        _remove_outputs(out_dir, pair.id)  # a previous run's, for other inputs
+        return failed_report(pair, error_reason(exc, pair.id), started)
+
+
+def finished_report(pair: PairSpec, out_dir: str | Path, settings: BatchSettings) -> dict | None:
+    """A pair's report when it needs no model: aligned before from the same inputs and
+    settings (``"resumed": True``), or failed as listed; None when it is to be aligned."""
+    started = time.perf_counter()
+    try:
+        if pair.error:
+            raise InputError(pair.error)
+        previous = _previous_report(Path(out_dir) / PAIRS_DIR, pair.id, pair_key(pair, settings))
+        return None if previous is None else {**previous, "resumed": True}
     except Exception as exc:  # noqa: BLE001 - one bad pair must not stop the batch
         _remove_outputs(out_dir, pair.id)  # a previous run's, for other inputs
         return failed_report(pair, error_reason(exc, pair.id), started)
@@ -585,14 +598,18 @@ def run_batch(
     (out / PAIRS_DIR).mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     stages = _Stages()
-    if workers is None and scheduler is None:
-        results = _run_local(pairs, str(out), settings, cancel, stages, limits)
-    else:
-        results = _run_dask(
-            pairs, str(out), settings, cancel, stages, workers, scheduler, limits
-        )
+    # what is done (or fails as listed) is known before any cluster starts or model loads
+    known = [r for p in pairs if (r := finished_report(p, out, settings)) is not None]
+    known_ids = {r["id"] for r in known}
+    todo = [p for p in pairs if p.id not in known_ids]
+    stages.done("resume")
+    results: Iterable[dict] = ()
+    if todo and workers is None and scheduler is None:
+        results = _run_local(todo, str(out), settings, cancel, stages, limits)
+    elif todo:
+        results = _run_dask(todo, str(out), settings, cancel, stages, workers, scheduler, limits)
     done: dict[str, dict] = {}
-    for report in results:
+    for report in itertools.chain(known, results):
         done[report["id"]] = report
         if progress is not None:
             progress(report, len(done), len(pairs))

@@ -97,7 +97,7 @@ def test_batch_writes_reports_goes_past_failures_and_resumes(docs, tmp_path, cap
     assert "bad: FAILED: bad.zh.txt: expected Chinese text" in captured.err  # plain log lines
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert (summary["pairs"], summary["ok"], summary["failed"]) == (4, 3, 1)
-    assert list(summary["stage_seconds"]) == ["load", "align", "merge"]
+    assert list(summary["stage_seconds"]) == ["resume", "load", "align", "merge"]
     assert 0 < sum(summary["stage_seconds"].values()) <= summary["seconds"] + 0.01  # rounding
     reports = {r["id"]: r for r in summary["reports"]}
     assert "expected Chinese text" in reports["bad"]["reason"]
@@ -143,6 +143,48 @@ def test_batch_writes_reports_goes_past_failures_and_resumes(docs, tmp_path, cap
     reports = json.loads((out / "summary.json").read_text("utf-8"))["reports"]
     assert not any(r.get("resumed") for r in reports)
     assert all(r["min_score"] == 0.9 for r in reports if r["status"] == "ok")
+
+
+def test_a_rerun_decides_what_is_done_before_any_cluster_or_model(docs, tmp_path, monkeypatch):
+    """Pairs done with the same inputs and settings, and pairs failed as listed, are reported
+    without a runner: no cluster starts and no model loads unless a pair is left to align."""
+    for lang in ("zh", "en"):
+        (docs / f"bad.{lang}.txt").unlink()
+    (docs / "lonely.zh.txt").write_text("孤独。\n", encoding="utf-8")
+    pairs = read_manifest(docs)
+    settings = BatchSettings.create()
+    out = tmp_path / "out"
+    first = run_batch(pairs, out, settings)
+    assert [r["status"] for r in first.reports] == ["ok", "ok", "ok", "failed"]
+    merged = units(out / "merged.tmx")
+    real_run_local = batch._run_local
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a runner started for pairs that are done")
+
+    monkeypatch.setattr(batch, "_run_dask", refuse)
+    monkeypatch.setattr(batch, "_run_local", refuse)
+    monkeypatch.setattr(batch, "load_models", refuse)
+    again = run_batch(pairs, out, settings, workers=2)
+    assert [r.get("resumed", False) for r in again.reports] == [True, True, True, False]
+    assert again.reports[3]["reason"] == "no English file lonely.en.*"
+    assert list(again.stages) == ["resume", "merge"]
+    assert units(out / "merged.tmx") == merged
+    # one pair changed: only it goes to the runner
+    aligned: list[str] = []
+
+    def recording(todo, *args):
+        aligned.extend(p.id for p in todo)
+        return real_run_local(todo, *args)
+
+    monkeypatch.setattr(batch, "_run_local", recording)
+    monkeypatch.setattr(batch, "load_models", lambda spec: None)
+    en = docs / "doc2.en.txt"
+    en.write_text(en.read_text(encoding="utf-8").rsplit("\n\n", 1)[0] + "\n", encoding="utf-8")
+    third = run_batch(pairs, out, settings)
+    assert aligned == ["doc2"]
+    assert [r.get("resumed", False) for r in third.reports] == [True, False, True, False]
+    assert third.reports[1]["status"] == "ok" and third.reports[1]["sentences"]["en"] == 4
 
 
 def test_progress_bar_on_a_terminal(docs, tmp_path):
@@ -194,7 +236,7 @@ def test_dask_cluster_gives_the_single_process_outputs(docs, tmp_path):
             states = client.run(worker_state)
     # no trim threshold (it slows numpy down), no profiler; encoder and lexicon loaded once
     assert list(states.values()) == [(None, False, {"use-m3": 1}, 1)] * 2
-    assert list(spread.stages) == ["start", "load", "align", "close", "merge"]
+    assert list(spread.stages) == ["resume", "start", "load", "align", "close", "merge"]
 
     def comparable(report: dict) -> dict:
         return {k: v for k, v in report.items() if k != "seconds"}
