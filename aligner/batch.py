@@ -3,9 +3,10 @@
 Every pair goes through :func:`align_pair`, a plain function shared by the single-process path
 and the Dask path. It writes ``pairs/ID.tmx`` and ``pairs/ID.json`` (temp file + rename); the
 JSON report carries a content hash of both inputs and the settings, so a rerun skips pairs whose
-outputs match and redoes the rest. A failing pair gives a report with its reason; the batch
-goes on. The run closes with ``merged.tmx`` (all good pairs, manifest order) and
-``summary.json``.
+outputs match and redoes the rest; which pairs those are is decided first
+(:func:`finished_report`), and no cluster starts and no model loads when none is left. A
+failing pair gives a report with its reason; the batch goes on. The run closes with
+``merged.tmx`` (all good pairs, manifest order) and ``summary.json``.
 
 With Dask the inputs and the output folder must be visible to every worker at the same paths
 (one machine, or a shared file system). The encoder and the CC-CEDICT lexicon are loaded once
