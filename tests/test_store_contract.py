@@ -1,11 +1,15 @@
 """The store contract: what every implementation of ``service.memory.store.TMStore`` must do.
 
 ``StoreContract`` is the one test class; an implementation passes it by a subclass giving
-``make_store`` (``TestSQLiteStore`` below). A PostgreSQL store adds its own subclass.
+``make_store`` (``TestSQLiteStore`` below), and ``other_store`` where a second store on the
+same memory (as another process would open) is not simply ``make_store`` of the same folder.
+A PostgreSQL store adds its own subclass.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ import pytest
 from aligner.models import Tag, TranslationUnit, Tuv
 from aligner.tmx import TMXError
 from service.memory.store import (
+    AlreadyImported,
     EditConflict,
     Job,
     MergeRule,
@@ -40,6 +45,10 @@ class StoreContract:
 
     def make_store(self, folder: Path) -> TMStore:
         raise NotImplementedError
+
+    def other_store(self, folder: Path) -> TMStore:
+        """Another store on the memory ``make_store(folder)`` opened, as another process has."""
+        return self.make_store(folder)
 
     @pytest.fixture
     def store(self, tmp_path):
@@ -188,6 +197,123 @@ class StoreContract:
         assert jobs.active() == ["a" * 32, "b" * 32]
         jobs.update("b" * 32, state="done")
         assert jobs.active() == ["a" * 32] and jobs.get("c" * 32) is None
+
+
+    # -- the job queue: claims, leases, cancels through the row
+
+    @staticmethod
+    def queued(jobs, *names: str) -> list[str]:
+        ids = []
+        for number, name in enumerate(names):
+            job_id = name * 32
+            jobs.insert(Job(job_id, "queued", f"t{number}", f"t{number}", {}, owner="alice"))
+            ids.append(job_id)
+        return ids
+
+    def test_claims_give_each_job_to_one_worker_oldest_first(self, store):
+        jobs = store.jobs()
+        first, second = self.queued(jobs, "a", "b")
+        one = jobs.claim("w1", 30)
+        assert (one.id, one.state, one.worker, one.attempts) == (first, "running", "w1", 1)
+        assert one.lease_until > time.time() + 20 and one.owner == "alice"
+        assert jobs.claim("w2", 30).id == second
+        assert jobs.claim("w3", 30) is None  # both held, leases running
+        assert jobs.active() == [first, second]
+
+    def test_concurrent_claims_from_two_stores_never_share_a_job(self, store, tmp_path):
+        ids = self.queued(store.jobs(), *"abcdefghijkl")
+        other = self.other_store(tmp_path / "data")
+        got: dict[str, list[str]] = {"w1": [], "w2": []}
+        start = threading.Barrier(2)
+
+        def claim_all(table, worker: str) -> None:
+            start.wait()
+            while (job := table.claim(worker, 30)) is not None:
+                got[worker].append(job.id)
+
+        try:
+            threads = [
+                threading.Thread(target=claim_all, args=(table, worker))
+                for table, worker in ((store.jobs(), "w1"), (other.jobs(), "w2"))
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+        finally:
+            other.close()
+        assert sorted(got["w1"] + got["w2"]) == sorted(ids)  # each once, none twice
+
+    def test_a_lapsed_lease_is_taken_over_and_its_old_holder_can_write_nothing(self, store):
+        jobs = store.jobs()
+        (job_id,) = self.queued(jobs, "a")
+        assert jobs.claim("w1", 0.05).id == job_id
+        assert jobs.renew(job_id, "w2", 30) is None  # not w2's
+        assert jobs.claim("w2", 30) is None  # w1's lease still runs
+        time.sleep(0.1)
+        taken = jobs.claim("w2", 30)
+        assert (taken.id, taken.worker, taken.attempts) == (job_id, "w2", 2)
+        assert jobs.renew(job_id, "w1", 30) is None
+        assert not jobs.finish(job_id, "w1", "done") and not jobs.release(job_id, "w1")
+        renewed = jobs.renew(job_id, "w2", 30, done=4)
+        assert (renewed.done, renewed.state, renewed.cancel_requested) == (4, "running", False)
+        assert jobs.finish(job_id, "w2", "done", memory={"imported": 4})
+        done = jobs.get(job_id)
+        assert (done.state, done.memory) == ("done", {"imported": 4})
+        assert jobs.renew(job_id, "w2", 30) is None and jobs.active() == []
+        assert jobs.claim("w3", 30) is None
+
+    def test_a_released_job_is_queued_again(self, store):
+        jobs = store.jobs()
+        (job_id,) = self.queued(jobs, "a")
+        jobs.claim("w1", 30)
+        assert jobs.release(job_id, "w1")
+        assert jobs.get(job_id).state == "queued"
+        assert jobs.claim("w2", 30).id == job_id
+
+    def test_cancels_go_through_the_row(self, store):
+        jobs = store.jobs()
+        waiting, running = self.queued(jobs, "a", "b")
+        jobs.claim("w1", 30)  # "a", the oldest
+        waiting, running = running, waiting
+        assert jobs.request_cancel(waiting).state == "cancelled"
+        asked = jobs.request_cancel(running)
+        assert (asked.state, asked.cancel_requested) == ("running", True)
+        assert jobs.renew(running, "w1", 30).cancel_requested  # what its holder sees
+        assert jobs.finish(running, "w1", "cancelled")
+        assert jobs.request_cancel(running).state == "cancelled"  # finished: as it was
+        assert jobs.request_cancel("f" * 32) is None
+        assert jobs.claim("w2", 30) is None
+
+    def test_a_job_in_a_request_is_held_by_its_process(self, store):
+        jobs = store.jobs()
+        jobs.insert(Job("h" * 32, "running", "t0", "t0", {}, worker="w1",
+                        lease_until=time.time() + 30, attempts=1))
+        assert jobs.claim("w2", 30) is None
+        assert jobs.renew("h" * 32, "w1", 30) is not None
+
+    def test_an_import_records_its_job_and_commits_once(self, store):
+        units = [tmx_unit("甲。", "A."), tmx_unit("乙。", "B.")]
+        result = store.import_units(units, rule="keep_both", job="j" * 32)
+        record = store.job_import("j" * 32)
+        assert record is not None and (record.id, record.job) == (result.import_id, "j" * 32)
+        assert record.result["imported"] == 2 and store.import_record(record.id).job == "j" * 32
+        with pytest.raises(AlreadyImported) as again:
+            store.import_units(units, rule="keep_both", job="j" * 32)
+        assert again.value.record.id == record.id
+        assert store.count() == 2
+        assert store.job_import("k" * 32) is None
+        assert store.abandon_imports("j" * 32) == 0  # nothing of it still running
+
+    def test_a_failed_import_of_a_job_does_not_count_as_its_import(self, store):
+        def broken():
+            yield tmx_unit("甲。", "A.")
+            raise TMXError("bad.tmx: line 3: broken")
+
+        with pytest.raises(TMXError):
+            store.import_units(broken(), job="j" * 32)
+        assert store.job_import("j" * 32) is None and store.imports()[0].state == "failed"
+        assert store.import_units([tmx_unit("甲。", "A.")], job="j" * 32).imported == 1
 
 
 class TestSQLiteStore(StoreContract):

@@ -12,7 +12,9 @@ is logged in ``import_log``. Deletions and text edits leave tombstones.
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import sqlite3
 import threading
 import time
@@ -29,6 +31,7 @@ from service.memory.sqlite_reviews import SQLiteReviewTable
 from service.memory.store import (
     DOCUMENT_PROPS,
     SPEAKER_PROPS,
+    AlreadyImported,
     EditConflict,
     ImportRecord,
     ImportResult,
@@ -97,25 +100,78 @@ CREATE TABLE IF NOT EXISTS import_log (
     state TEXT NOT NULL,
     result TEXT NOT NULL DEFAULT '{}',
     header TEXT,
-    error TEXT NOT NULL DEFAULT ''
+    error TEXT NOT NULL DEFAULT '',
+    job TEXT,
+    runner TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-INSERT OR IGNORE INTO meta VALUES ('generation', '0');
 """
 
-# Jobs live in a database of their own: an import job writes its progress while its import
-# holds the memory's write transaction.
+# Columns added since the first schema, added to older files when they open.
+_IMPORT_LOG_ADDED = (("job", "TEXT"), ("runner", "TEXT NOT NULL DEFAULT ''"))
+# At most one import of a job commits: a job run again after a crash finds its import in.
+_IMPORT_JOB_INDEX = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS import_log_job ON import_log(job) "
+    "WHERE job IS NOT NULL AND state = 'done'"
+)
+
+# Jobs live in a database of their own: an import job writes its progress, and its runner
+# renews its lease, while its import holds the memory's write transaction.
 JOBS_DB_NAME = "jobs.sqlite"
 _JOB_SCHEMA = """
 CREATE TABLE IF NOT EXISTS job (
     id TEXT PRIMARY KEY, state TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL,
     options TEXT NOT NULL, total INTEGER NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 0,
-    failed INTEGER NOT NULL DEFAULT 0, results TEXT, error TEXT, memory TEXT
+    failed INTEGER NOT NULL DEFAULT 0, results TEXT, error TEXT, memory TEXT,
+    owner TEXT NOT NULL DEFAULT '', worker TEXT NOT NULL DEFAULT '',
+    lease_until REAL NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
+    cancel_requested INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS job_pair (
     job TEXT NOT NULL, seq INTEGER NOT NULL, report TEXT NOT NULL, PRIMARY KEY (job, seq)
 );
 """
+_JOB_ADDED = (
+    ("owner", "TEXT NOT NULL DEFAULT ''"),
+    ("worker", "TEXT NOT NULL DEFAULT ''"),
+    ("lease_until", "REAL NOT NULL DEFAULT 0"),
+    ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+    ("cancel_requested", "INTEGER NOT NULL DEFAULT 0"),
+)
+_JOB_FIELDS = (
+    "id, state, created, updated, options, total, done, failed, results, error, memory, "
+    "owner, worker, lease_until, attempts, cancel_requested"
+)
+_CLAIMABLE = "(state = 'queued' OR (state = 'running' AND lease_until < ?))"
+_HELD = "state = 'running' AND worker = ?"
+
+
+def _add_columns(conn: sqlite3.Connection, table: str, added) -> None:
+    """Add the columns a file written by an earlier version lacks."""
+    have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+    for name, declaration in added:
+        if name not in have:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
+
+
+def this_process() -> str:
+    """Who runs an import or a job: ``host:pid`` (and on a SQLite store, whether it still
+    runs can be asked of this host)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _gone(runner: str) -> bool:
+    """Whether the process ``runner`` names ran on this host and has ended."""
+    host, _, pid = runner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, but another user's
+        return False
+    return False
 
 _COLUMNS = (
     "id, hash, zh, en, source_lang, target_lang, props, document, speaker, creationdate, "
@@ -220,8 +276,15 @@ class SQLiteStore(TMStore):
                     f"{self.path} was written by an older Concordia (store format 1); "
                     "export it with that version and import the TMX into a new data folder",
                 )
+            # Only what is missing is written: a server starting while another process
+            # holds the write transaction (a long import) must not wait for it.
             conn.executescript(_SCHEMA)
-            conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            _add_columns(conn, "import_log", _IMPORT_LOG_ADDED)
+            conn.execute(_IMPORT_JOB_INDEX)
+            have = {r[0] for r in conn.execute("SELECT key FROM meta")}
+            for key, value in (("generation", "0"), ("schema", str(SCHEMA_VERSION))):
+                if key not in have:
+                    conn.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
             conn.close()
         self._jobs: SQLiteJobTable | None = None
         self._reviews: SQLiteReviewTable | None = None
@@ -322,18 +385,23 @@ class SQLiteStore(TMStore):
         progress=None,
         skipped: Counter[str] | None = None,
         chunk: int = 2000,
+        job: str = "",
     ) -> ImportResult:
         started = time.perf_counter()
         rule = MergeRule(rule)
         result = ImportResult(rule=rule.value)
         created_at = _now_tmx()
-        import_id = self._log_start(source, rule, created_at)
+        if job and (done := self.job_import(job)) is not None:
+            raise AlreadyImported(done)
+        import_id = self._log_start(source, rule, created_at, job)
         result.import_id = import_id
         try:
             with self._write_lock:
                 conn = self._conn()
                 conn.execute("BEGIN IMMEDIATE")
                 try:
+                    if job and (done := self._job_import(conn, job)) is not None:
+                        raise AlreadyImported(done)  # committed meanwhile, by another process
                     seen = 0
                     batch: list[list] = []
                     for unit in units:
@@ -467,11 +535,12 @@ class SQLiteStore(TMStore):
             [(i, generation + 1, replaced_by) for i in ids],
         )
 
-    def _log_start(self, source: str, rule: MergeRule, now: str) -> int:
+    def _log_start(self, source: str, rule: MergeRule, now: str, job: str) -> int:
         with self._write_lock:
             cur = self._conn().execute(
-                "INSERT INTO import_log (source, rule, started, state) VALUES (?, ?, ?, 'running')",
-                (source, rule.value, now),
+                "INSERT INTO import_log (source, rule, started, state, job, runner) "
+                "VALUES (?, ?, ?, 'running', ?, ?)",
+                (source, rule.value, now, job or None, this_process()),
             )
             return int(cur.lastrowid)
 
@@ -490,6 +559,40 @@ class SQLiteStore(TMStore):
                 "UPDATE import_log SET state = 'failed', finished = ?, error = ? WHERE id = ?",
                 (_now_tmx(), error[:2000], import_id),
             )
+
+    @staticmethod
+    def _job_import(conn: sqlite3.Connection, job_id: str) -> ImportRecord | None:
+        row = conn.execute(
+            f"SELECT {_RECORD_COLUMNS} FROM import_log WHERE job = ? AND state = 'done'",
+            (job_id,),
+        ).fetchone()
+        return _record(row) if row else None
+
+    def job_import(self, job_id: str) -> ImportRecord | None:
+        return self._job_import(self._conn(), job_id)
+
+    def abandon_imports(self, job_id: str | None = None) -> int:
+        with self._write_lock:
+            conn = self._conn()
+            if job_id is not None:
+                rows = conn.execute(
+                    "SELECT id FROM import_log WHERE state = 'running' AND job = ?", (job_id,)
+                ).fetchall()
+            else:
+                rows = [
+                    (import_id,)
+                    for import_id, runner in conn.execute(
+                        "SELECT id, runner FROM import_log WHERE state = 'running'"
+                    )
+                    if _gone(runner)
+                ]
+            conn.executemany(
+                "UPDATE import_log SET state = 'failed', finished = ?, "
+                "error = 'interrupted: the process running it stopped' "
+                "WHERE id = ? AND state = 'running'",
+                [(_now_tmx(), row[0]) for row in rows],
+            )
+        return len(rows)
 
     def delete(self, ids: Iterable[int] = (), *, document: str | None = None) -> list[int]:
         ids = [int(i) for i in ids]
@@ -817,16 +920,13 @@ class SQLiteStore(TMStore):
 
     def imports(self, limit: int = 50) -> list[ImportRecord]:
         rows = self._conn().execute(
-            "SELECT id, source, rule, started, finished, state, result, header, error "
-            "FROM import_log ORDER BY id DESC LIMIT ?",
-            (limit,),
+            f"SELECT {_RECORD_COLUMNS} FROM import_log ORDER BY id DESC LIMIT ?", (limit,)
         )
         return [_record(r) for r in rows]
 
     def import_record(self, import_id: int) -> ImportRecord | None:
         row = self._conn().execute(
-            "SELECT id, source, rule, started, finished, state, result, header, error "
-            "FROM import_log WHERE id = ?",
+            f"SELECT {_RECORD_COLUMNS} FROM import_log WHERE id = ?",
             (import_id,),
         ).fetchone()
         return _record(row) if row else None
@@ -859,6 +959,9 @@ class SQLiteStore(TMStore):
         }
 
 
+_RECORD_COLUMNS = "id, source, rule, started, finished, state, result, header, error, job"
+
+
 def _record(row: tuple) -> ImportRecord:
     return ImportRecord(
         id=row[0],
@@ -870,6 +973,7 @@ def _record(row: tuple) -> ImportRecord:
         result=json.loads(row[6] or "{}"),
         header=json.loads(row[7]) if row[7] else None,
         error=row[8],
+        job=row[9] or "",
     )
 
 
@@ -878,7 +982,10 @@ def _job_now() -> str:
 
 
 class SQLiteJobTable(JobTable):
-    """The ``job`` table in the store's database."""
+    """The ``job`` table in ``jobs.sqlite`` beside the store, shared by every process serving
+    the data folder. A claim is one ``UPDATE`` of the oldest claimable row (SQLite runs one
+    writer at a time, so two claims never take the same job); leases use this host's clock,
+    the one clock of a data folder."""
 
     def __init__(self, connect):
         self._connect = connect
@@ -888,27 +995,34 @@ class SQLiteJobTable(JobTable):
     @property
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = self._connect()
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.executescript(_JOB_SCHEMA)
+            conn = self._connect()
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_JOB_SCHEMA)
+            _add_columns(conn, "job", _JOB_ADDED)
+            self._conn = conn
         return self._conn
 
     def insert(self, job: Job) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT INTO job (id, state, created, updated, options, total) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (job.id, job.state, job.created, job.updated, _json(job.options), job.total),
+                "INSERT INTO job (id, state, created, updated, options, total, owner, worker, "
+                "lease_until, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (job.id, job.state, job.created, job.updated, _json(job.options), job.total,
+                 job.owner, job.worker, job.lease_until, job.attempts),
             )
 
-    def update(self, job_id: str, **fields) -> None:
+    @staticmethod
+    def _assignments(fields: dict) -> tuple[str, list]:
         for name in ("results", "memory", "options"):
             if name in fields and fields[name] is not None:
                 fields[name] = _json(fields[name])
         fields["updated"] = _job_now()
-        names = ", ".join(f"{name} = ?" for name in fields)
+        return ", ".join(f"{name} = ?" for name in fields), list(fields.values())
+
+    def update(self, job_id: str, **fields) -> None:
+        names, values = self._assignments(fields)
         with self._lock:
-            self._db.execute(f"UPDATE job SET {names} WHERE id = ?", (*fields.values(), job_id))
+            self._db.execute(f"UPDATE job SET {names} WHERE id = ?", (*values, job_id))
 
     def report(self, job_id: str, seq: int, report: dict, done: int, failed: int) -> None:
         with self._lock:
@@ -920,13 +1034,14 @@ class SQLiteJobTable(JobTable):
                 (done, failed, _job_now(), job_id),
             )
 
+    def _row(self, job_id: str) -> tuple | None:
+        return self._db.execute(
+            f"SELECT {_JOB_FIELDS} FROM job WHERE id = ?", (job_id,)
+        ).fetchone()
+
     def get(self, job_id: str, offset: int = 0, limit: int = 1000) -> Job | None:
         with self._lock:
-            row = self._db.execute(
-                "SELECT id, state, created, updated, options, total, done, failed, results, "
-                "error, memory FROM job WHERE id = ?",
-                (job_id,),
-            ).fetchone()
+            row = self._row(job_id)
             reports = self._db.execute(
                 "SELECT report FROM job_pair WHERE job = ? ORDER BY seq LIMIT ? OFFSET ?",
                 (job_id, limit, offset),
@@ -937,14 +1052,7 @@ class SQLiteJobTable(JobTable):
             results = [json.loads(r[0]) for r in reports]
         else:  # jobs of earlier versions kept the list whole
             results = json.loads(row[8])[offset : offset + limit] if row[8] else None
-        return Job(
-            *row[:4],
-            json.loads(row[4]),
-            *row[5:8],
-            results,
-            row[9] or "",
-            json.loads(row[10]) if row[10] else None,
-        )
+        return _job(row, results)
 
     def finished_before(self, stamp: str) -> list[str]:
         with self._lock:
@@ -966,8 +1074,77 @@ class SQLiteJobTable(JobTable):
             ).fetchall()
         return [row[0] for row in rows]
 
+    def claim(self, worker: str, lease_s: float) -> Job | None:
+        now = time.time()
+        with self._lock:
+            row = self._db.execute(
+                "UPDATE job SET state = 'running', worker = ?, lease_until = ?, "
+                "attempts = attempts + 1, updated = ? "
+                f"WHERE id = (SELECT id FROM job WHERE {_CLAIMABLE} ORDER BY created, rowid "
+                f"LIMIT 1) AND {_CLAIMABLE} RETURNING id",
+                (worker, now + lease_s, _job_now(), now, now),
+            ).fetchone()
+            found = self._row(row[0]) if row else None
+        return _job(found, None) if found else None
+
+    def renew(self, job_id: str, worker: str, lease_s: float, **fields) -> Job | None:
+        fields["lease_until"] = time.time() + lease_s
+        names, values = self._assignments(fields)
+        with self._lock:
+            changed = self._db.execute(
+                f"UPDATE job SET {names} WHERE id = ? AND {_HELD}", (*values, job_id, worker)
+            ).rowcount
+            row = self._row(job_id) if changed else None
+        return _job(row, None) if row else None
+
+    def finish(self, job_id: str, worker: str, state: str, **fields) -> bool:
+        names, values = self._assignments({"state": state, **fields})
+        with self._lock:
+            return bool(
+                self._db.execute(
+                    f"UPDATE job SET {names} WHERE id = ? AND {_HELD}", (*values, job_id, worker)
+                ).rowcount
+            )
+
+    def release(self, job_id: str, worker: str) -> bool:
+        with self._lock:
+            return bool(
+                self._db.execute(
+                    "UPDATE job SET state = 'queued', worker = '', lease_until = 0, updated = ? "
+                    f"WHERE id = ? AND {_HELD}",
+                    (_job_now(), job_id, worker),
+                ).rowcount
+            )
+
+    def request_cancel(self, job_id: str) -> Job | None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE job SET state = CASE state WHEN 'queued' THEN 'cancelled' ELSE state END, "
+                "cancel_requested = CASE state WHEN 'running' THEN 1 ELSE cancel_requested END, "
+                "updated = ? WHERE id = ? AND state IN ('queued', 'running')",
+                (_job_now(), job_id),
+            )
+            row = self._row(job_id)
+        return _job(row, None) if row else None
+
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def _job(row: tuple, results: list | None) -> Job:
+    return Job(
+        *row[:4],
+        json.loads(row[4]),
+        *row[5:8],
+        results,
+        row[9] or "",
+        json.loads(row[10]) if row[10] else None,
+        owner=row[11],
+        worker=row[12],
+        lease_until=row[13],
+        attempts=row[14],
+        cancel_requested=bool(row[15]),
+    )

@@ -121,6 +121,18 @@ class UnitGone(StoreError):
         self.replaced_by = replaced_by
 
 
+class AlreadyImported(StoreError):
+    """The job's import committed before (a run cut off after its commit, run again)."""
+
+    def __init__(self, record: ImportRecord):
+        super().__init__(
+            "already_imported",
+            f"job {record.job} was imported already (import {record.id})",
+            409,
+        )
+        self.record = record
+
+
 class EditConflict(StoreError):
     def __init__(self, unit_id: int, expected: int, actual: int):
         super().__init__(
@@ -292,6 +304,7 @@ class ImportRecord:
     result: dict = field(default_factory=dict)
     header: dict | None = None  # the TMX header (attrs, extras, version), when there was one
     error: str = ""
+    job: str = ""  # the job that made it, if a job did
 
     def to_json(self) -> dict:
         return {
@@ -303,6 +316,7 @@ class ImportRecord:
             "state": self.state,
             **self.result,
             "error": self.error or None,
+            "job": self.job or None,
         }
 
 
@@ -324,7 +338,11 @@ class UnitQuery:
 
 @dataclass
 class Job:
-    """A background job (batch alignment or import) as kept in the job table."""
+    """A background job (batch alignment or import) as kept in the job table.
+
+    ``owner``: the name of the key that made it. ``worker``, ``lease_until`` (seconds since
+    the epoch) and ``attempts``: which process holds it, until when, and how many times it was
+    claimed; ``cancel_requested``: someone asked to cancel it while it ran."""
 
     id: str
     state: str
@@ -337,6 +355,11 @@ class Job:
     results: list | None = None
     error: str = ""
     memory: dict | None = None
+    owner: str = ""
+    worker: str = ""
+    lease_until: float = 0.0
+    attempts: int = 0
+    cancel_requested: bool = False
 
     def to_json(self) -> dict:
         return {
@@ -345,20 +368,36 @@ class Job:
             "state": self.state,
             "created": self.created,
             "updated": self.updated,
+            "owner": self.owner or None,
             "options": self.options,
             "progress": {"total": self.total, "done": self.done, "failed": self.failed},
             "pairs": self.results or [],
             "error": self.error or None,
             "memory": self.memory,
+            "cancel_requested": self.cancel_requested,
         }
 
 
 class JobTable(ABC):
-    """Where jobs are kept, with one report per aligned pair; shared by request threads and
-    the job runner."""
+    """The jobs of one memory, and their queue: the one truth about them for every process
+    that serves the memory (no process keeps a queue of its own).
+
+    A job goes ``queued`` → ``running`` → ``done`` / ``failed`` / ``cancelled``. A process runs
+    a job only once ``claim`` gave it the job: the claim sets ``worker`` and a lease
+    atomically, so exactly one process holds a job at a time. The holder ``renew``s the lease
+    while it works and ends the job with ``finish``, which only the holder can do. A running
+    job whose lease ran out (its process died, or hangs) is claimed again by the next
+    ``claim``, ``attempts`` + 1; a holder that lost its job learns it from ``renew`` and
+    ``finish`` and stops. Cancelling goes through the row (``request_cancel``): a queued job is
+    cancelled at once, a running one is marked ``cancel_requested`` and its holder, seeing it
+    in ``renew``, stops and ends it. Times are seconds since the epoch; implementations may
+    use their database's clock for leases, as long as one clock decides them all.
+    """
 
     @abstractmethod
-    def insert(self, job: Job) -> None: ...
+    def insert(self, job: Job) -> None:
+        """A new job as given: ``queued``, or ``running`` held by ``job.worker`` until
+        ``job.lease_until`` (a job whose work already runs in a request)."""
 
     @abstractmethod
     def update(self, job_id: str, **fields) -> None:
@@ -382,6 +421,37 @@ class JobTable(ABC):
     @abstractmethod
     def active(self) -> list[str]:
         """Ids of queued and running jobs, oldest first."""
+
+    @abstractmethod
+    def claim(self, worker: str, lease_s: float) -> Job | None:
+        """Give ``worker`` the oldest job that is queued, or running with its lease run out:
+        it becomes ``running``, held by ``worker`` for ``lease_s`` seconds, ``attempts`` + 1
+        (its pair reports are not read). None when there is none. Two processes claiming at
+        once never get the same job (SQLite: one claiming ``UPDATE … WHERE state =
+        'queued' …``; PostgreSQL: ``SELECT … FOR UPDATE SKIP LOCKED``)."""
+
+    @abstractmethod
+    def renew(self, job_id: str, worker: str, lease_s: float, **fields) -> Job | None:
+        """Extend ``worker``'s lease on a running job to ``lease_s`` seconds from now and set
+        ``fields`` (progress counts) with it; the job (without pair reports, its
+        ``cancel_requested`` current), or None when ``worker`` no longer holds it (it ended,
+        was deleted or was taken over)."""
+
+    @abstractmethod
+    def finish(self, job_id: str, worker: str, state: str, **fields) -> bool:
+        """End a running job held by ``worker`` in ``state`` (done, failed, cancelled) with
+        ``fields``; False, and nothing written, when ``worker`` no longer holds it."""
+
+    @abstractmethod
+    def release(self, job_id: str, worker: str) -> bool:
+        """Give a running job held by ``worker`` back to the queue (``queued``, no holder),
+        as a process stopping cleanly does; False when it does not hold it."""
+
+    @abstractmethod
+    def request_cancel(self, job_id: str) -> Job | None:
+        """Cancel a job: a queued one becomes ``cancelled`` at once; a running one gets
+        ``cancel_requested`` (its holder stops it). The job as it then is (without pair
+        reports), None when there is none; a finished job is left as it is."""
 
     @abstractmethod
     def close(self) -> None: ...
@@ -495,12 +565,17 @@ class TMStore(ABC):
         progress=None,
         skipped: Counter[str] | None = None,
         chunk: int = 2000,
+        job: str = "",
     ) -> ImportResult:
         """Add ``units`` in one transaction under ``rule``; any exception from the iterator
         rolls it all back (the audit then records the failure). Units that are not
         Chinese↔English, have an empty side or a side over the segment limit are skipped and
         counted by reason, with those in ``skipped`` (what the reader left out, filled as it
-        reads). ``progress(units_read)`` is called between chunks."""
+        reads). ``progress(units_read)`` is called between chunks.
+
+        ``job``: the job this import is; its audit row records it in the import's own
+        transaction, and at most one import of a job ever commits: raises ``AlreadyImported``
+        (nothing changed) when one has, so a job run again after a crash sees its import in."""
 
     def import_tmx(
         self,
@@ -509,6 +584,7 @@ class TMStore(ABC):
         source: str = "",
         rule: MergeRule | str = MergeRule.MERGE,
         progress=None,
+        job: str = "",
     ) -> ImportResult:
         """Parse a TMX with ``aligner.tmx.read_tmx`` and import it, keeping its header in the
         audit. A ``TMXError`` anywhere in the file (a tuv in a language other than Chinese or
@@ -525,7 +601,8 @@ class TMStore(ABC):
 
         units = read_tmx(tmx, on_header=keep, only_langs=("zh", "en"), skipped=left_out)
         return self.import_units(
-            units, source=source, rule=rule, header=header, progress=progress, skipped=left_out
+            units, source=source, rule=rule, header=header, progress=progress, skipped=left_out,
+            job=job,
         )
 
     @abstractmethod
@@ -627,6 +704,17 @@ class TMStore(ABC):
 
     @abstractmethod
     def import_record(self, import_id: int) -> ImportRecord | None: ...
+
+    @abstractmethod
+    def job_import(self, job_id: str) -> ImportRecord | None:
+        """The committed import of job ``job_id``, if one committed."""
+
+    @abstractmethod
+    def abandon_imports(self, job_id: str | None = None) -> int:
+        """Mark as failed the audit rows of imports cut off before they ended (their process
+        was killed): the rows of job ``job_id`` still ``running`` (its lease ran out: nobody
+        runs it), or, without one, the rows still ``running`` whose process is known to be
+        gone. How many rows changed."""
 
     @abstractmethod
     def stats(self) -> dict: ...
