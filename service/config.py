@@ -85,6 +85,9 @@ REGISTRY: tuple[Setting, ...] = (
             "jobs queued or running at once (429 beyond)"),
     Setting("job_retention_hours", "CONCORDIA_JOB_RETENTION_HOURS", 168.0, "float",
             "finished jobs (files and status) are deleted this long after they end", 0),
+    Setting("job_lease_s", "CONCORDIA_JOB_LEASE_S", 30.0, "float",
+            "a running job's lease: the process running it renews it; another process takes "
+            "the job over this long after that process died"),
     # -- semantic search
     Setting("encoder", "CONCORDIA_ENCODER", "use-m3", "str",
             "`use-m3`, `st:<model>`, or `none` for fuzzy lookup only"),
@@ -159,6 +162,7 @@ class Settings:
     retry_after_s: int = _default("retry_after_s")
     max_queued_jobs: int = _default("max_queued_jobs")
     job_retention_hours: float = _default("job_retention_hours")
+    job_lease_s: float = _default("job_lease_s")
     encoder: str = _default("encoder")
     semantic_exact_below: int = _default("semantic_exact_below")
     max_connections: int = _default("max_connections")

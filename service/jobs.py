@@ -1,11 +1,15 @@
 """Batch alignment jobs: upload document pairs, align them in the background, fetch the TMX.
 
 A job is a folder ``DATA/jobs/ID`` (``input/`` with the documents, ``pairs.jsonl`` listing
-them, ``out/`` with what :func:`aligner.batch.run_batch` writes) and a row in the ``job`` table
-of the store's SQLite file.
-Jobs run one at a time in a background thread. A job that was queued or running when the
-service stopped runs again at the next start; pairs already aligned are skipped (the batch
-resumes by content hash).
+them, ``out/`` with what :func:`aligner.batch.run_batch` writes) and a row in the store's job
+table (:class:`service.memory.store.JobTable`), which is the queue and the one truth about
+the job for every process serving the data folder. Each process runs one job at a time in a
+background thread, claimed from the table with a lease it renews while it works; a job whose
+process died is taken over by another process (or the next start) once its lease runs out,
+and resumes: pairs already aligned are skipped (the batch resumes by content hash), and an
+import that committed is not imported again (its audit row carries the job's id, written in
+the import's own transaction). A job is owned by the key that made it: only that key or an
+admin key may cancel it.
 
 Uploads are checked in full before anything is written: a zip's entries are counted from its
 end record before its directory is read; it must be a zip, hold no absolute paths, no ``..``
@@ -24,12 +28,12 @@ progress update writes one row, not the whole list. Messages never show server p
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
-import queue
+import os
 import re
 import shutil
+import socket
 import stat
 import threading
 import time
@@ -39,7 +43,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, TextIO
+from typing import BinaryIO
 
 from aligner.align.embed import DEFAULT_ENCODER
 from aligner.batch import (
@@ -58,7 +62,7 @@ from aligner.models import AlignmentResult
 from aligner.read.archive import BrokenArchive, check_zip
 from aligner.tmx import TMXError, check_tmx
 from service.errors import ServiceError, too_busy, without_paths
-from service.memory.store import Job
+from service.memory.store import AlreadyImported, Job
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,10 @@ MAX_ARCHIVE_FILES = 10_000
 _COPY_BLOCK = 1 << 20
 _CLEANUP_EVERY_S = 600.0
 PAIRS_SHOWN = 1000  # pair reports in a status answer unless asked for others
+MAX_ATTEMPTS = 3  # runs of one job cut off by its process dying before it fails for good
+CANCEL_WAIT_S = 10.0  # how long a cancel waits for the process running the job to stop it
+STALE_UPLOAD_S = 3600.0  # an upload still being unpacked after this was cut off by a crash
+PAUSE_ENV = "CONCORDIA_TEST_PAUSE_DIR"
 
 
 def _now() -> str:
@@ -225,14 +233,47 @@ def _read_pairs(job_dir: Path) -> list[PairSpec]:
     return pairs
 
 
-# ---------------------------------------------------------------- the job table
-
-
 # ---------------------------------------------------------------- the manager
 
 
+def _pause(point: str) -> None:
+    """A test hook, off unless ``CONCORDIA_TEST_PAUSE_DIR`` is set (tests only): announce
+    reaching ``point`` with a file ``POINT.PID`` there and wait for a file ``POINT.go``, so
+    that a test can kill or cancel the process at a known step of a job."""
+    folder = os.environ.get(PAUSE_ENV)
+    if not folder:
+        return
+    (Path(folder) / f"{point}.{os.getpid()}").touch()
+    while not (Path(folder) / f"{point}.go").exists():
+        time.sleep(0.02)
+
+
+class _Held:
+    """A job this process holds, and why it should stop: ``cancel`` (asked through the job
+    row), ``lost`` (the row no longer says this process holds it) or ``stop`` (the process
+    stops; the job goes back to the queue)."""
+
+    _RANK = {"": 0, "stop": 1, "cancel": 2, "lost": 3}
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason = ""
+
+    def stop(self, reason: str) -> None:
+        if self._RANK[reason] > self._RANK[self.reason]:
+            self.reason = reason
+        self.event.set()
+
+
 class JobManager:
-    """Accepts jobs, runs them one after another in a background thread, survives restarts."""
+    """Accepts jobs into the store's job table and runs what it claims from it.
+
+    The table is the queue: every process serving the data folder runs a runner thread that
+    claims the oldest waiting job (or one whose lease ran out: its process died), runs it,
+    and ends it; a lease thread renews the leases of the jobs this process holds and passes
+    on cancels asked through the row. Nothing lives only in one process's memory, so a job
+    accepted by a process that dies is run by another, and no job runs twice at once.
+    """
 
     def __init__(
         self,
@@ -248,71 +289,102 @@ class JobManager:
         self.root = Path(settings.data_dir) / "jobs"
         self.max_expanded_bytes = max_expanded_bytes or settings.max_expanded_bytes
         self.table = store.jobs()
+        self.lease_s = float(settings.job_lease_s)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._poll_s = min(1.0, self.lease_s / 4)
         self._submit_lock = threading.Lock()
         self._cleaned = 0.0
-        self._queue: queue.Queue[str | None] = queue.Queue()
         self._stop = threading.Event()
-        self._cancel: dict[str, threading.Event] = {}
+        self._stop_leases = threading.Event()
+        self._wake = threading.Event()
+        self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._resume_lock: TextIO | None = None
+        self._leases: threading.Thread | None = None
 
     # -- life cycle
 
     def start(self) -> None:
-        """Queue the jobs left unfinished by the last run, then start the runner thread."""
+        """Start the runner and the lease threads; audit rows of imports cut off by a crash
+        of this host's processes are marked failed."""
         if self._thread is not None:
             return
         self._stop.clear()
-        if self._take_resume_lock():
-            for leftover in self.root.glob(".incoming-*"):  # uploads cut off by a crash
-                shutil.rmtree(leftover, ignore_errors=True)
-            for job_id in self.table.active():
-                self._queue.put(job_id)
-        self._thread = threading.Thread(target=self._run, name="concordia-jobs", daemon=True)
-        self._thread.start()
-
-    def _take_resume_lock(self) -> bool:
-        """Whether this process resumes unfinished jobs.
-
-        With several server workers on one data folder, only the one holding this lock
-        resumes them, so no job runs twice after a restart; every worker runs what it accepts.
-        """
-        handle = open(Path(self.settings.data_dir) / "jobs-resume.lock", "a")  # noqa: SIM115 - held until stop()
+        self._stop_leases.clear()
+        self._remove_stale_uploads()
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            return False
-        self._resume_lock = handle
-        return True
+            self.store.abandon_imports()
+        except Exception:  # logged; the rows stay as they are
+            log.exception("marking interrupted imports failed")
+        self._thread = threading.Thread(target=self._run, name="concordia-jobs", daemon=True)
+        self._leases = threading.Thread(
+            target=self._keep_leases, name="concordia-job-leases", daemon=True
+        )
+        self._thread.start()
+        self._leases.start()
+
+    def _remove_stale_uploads(self) -> None:
+        """Uploads cut off by a crash (other processes may be receiving theirs now)."""
+        cutoff = time.time() - STALE_UPLOAD_S
+        for leftover in self.root.glob(".incoming-*"):
+            try:
+                if leftover.stat().st_mtime < cutoff:
+                    shutil.rmtree(leftover, ignore_errors=True)
+            except OSError:
+                continue
+
+    def alive(self) -> bool:
+        """Whether the runner and the lease threads run (``/health`` reports it)."""
+        return all(t is not None and t.is_alive() for t in (self._thread, self._leases))
 
     def stop(self, timeout: float | None = 60) -> None:
-        """Stop after the pair in progress; an interrupted job stays 'running' and resumes."""
+        """Stop after the pair in progress (an import rolls back); the jobs this process held
+        go back to the queue, for another process or the next start."""
         self._stop.set()
+        self._wake.set()
         with self._lock:
-            for event in self._cancel.values():
-                event.set()
-        self._queue.put(None)
+            for held in self._held.values():
+                held.stop("stop")
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-        self._queue = queue.Queue()
-        if self._resume_lock is not None:
-            self._resume_lock.close()
-            self._resume_lock = None
+        self._stop_leases.set()
+        if self._leases is not None:
+            self._leases.join(timeout)
+            self._leases = None
+        with self._lock:
+            held_ids, self._held = list(self._held), {}
+        for job_id in held_ids:  # handed over, still in their requests
+            try:
+                self.table.release(job_id, self.worker)
+            except Exception:  # its lease runs out instead
+                log.exception("giving job %s back failed", job_id)
         self.table.close()
+
+    def _hold(self, job_id: str) -> _Held:
+        held = _Held()
+        if self._stop.is_set():
+            held.stop("stop")
+        with self._lock:
+            self._held[job_id] = held
+        return held
+
+    def _let_go(self, job_id: str) -> None:
+        with self._lock:
+            self._held.pop(job_id, None)
 
     # -- requests
 
-    def submit_archive(self, upload: BinaryIO, options: dict) -> Job:
-        """A job from a zip of pairs (NAME.zh.* / NAME.en.*, or with a manifest)."""
+    def submit_archive(self, upload: BinaryIO, options: dict, owner: str = "") -> Job:
+        """A job from a zip of pairs (NAME.zh.* / NAME.en.*, or with a manifest); ``owner``:
+        the name of the key asking."""
         self._check_queue()
         # refuse before anything is written
         check_archive(upload, self.max_expanded_bytes, self.settings.max_archive_entries)
         upload.seek(0)
         return self._create(
-            lambda folder: extract_archive(upload, folder, self.max_expanded_bytes), options
+            lambda folder: extract_archive(upload, folder, self.max_expanded_bytes), options,
+            owner=owner,
         )
 
     def submit_files(
@@ -322,13 +394,14 @@ class JobManager:
         options: dict,
         *,
         handed_over: bool = False,
+        owner: str = "",
     ) -> Job:
         """A job from uploaded documents and a manifest (CSV / JSONL) naming them.
 
         ``handed_over``: the request that made it is still aligning its one pair; the job is
-        'running' and not queued (nor counted against the queue limit: the work already
-        runs, in a heavy slot), and ``finish_handed_over`` or ``enqueue`` ends it. After a
-        restart it runs from its inputs like any other job.
+        'running', held by this process, and not counted against the queue limit (the work
+        already runs, in a heavy slot); ``finish_handed_over`` or ``enqueue`` ends it. If this
+        process dies first, another takes it over and aligns it from its inputs.
         """
         manifest_name, manifest_bytes = manifest
         suffix = Path(manifest_name).suffix.lower()
@@ -354,7 +427,7 @@ class JobManager:
                     shutil.copyfileobj(handle, sink, _COPY_BLOCK)
             (folder / f"manifest{suffix}").write_bytes(manifest_bytes)
 
-        return self._create(write, options, handed_over)
+        return self._create(write, options, handed_over, owner=owner)
 
     def _check_queue(self) -> None:
         """429 when ``max_queued_jobs`` jobs are waiting or running already."""
@@ -365,7 +438,16 @@ class JobManager:
                 self.settings.retry_after_s,
             )
 
-    def _create(self, write, options: dict, handed_over: bool = False) -> Job:
+    def _new_job(self, job_id: str, options: dict, total: int, owner: str, running: bool) -> Job:
+        now = _now()
+        if not running:
+            return Job(job_id, "queued", now, now, options, total=total, owner=owner)
+        return Job(
+            job_id, "running", now, now, options, total=total, owner=owner,
+            worker=self.worker, lease_until=time.time() + self.lease_s, attempts=1,
+        )
+
+    def _create(self, write, options: dict, handed_over: bool = False, owner: str = "") -> Job:
         if not handed_over:
             self._check_queue()
         job_id = uuid.uuid4().hex
@@ -388,24 +470,20 @@ class JobManager:
                 if not handed_over:
                     self._check_queue()
                 staging.rename(self.root / job_id)
-                now = _now()
-                state = "running" if handed_over else "queued"
-                job = Job(job_id, state, now, now, options, total=len(pairs))
+                job = self._new_job(job_id, options, len(pairs), owner, handed_over)
+                if handed_over:
+                    self._hold(job_id)
                 self.table.insert(job)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        if not handed_over:
-            self._queue.put(job_id)
+        self._wake.set()
         return job
 
     def enqueue(self, job_id: str) -> None:
         """Queue a handed-over job after all (its pair turned out too large for a request)."""
-        with self._lock:
-            job = self.table.get(job_id)
-            if job is None or job.state != "running":
-                return
-            self.table.update(job_id, state="queued")
-        self._queue.put(job_id)
+        self._let_go(job_id)
+        self.table.release(job_id, self.worker)
+        self._wake.set()
 
     def finish_handed_over(
         self,
@@ -418,29 +496,35 @@ class JobManager:
         """End a handed-over job with its request's outcome: ``result`` written as the batch
         writes a pair (its TMX, report and the merged TMX), or ``error`` as the pair's failure;
         ``memory`` is what the alignment added to the memory. Nothing is aligned again."""
-        job = self.table.get(job_id)
-        if job is None:  # deleted meanwhile
-            return
-        folder = self.root / job_id
-        (pair,) = _read_pairs(folder)
-        settings = self._batch_settings(job.options)
-        started = time.perf_counter() - seconds
-        if error is None and result is not None:
-            try:
-                report = pair_outputs(pair, folder / "out", settings, result, started)
-            except Exception as exc:  # noqa: BLE001 - reported as the pair's failure
-                error = exc
-        if error is not None or result is None:
-            reason = error_reason(error or RuntimeError("no result"), pair.id)
-            report = failed_report(pair, reason, started)
-        public = _public_report(report, folder / "input")
-        self.table.report(job_id, 0, public, 1, int(public["status"] == "failed"))
-        merge_tmx(folder / "out", [report], settings)
         with self._lock:
-            if self.table.get(job_id).state == "running":
-                self.table.update(job_id, state="done", memory=memory)
+            held = self._held.get(job_id)
+        try:
+            job = self.table.get(job_id)
+            if job is None or held is None:  # deleted meanwhile, or given back at a stop
+                return
+            folder = self.root / job_id
+            (pair,) = _read_pairs(folder)
+            settings = self._batch_settings(job.options)
+            started = time.perf_counter() - seconds
+            if error is None and result is not None:
+                try:
+                    report = pair_outputs(pair, folder / "out", settings, result, started)
+                except Exception as exc:  # noqa: BLE001 - reported as the pair's failure
+                    error = exc
+            if error is not None or result is None:
+                reason = error_reason(error or RuntimeError("no result"), pair.id)
+                report = failed_report(pair, reason, started)
+            public = _public_report(report, folder / "input")
+            self.table.report(job_id, 0, public, 1, int(public["status"] == "failed"))
+            merge_tmx(folder / "out", [report], settings)
+            cancelled = held.reason == "cancel" and memory is None
+            self.table.finish(
+                job_id, self.worker, "cancelled" if cancelled else "done", memory=memory
+            )
+        finally:
+            self._let_go(job_id)
 
-    def submit_import(self, upload: BinaryIO, filename: str, rule: str) -> Job:
+    def submit_import(self, upload: BinaryIO, filename: str, rule: str, owner: str = "") -> Job:
         """A job importing an uploaded TMX into the memory under merge ``rule``.
 
         The file is checked first (``check_tmx``: a ``<tmx>`` root, no entity declarations,
@@ -463,12 +547,11 @@ class JobManager:
             with self._submit_lock:
                 self._check_queue()
                 staging.rename(self.root / job_id)
-                now = _now()
-                job = Job(job_id, "queued", now, now, options, total=total)
+                job = self._new_job(job_id, options, total, owner, running=False)
                 self.table.insert(job)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        self._queue.put(job_id)
+        self._wake.set()
         return job
 
     def get(self, job_id: str, offset: int = 0, limit: int = PAIRS_SHOWN) -> Job:
@@ -477,15 +560,43 @@ class JobManager:
             raise ServiceError(404, "job_not_found", f"no job {job_id}")
         return job
 
-    def cancel(self, job_id: str) -> Job:
+    def cancel(
+        self, job_id: str, by: str, *, admin: bool = False, wait_s: float = CANCEL_WAIT_S
+    ) -> Job:
+        """Cancel a job of key ``by`` (an ``admin`` key: anyone's) through its row.
+
+        A queued job is cancelled at once. A running one is asked to stop, and this waits
+        up to ``wait_s`` for the process running it to end it: ``cancelled`` (an import rolled
+        back), or a 409 ``import_committed`` when its import had committed before the cancel
+        came; still ``running`` with ``cancel_requested`` after that time."""
         job = self.get(job_id)
+        if not admin and job.owner != by:
+            raise ServiceError(
+                403, "not_your_job",
+                f"job {job_id} was made by another key; only that key or an admin key may "
+                "cancel it",
+            )
         if job.state not in ACTIVE:
             raise ServiceError(409, "job_finished", f"job {job_id} is already {job.state}")
+        if job.memory is None:
+            job = self.table.request_cancel(job_id) or job
         with self._lock:
-            self.table.update(job_id, state="cancelled")
-            event = self._cancel.get(job_id)
-            if event is not None:
-                event.set()
+            held = self._held.get(job_id)
+        if held is not None:
+            held.stop("cancel")
+        deadline = time.monotonic() + wait_s
+        while job.state == "running" and job.memory is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            job = self.table.get(job_id, 0, 0) or job
+        if job.memory is not None:  # its import committed (the job is done, or indexing)
+            import_id = job.memory.get("import_id")
+            raise ServiceError(
+                409, "import_committed",
+                f"job {job_id} had put its units in the memory before the cancel came "
+                f"(import {import_id}); DELETE /tm/units?import_id={import_id} removes them",
+            )
+        if job.state == "done":
+            raise ServiceError(409, "job_finished", f"job {job_id} is already done")
         return self.get(job_id)
 
     def tmx_path(self, job_id: str) -> Path:
@@ -519,40 +630,73 @@ class JobManager:
         return len(old)
 
     def _run(self) -> None:
+        """Claim and run jobs until stopped; an error of one job or one round is logged and
+        the runner goes on (a job whose end could not be written is taken over when its
+        lease runs out, and fails after ``MAX_ATTEMPTS``)."""
         while not self._stop.is_set():
-            if time.monotonic() - self._cleaned > _CLEANUP_EVERY_S:
-                self._cleaned = time.monotonic()
-                try:
-                    self.cleanup()
-                except Exception:  # logged; tried again later
-                    log.exception("job cleanup failed")
             try:
-                job_id = self._queue.get(timeout=_CLEANUP_EVERY_S)
-            except queue.Empty:
-                continue
-            if job_id is None or self._stop.is_set():
-                return
-            try:
-                self._run_job(job_id)
-            except Exception as exc:  # noqa: BLE001 - one broken job must not stop the runner
-                log.exception("job %s failed", job_id)
-                message = without_paths(f"{type(exc).__name__}: {exc}", self.settings.data_dir)
-                self.table.update(job_id, state="failed", error=message)
+                self._round()
+            except Exception:  # noqa: BLE001 - e.g. a full disk: try again after a pause
+                log.exception("the job runner's round failed; trying again")
+                self._stop.wait(self._poll_s)
 
-    def _run_job(self, job_id: str) -> None:
-        with self._lock:
-            job = self.table.get(job_id)
-            if job is None or job.state not in ACTIVE:
-                return
-            cancel = threading.Event()
-            if self._stop.is_set():  # stop() came before this job registered its event
-                cancel.set()
-            self._cancel[job_id] = cancel
-            self.table.update(job_id, state="running")
-        if job.options.get("kind") == "import":
-            self._run_import(job, cancel)
+    def _round(self) -> None:
+        if time.monotonic() - self._cleaned > _CLEANUP_EVERY_S:
+            self._cleaned = time.monotonic()
+            try:
+                self.cleanup()
+            except Exception:  # logged; tried again later
+                log.exception("job cleanup failed")
+        self._wake.clear()
+        job = self.table.claim(self.worker, self.lease_s)
+        if job is None:
+            self._wake.wait(self._poll_s)
             return
-        folder = self.root / job_id
+        held = self._hold(job.id)
+        try:
+            if job.cancel_requested:
+                held.stop("cancel")
+            self._run_job(job, held)
+        except Exception as exc:  # noqa: BLE001 - one broken job must not stop the runner
+            log.exception("job %s failed", job.id)
+            message = without_paths(f"{type(exc).__name__}: {exc}", self.settings.data_dir)
+            self.table.finish(job.id, self.worker, "failed", error=message)
+        finally:
+            self._let_go(job.id)
+
+    def _keep_leases(self) -> None:
+        """Renew the leases of the jobs this process holds; pass on cancels and losses."""
+        interval = min(1.0, self.lease_s / 3)
+        while not self._stop_leases.wait(interval):
+            with self._lock:
+                held = dict(self._held)
+            for job_id, mine in held.items():
+                try:
+                    row = self.table.renew(job_id, self.worker, self.lease_s)
+                except Exception:  # noqa: BLE001 - logged; renewed at the next round
+                    log.exception("renewing the lease of job %s failed", job_id)
+                    continue
+                if row is None:
+                    mine.stop("lost")
+                elif row.cancel_requested:
+                    mine.stop("cancel")
+
+    def _stopped(self, job: Job, held: _Held) -> None:
+        """End a job whose run stopped before its end: back to the queue when this process
+        stops, cancelled when asked, nothing when another process has it now."""
+        if held.reason == "stop":
+            self.table.release(job.id, self.worker)
+        elif held.reason == "cancel":
+            self.table.finish(job.id, self.worker, "cancelled")
+
+    def _run_job(self, job: Job, held: _Held) -> None:
+        if job.options.get("kind") == "import":
+            self._run_import(job, held)
+            return
+        if job.attempts > MAX_ATTEMPTS:
+            self.table.finish(job.id, self.worker, "failed", error=_gave_up(job))
+            return
+        folder = self.root / job.id
         pairs = _read_pairs(folder)
         options = job.options
         settings = self._batch_settings(options)
@@ -563,24 +707,20 @@ class JobManager:
             public = _public_report(report, folder / "input")
             statuses[report["id"]] = public["status"]
             failed = sum(1 for status in statuses.values() if status == "failed")
-            self.table.report(job_id, order.get(report["id"], len(order)), public, done, failed)
+            self.table.report(job.id, order.get(report["id"], len(order)), public, done, failed)
 
-        try:
-            summary = run_batch(
-                pairs, folder / "out", settings, progress=progress, cancel=cancel,
-                limits=self.settings.align_limits,
-            )
-        finally:
-            with self._lock:
-                self._cancel.pop(job_id, None)
+        _pause("job")
+        summary = run_batch(
+            pairs, folder / "out", settings, progress=progress, cancel=held.event,
+            limits=self.settings.align_limits,
+        )
         if summary.cancelled:
-            return  # cancelled by request (state already set) or stopping: resumes at start
+            self._stopped(job, held)
+            return
         memory = None
         if options.get("add_to_memory") and any(r["status"] == "ok" for r in summary.reports):
-            memory = self._feed_memory(folder / "out" / MERGED_TMX)
-        with self._lock:
-            if self.table.get(job_id).state == "running":
-                self.table.update(job_id, state="done", memory=memory)
+            memory = self._feed_memory(folder / "out" / MERGED_TMX, job.id)
+        self.table.finish(job.id, self.worker, "done", memory=memory)
 
     def _batch_settings(self, options: dict) -> BatchSettings:
         return BatchSettings.create(
@@ -589,50 +729,115 @@ class JobManager:
             mode=options.get("mode", "auto"),
         )
 
-    def _feed_memory(self, tmx: Path) -> dict:
-        result = self.store.import_tmx(tmx)
-        if self.on_memory_change is not None:
-            self.on_memory_change()
-        return {"imported": result.imported, "merged": result.merged, "skipped": result.skipped}
-
-    def _run_import(self, job: Job, cancel: threading.Event) -> None:
-        """Import the job's TMX in one transaction, then bring the indexes up to date; its
-        figures are the real durations of both. A bad file fails the job with the reader's
-        message and leaves the memory as it was; a cancel rolls it back too."""
-        started = time.perf_counter()
-
-        def progress(read: int) -> None:
-            if cancel.is_set():
-                raise _Cancelled("the import was cancelled")
-            self.table.update(job.id, done=read)
-
-        path = self.root / job.id / "input" / IMPORT_FILE
+    def _feed_memory(self, tmx: Path, job_id: str) -> dict:
         try:
-            result = self.store.import_tmx(
-                path, source=job.options.get("file", ""), rule=job.options.get("rule", "merge"),
-                progress=progress,
-            )
-        except _Cancelled:
-            return
-        except InputError as exc:
-            message = without_paths(str(exc).replace(f"{path}: ", ""), self.settings.data_dir)
-            self.table.update(job.id, state="failed", error=message)
-            return
-        finally:
-            with self._lock:
-                self._cancel.pop(job.id, None)
-        imported = time.perf_counter()
-        if self.on_memory_change is not None:
+            result = self.store.import_tmx(tmx, job=job_id).as_dict()
+        except AlreadyImported as exc:  # a run cut off after its import
+            result = exc.record.result
+        memory = {key: result.get(key, 0) for key in ("import_id", "imported", "merged", "skipped")}
+        self.table.renew(job_id, self.worker, self.lease_s, memory=memory)
+        self._index()
+        return memory
+
+    def _index(self) -> str:
+        """Bring the indexes up to date; the error, or "" (they catch up at their next sync)."""
+        if self.on_memory_change is None:
+            return ""
+        try:
             self.on_memory_change()
+        except Exception as exc:  # noqa: BLE001 - the units are in; reported with the job
+            log.exception("updating the indexes after a job's import failed")
+            return without_paths(f"{type(exc).__name__}: {exc}", self.settings.data_dir)
+        return ""
+
+    def _run_import(self, job: Job, held: _Held) -> None:
+        """Import the job's TMX in one transaction that records the job, then bring the
+        indexes up to date; its figures are the real durations of both.
+
+        A job run again (its process died) whose import committed is not imported again: it
+        ends ``done`` with that import's figures. A bad file fails the job with the reader's
+        message and leaves the memory as it was; a cancel rolls it back too. Once the import
+        committed the job is done, and says so even if the indexes could not follow. The
+        upload is removed when the job ends, whatever the end."""
+        started = time.perf_counter()
+        path = self.root / job.id / "input" / IMPORT_FILE
+        committed = self.store.job_import(job.id)
+        if committed is None:
+            if job.attempts > 1:  # taken over: the audit rows its last run left are not running
+                self.store.abandon_imports(job.id)
+            if job.attempts > MAX_ATTEMPTS:
+                if self.table.finish(job.id, self.worker, "failed", error=_gave_up(job)):
+                    path.unlink(missing_ok=True)
+                return
+            result = self._import(job, held, path)
+            if result is None:
+                return
+        else:
+            result = committed.result
+        # The row says the units are in before the indexes follow: a cancel now is refused.
+        self.table.renew(job.id, self.worker, self.lease_s, memory=result)
+        indexing = time.perf_counter()
+        _pause("indexing")
+        problem = self._index()
         memory = {
-            **result.as_dict(),
-            "indexing_seconds": round(time.perf_counter() - imported, 3),
+            **result,
+            "indexing_seconds": round(time.perf_counter() - indexing, 3),
             "total_seconds": round(time.perf_counter() - started, 3),
         }
-        path.unlink(missing_ok=True)
-        with self._lock:
-            if self.table.get(job.id).state == "running":
-                self.table.update(job.id, state="done", memory=memory)
+        error = None
+        if problem:
+            memory["indexing"] = "failed"
+            error = (
+                f"the import committed (import {result.get('import_id')}): its units are in "
+                f"the memory, but updating the indexes failed ({problem}); lookups find them "
+                "once the indexes catch up"
+            )
+        if self.table.finish(job.id, self.worker, "done", memory=memory, error=error):
+            path.unlink(missing_ok=True)
+
+    def _import(self, job: Job, held: _Held, path: Path) -> dict | None:
+        """Run the import of ``job``: its figures, or None when it ended otherwise (failed,
+        cancelled, or stopped: then the row says so)."""
+
+        def progress(read: int) -> None:
+            _pause("import")
+            row = self.table.renew(job.id, self.worker, self.lease_s, done=read)
+            if row is None:
+                held.stop("lost")
+            elif row.cancel_requested:
+                held.stop("cancel")
+            if held.event.is_set():
+                raise _Cancelled("the import was cancelled")
+
+        try:
+            if held.event.is_set():
+                raise _Cancelled("the import was cancelled")
+            return self.store.import_tmx(
+                path, source=job.options.get("file", ""), rule=job.options.get("rule", "merge"),
+                progress=progress, job=job.id,
+            ).as_dict()
+        except AlreadyImported as exc:  # another run's import committed meanwhile
+            return exc.record.result
+        except _Cancelled:
+            committed = self.store.job_import(job.id)
+            if committed is not None:  # the cancel came after the commit
+                return committed.result
+            self._stopped(job, held)
+            if held.reason == "cancel":
+                path.unlink(missing_ok=True)
+            return None
+        except InputError as exc:
+            message = without_paths(str(exc).replace(f"{path}: ", ""), self.settings.data_dir)
+            if self.table.finish(job.id, self.worker, "failed", error=message):
+                path.unlink(missing_ok=True)
+            return None
+
+
+def _gave_up(job: Job) -> str:
+    return (
+        f"the process running this job stopped {job.attempts - 1} times before it ended; "
+        "it is not tried again"
+    )
 
 
 class _Cancelled(Exception):

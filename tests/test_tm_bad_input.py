@@ -131,7 +131,6 @@ def test_a_cancelled_import_job_leaves_nothing(tmp_path, shared_data):
     """The runner checks for a cancel between chunks of units: the transaction is rolled back
     and the audit says the import did not finish."""
     import io
-    import threading
 
     from aligner.tmx import write_tmx
     from service.jobs import JobManager
@@ -144,13 +143,13 @@ def test_a_cancelled_import_job_leaves_nothing(tmp_path, shared_data):
     write_tmx(path, unpc_units(shared_data, 3000))
     job = manager.submit_import(io.BytesIO(path.read_bytes()), "many.tmx", "merge")
     assert job.total == 3000
-    cancelled = threading.Event()
-    cancelled.set()
-    manager.table.update(job.id, state="cancelled")
-    manager._run_import(manager.get(job.id), cancelled)
+    claimed = manager.table.claim(manager.worker, 30)  # as the runner does
+    manager.table.request_cancel(job.id)  # as DELETE /jobs/{id} does, through the row
+    manager._run_import(claimed, manager._hold(job.id))
     assert store.count() == 0
     audit = store.imports()[0]
     assert audit.state == "failed" and "the import was cancelled" in audit.error
     assert manager.get(job.id).state == "cancelled"
+    assert not (settings.data_dir / "jobs" / job.id / "input" / "import.tmx").exists()
     manager.stop()
     store.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from service.config import Settings
 from service.errors import install_error_handlers
@@ -65,19 +66,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         UploadLimit, limit=settings.max_upload_bytes, timeout_s=settings.body_timeout_s
     )
 
-    @app.get("/health", tags=["service"])
-    def health() -> dict:
-        """Liveness and readiness: the store answers, and whether semantic search is ready."""
+    @app.get("/health", tags=["service"], responses={503: {"description": "not healthy"}})
+    def health():
+        """Liveness and readiness: the store answers, the job runner runs (503 when it has
+        stopped: jobs would wait for ever), and whether semantic search is ready."""
         semantic = "off"
         if settings.semantic_enabled:
             semantic = "ready" if service.memory.semantic_ready else "indexing"
-        return {
-            "status": "ok",
+        runner = "running" if manager.alive() else "stopped"
+        answer = {
+            "status": "ok" if runner == "running" else "error",
             "units": len(service.memory.fuzzy),
             "generation": service.memory.store.generation,  # the database answers
             "semantic": semantic,
+            "jobs": runner,
             "worker": os.getpid(),  # which process answered, with several uvicorn workers
         }
+        return JSONResponse(answer, status_code=200 if runner == "running" else 503)
 
     @app.get("/admin/keys", tags=["service"], dependencies=[Depends(require("admin"))])
     def admin_keys() -> dict:

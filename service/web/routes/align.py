@@ -46,6 +46,7 @@ def _new_job(
         [(names[0], io.BytesIO(zh[0])), (names[1], io.BytesIO(en[0]))],
         options,
         handed_over=handed_over,
+        owner=request.state.key.name,
     )
 
 

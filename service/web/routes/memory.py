@@ -197,7 +197,9 @@ def create_router() -> APIRouter:
         Follow it at `GET /jobs/{id}`: progress in units read, then what it added, merged,
         replaced and skipped, and how long it took (import, then indexing)."""
         jobs = request.app.state.jobs
-        job = jobs.submit_import(file.file, file.filename or "upload.tmx", rule.value)
+        job = jobs.submit_import(
+            file.file, file.filename or "upload.tmx", rule.value, owner=request.state.key.name
+        )
         return job.to_json()
 
     @router.get("/tm/imports", dependencies=reads)
