@@ -471,9 +471,9 @@ class JobManager:
                     self._check_queue()
                 staging.rename(self.root / job_id)
                 job = self._new_job(job_id, options, len(pairs), owner, handed_over)
-                if handed_over:
-                    self._hold(job_id)
                 self.table.insert(job)
+                if handed_over:  # its lease is renewed from now on
+                    self._hold(job_id)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         self._wake.set()
@@ -709,7 +709,6 @@ class JobManager:
             failed = sum(1 for status in statuses.values() if status == "failed")
             self.table.report(job.id, order.get(report["id"], len(order)), public, done, failed)
 
-        _pause("job")
         summary = run_batch(
             pairs, folder / "out", settings, progress=progress, cancel=held.event,
             limits=self.settings.align_limits,
@@ -801,11 +800,15 @@ class JobManager:
 
         def progress(read: int) -> None:
             _pause("import")
-            row = self.table.renew(job.id, self.worker, self.lease_s, done=read)
-            if row is None:
-                held.stop("lost")
-            elif row.cancel_requested:
-                held.stop("cancel")
+            try:
+                row = self.table.renew(job.id, self.worker, self.lease_s, done=read)
+            except Exception:  # noqa: BLE001 - progress is shown, not needed: go on
+                log.exception("writing the progress of job %s failed", job.id)
+            else:
+                if row is None:
+                    held.stop("lost")
+                elif row.cancel_requested:
+                    held.stop("cancel")
             if held.event.is_set():
                 raise _Cancelled("the import was cancelled")
 

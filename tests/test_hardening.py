@@ -341,9 +341,9 @@ def test_8_job_queue_is_bounded(tmp_path, shared_data, monkeypatch):
     release = threading.Event()
     real_run = JobManager._run_job
 
-    def held(self, job_id):
+    def held(self, *job):
         release.wait(60)
-        real_run(self, job_id)
+        real_run(self, *job)
 
     monkeypatch.setattr(JobManager, "_run_job", held)
     body = make_zip(pair_entries(shared_data, "", (600,), count=3))

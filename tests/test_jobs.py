@@ -223,3 +223,27 @@ def test_running_job_resumes_after_a_restart(shared_data, settings):
         assert len(resumed) >= stopped.done
         merged = list(read_tmx(io.BytesIO(client.get(f"/jobs/{job_id}/tmx").content)))
         assert len(merged) == sum(r["pairs_written"] for r in job["pairs"])
+
+
+def test_a_cancel_sent_to_another_process_stops_the_running_job(shared_data, settings):
+    """The job is accepted and cancelled by one manager (as one server process) and run by
+    another: the cancel goes through the job row and the runner stops after its pair."""
+    starts = range(2100, 2100 + 8 * 12, 12)
+    body = make_zip(pair_entries(shared_data, "", starts, count=12))
+    runner_store, other_store = open_store(settings.data_dir), open_store(settings.data_dir)
+    runner, other = JobManager(settings, runner_store), JobManager(settings, other_store)
+    job = other.submit_archive(io.BytesIO(body), {}, owner="alice")  # never started: no runner
+    runner.start()
+    try:
+        deadline = time.monotonic() + 120
+        while other.get(job.id).done < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        cancelled = other.cancel(job.id, "alice")
+        assert cancelled.state == "cancelled" and 1 <= cancelled.done < 8
+    finally:
+        runner.stop()
+    assert other.get(job.id).done == cancelled.done  # nothing aligned after the answer
+    other.stop()
+    runner_store.close()
+    other_store.close()
