@@ -696,6 +696,9 @@ class JobManager:
         if job.attempts > MAX_ATTEMPTS:
             self.table.finish(job.id, self.worker, "failed", error=_gave_up(job))
             return
+        if held.event.is_set():  # cancelled while its process was gone
+            self._stopped(job, held)
+            return
         folder = self.root / job.id
         pairs = _read_pairs(folder)
         options = job.options

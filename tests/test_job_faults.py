@@ -228,6 +228,18 @@ def test_an_import_killed_midway_is_marked_failed_at_the_next_start(tmp_path):
     assert audit["state"] == "failed" and "interrupted" in audit["error"]
 
 
+def test_an_audit_row_of_a_reused_pid_counts_as_cut_off():
+    """After a container restart the new server may have the old one's pid: the start time
+    tells them apart."""
+    from service.memory.sqlite import _gone, this_process
+
+    me = this_process()
+    host, pid, started = me.split(":")
+    assert started and not _gone(me)
+    assert _gone(f"{host}:{pid}:{int(started) - 1}")  # this pid, an earlier process
+    assert not _gone(f"another-host:{pid}:{started}")  # not ours to judge
+
+
 @pytest.fixture(autouse=True)
 def _no_pause(monkeypatch):
     monkeypatch.delenv("CONCORDIA_TEST_PAUSE_DIR", raising=False)

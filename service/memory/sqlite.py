@@ -154,17 +154,34 @@ def _add_columns(conn: sqlite3.Connection, table: str, added) -> None:
             conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
 
+def _started(pid: int) -> str:
+    """When process ``pid`` started (clock ticks after boot, from /proc); "" where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
 def this_process() -> str:
-    """Who runs an import or a job: ``host:pid`` (and on a SQLite store, whether it still
-    runs can be asked of this host)."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who runs an import: ``host:pid:start``, so that a SQLite store (one host) can tell
+    whether that process still runs, even where a restart reuses its pid (a container)."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_started(pid)}"
 
 
 def _gone(runner: str) -> bool:
     """Whether the process ``runner`` names ran on this host and has ended."""
-    host, _, pid = runner.rpartition(":")
+    host, pid, started = (runner.split(":") + ["", "", ""])[:3]
     if host != socket.gethostname() or not pid.isdigit():
         return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, but another user's
+        pass
+    return bool(started) and _started(int(pid)) != started
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
