@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import sqlite3
 import threading
@@ -24,13 +23,32 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from aligner.errors import InputError
-from aligner.markup import has_markup, plain_text, runs_from_data, runs_to_data
 from aligner.models import Run, TranslationUnit
 from service.memory.matching import fold_case
+from service.memory.migrations import VERSION_TABLE, pending
+from service.memory.rows import (
+    COLUMNS,
+    DATE,
+    DOC,
+    EN_RUNS,
+    HASH,
+    INSERT_COLUMNS,
+    PROPS,
+    SPEAKER,
+    TMX,
+    ZH_RUNS,
+    ImportOps,
+    apply_chunk,
+    edited_row,
+    now_tmx,
+    record_from_row,
+    row_to_unit,
+    to_json,
+    unit_date,
+    unit_row,
+)
 from service.memory.sqlite_reviews import SQLiteReviewTable
 from service.memory.store import (
-    DOCUMENT_PROPS,
-    SPEAKER_PROPS,
     AlreadyImported,
     EditConflict,
     ImportRecord,
@@ -44,76 +62,12 @@ from service.memory.store import (
     TMStore,
     UnitGone,
     UnitQuery,
-    content_hash,
-    lang_family,
     process_lock,
-    source_key,
-    tmx_data,
 )
 
 DB_NAME = "tm.sqlite"
-SCHEMA_VERSION = 2
-_TMX_DATE = re.compile(r"\d{8}T\d{6}Z")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS unit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    hash TEXT NOT NULL,
-    source_key TEXT NOT NULL,
-    zh TEXT NOT NULL,
-    en TEXT NOT NULL,
-    zh_fold TEXT NOT NULL,
-    en_fold TEXT NOT NULL,
-    zh_runs TEXT,
-    en_runs TEXT,
-    source_lang TEXT NOT NULL,
-    target_lang TEXT NOT NULL,
-    props TEXT NOT NULL DEFAULT '{}',
-    tmx TEXT,
-    document TEXT NOT NULL DEFAULT '',
-    speaker TEXT NOT NULL DEFAULT '',
-    tuid TEXT NOT NULL DEFAULT '',
-    creationdate TEXT NOT NULL DEFAULT '',
-    creationid TEXT NOT NULL DEFAULT '',
-    created_at TEXT NOT NULL,
-    origin TEXT NOT NULL DEFAULT '',
-    import_id INTEGER NOT NULL DEFAULT 0,
-    version INTEGER NOT NULL DEFAULT 1
-);
-CREATE INDEX IF NOT EXISTS unit_hash ON unit(hash);
-CREATE INDEX IF NOT EXISTS unit_source_key ON unit(source_key);
-CREATE INDEX IF NOT EXISTS unit_tuid ON unit(tuid) WHERE tuid != '';
-CREATE INDEX IF NOT EXISTS unit_document ON unit(document);
-CREATE INDEX IF NOT EXISTS unit_speaker ON unit(speaker);
-CREATE INDEX IF NOT EXISTS unit_import ON unit(import_id);
-CREATE TABLE IF NOT EXISTS tombstone (
-    unit_id INTEGER PRIMARY KEY,
-    generation INTEGER NOT NULL,
-    replaced_by INTEGER
-);
-CREATE TABLE IF NOT EXISTS import_log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    source TEXT NOT NULL,
-    rule TEXT NOT NULL,
-    started TEXT NOT NULL,
-    finished TEXT NOT NULL DEFAULT '',
-    state TEXT NOT NULL,
-    result TEXT NOT NULL DEFAULT '{}',
-    header TEXT,
-    error TEXT NOT NULL DEFAULT '',
-    job TEXT,
-    runner TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-"""
-
-# Columns added since the first schema, added to older files when they open.
+# Columns import_log gained before migrations were versioned, added to such files first.
 _IMPORT_LOG_ADDED = (("job", "TEXT"), ("runner", "TEXT NOT NULL DEFAULT ''"))
-# At most one import of a job commits: a job run again after a crash finds its import in.
-_IMPORT_JOB_INDEX = (
-    "CREATE UNIQUE INDEX IF NOT EXISTS import_log_job ON import_log(job) "
-    "WHERE job IS NOT NULL AND state = 'done'"
-)
 
 # Jobs live in a database of their own: an import job writes its progress, and its runner
 # renews its lease, while its import holds the memory's write transaction.
@@ -190,15 +144,9 @@ def _gone(runner: str) -> bool:
         return False
     return False
 
-_COLUMNS = (
-    "id, hash, zh, en, source_lang, target_lang, props, document, speaker, creationdate, "
-    "creationid, created_at, origin, zh_runs, en_runs, tmx, version, import_id, tuid"
-)
 _INSERT = (
-    "INSERT INTO unit (hash, source_key, zh, en, zh_fold, en_fold, zh_runs, en_runs, "
-    "source_lang, target_lang, props, tmx, document, speaker, tuid, creationdate, creationid, "
-    "created_at, origin, import_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-    "?, ?, ?)"
+    f"INSERT INTO unit ({', '.join(INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(INSERT_COLUMNS))})"
 )
 _MERGE = """
 UPDATE unit SET
@@ -209,58 +157,30 @@ UPDATE unit SET
         WHEN creationdate = '' OR (? != '' AND ? < creationdate) THEN ? ELSE creationdate END
 WHERE id = ?
 """
-# Positions in an insert row.
-_HASH, _KEY, _ZH, _EN, _PROPS, _TMX = 0, 1, 2, 3, 10, 11
-_DOC, _SPEAKER, _TUID, _DATE = 12, 13, 14, 15
-
-
-def _first_prop(props: dict[str, str], names: tuple[str, ...]) -> str:
-    for name in names:
-        if props.get(name):
-            return props[name]
-    return ""
-
-
-def _now_tmx() -> str:
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def _json(value) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _runs_json(runs: list[Run] | None) -> str | None:
-    return _json(runs_to_data(runs)) if runs is not None else None
-
-
-def _row_to_unit(row: tuple) -> StoredUnit:
-    return StoredUnit(
-        id=row[0],
-        hash=row[1],
-        zh=row[2],
-        en=row[3],
-        source_lang=row[4],
-        target_lang=row[5],
-        props=json.loads(row[6]),
-        document=row[7],
-        speaker=row[8],
-        creationdate=row[9],
-        creationid=row[10],
-        created_at=row[11],
-        origin=row[12],
-        zh_runs=runs_from_data(json.loads(row[13])) if row[13] else None,
-        en_runs=runs_from_data(json.loads(row[14])) if row[14] else None,
-        tmx=json.loads(row[15]) if row[15] else None,
-        version=row[16],
-        import_id=row[17],
-        tuid=row[18],
-    )
-
-
-def _unit_date(attrs: dict, creationdate: str) -> str:
-    """When a unit was last made or changed (TMX dates compare as strings)."""
-    date = attrs.get("changedate", "")
-    return date if _TMX_DATE.fullmatch(date) else creationdate
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Apply the migrations this database lacks, all in one transaction. Nothing is written
+    when none is lacking: a server starting while another process holds the write
+    transaction (a long import) must not wait for it."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    current = 0
+    if "schema_version" in tables:
+        current = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+    todo = pending("sqlite", current)
+    if not todo:
+        return
+    conn.execute(VERSION_TABLE)
+    if current == 0 and "import_log" in tables:  # written before migrations were versioned
+        _add_columns(conn, "import_log", _IMPORT_LOG_ADDED)
+    script = "\n".join(m.sql for m in todo)
+    try:
+        conn.executescript(
+            f"BEGIN IMMEDIATE;\n{script}\nDELETE FROM schema_version;\n"
+            f"INSERT INTO schema_version VALUES ({todo[-1].version});\nCOMMIT;"
+        )
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
 
 
 class SQLiteStore(TMStore):
@@ -293,16 +213,10 @@ class SQLiteStore(TMStore):
                     f"{self.path} was written by an older Concordia (store format 1); "
                     "export it with that version and import the TMX into a new data folder",
                 )
-            # Only what is missing is written: a server starting while another process
-            # holds the write transaction (a long import) must not wait for it.
-            conn.executescript(_SCHEMA)
-            _add_columns(conn, "import_log", _IMPORT_LOG_ADDED)
-            conn.execute(_IMPORT_JOB_INDEX)
-            have = {r[0] for r in conn.execute("SELECT key FROM meta")}
-            for key, value in (("generation", "0"), ("schema", str(SCHEMA_VERSION))):
-                if key not in have:
-                    conn.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
-            conn.close()
+            try:
+                _migrate(conn)
+            finally:
+                conn.close()
         self._jobs: SQLiteJobTable | None = None
         self._reviews: SQLiteReviewTable | None = None
 
@@ -348,49 +262,7 @@ class SQLiteStore(TMStore):
     # -- writes ------------------------------------------------------------------------
     def _row(self, unit: TranslationUnit, created_at: str, origin: str, import_id: int):
         """The insert row for ``unit``, or the reason it is skipped."""
-        src, tgt = lang_family(unit.source_lang), lang_family(unit.target_lang)
-        if {src, tgt} != {"zh", "en"}:
-            return "not_zh_en"
-        zh, en = (unit.source, unit.target) if src == "zh" else (unit.target, unit.source)
-        zh_runs, en_runs = (
-            (unit.source_runs, unit.target_runs)
-            if src == "zh"
-            else (unit.target_runs, unit.source_runs)
-        )
-        zh, en = zh.strip(), en.strip()
-        if not zh or not en:
-            return "empty_segment"
-        if len(zh) > self.max_segment_chars or len(en) > self.max_segment_chars:
-            return "segment_too_long"
-        props = {str(k): str(v) for k, v in (unit.props or {}).items()}
-        zh_json, en_json = _runs_json(zh_runs), _runs_json(en_runs)
-        markup = f"{zh_json}\x00{en_json}" if has_markup(zh_runs) or has_markup(en_runs) else ""
-        tmx = tmx_data(unit)
-        date = unit.creationdate if _TMX_DATE.fullmatch(unit.creationdate or "") else ""
-        if not date and tmx is None:
-            date = created_at  # made by Concordia now: its creation date, fixed from here on
-        return [
-            content_hash(zh, en, markup),
-            source_key(unit.source, unit.source_lang),
-            zh,
-            en,
-            fold_case(zh),
-            fold_case(en),
-            zh_json,
-            en_json,
-            unit.source_lang,
-            unit.target_lang,
-            _json(dict(sorted(props.items()))),
-            _json(tmx) if tmx is not None else None,
-            _first_prop(props, DOCUMENT_PROPS),
-            _first_prop(props, SPEAKER_PROPS),
-            (unit.attrs or {}).get("tuid", ""),
-            date,
-            unit.creationid or "",
-            created_at,
-            origin,
-            import_id,
-        ]
+        return unit_row(unit, created_at, origin, import_id, self.max_segment_chars)
 
     def import_units(
         self,
@@ -407,7 +279,7 @@ class SQLiteStore(TMStore):
         started = time.perf_counter()
         rule = MergeRule(rule)
         result = ImportResult(rule=rule.value)
-        created_at = _now_tmx()
+        created_at = now_tmx()
         if job and (done := self.job_import(job)) is not None:
             raise AlreadyImported(done)
         import_id = self._log_start(source, rule, created_at, job)
@@ -427,7 +299,7 @@ class SQLiteStore(TMStore):
                         if isinstance(row, str):
                             result.skip(row)
                             continue
-                        row.append(_unit_date(unit.attrs or {}, row[_DATE]))
+                        row.append(unit_date(unit.attrs or {}, row[DATE]))
                         batch.append(row)
                         if len(batch) >= chunk:
                             self._apply(conn, batch, rule, result)
@@ -459,71 +331,26 @@ class SQLiteStore(TMStore):
 
     def _apply(self, conn: sqlite3.Connection, rows: list[list], rule: MergeRule, result) -> None:
         """Store one chunk of rows under ``rule``."""
-        if rule is MergeRule.KEEP_BOTH:
-            conn.executemany(_INSERT, [r[:-1] for r in rows])
-            result.imported += len(rows)
-            return
-        by_hash = self._existing(conn, "hash", [r[_HASH] for r in rows])
-        by_key = by_tuid = {}
-        if rule is MergeRule.KEEP_NEWEST:
-            by_key = self._existing(conn, "source_key", [r[_KEY] for r in rows], with_date=True)
-        elif rule is MergeRule.BY_TUID:
-            by_tuid = self._existing(conn, "tuid", [r[_TUID] for r in rows if r[_TUID]])
-        inserts: list[list] = []
-        pending: dict[str, int] = {}  # hash → index in inserts, for duplicates inside a chunk
 
-        def flush() -> None:
-            if not inserts:
-                return
-            conn.executemany(_INSERT, [row[:-1] for row in inserts])
+        def insert(rows: list[list]) -> list[int]:
+            conn.executemany(_INSERT, rows)
             # One writer (BEGIN IMMEDIATE): the rows got the ids up to the largest, in order.
             last = conn.execute("SELECT MAX(id) FROM unit").fetchone()[0]
-            for uid, row in enumerate(inserts, last - len(inserts) + 1):
-                by_hash[row[_HASH]] = uid
-                if rule is MergeRule.KEEP_NEWEST:
-                    by_key[row[_KEY]] = (uid, row[-1])
-                if row[_TUID]:
-                    by_tuid[row[_TUID]] = uid
-            inserts.clear()
-            pending.clear()
+            return list(range(last - len(rows) + 1, last + 1))
 
-        replaced: list[int] = []
-        for row in rows:
-            if row[_HASH] in pending or row[_KEY] in pending or row[_TUID] in pending:
-                flush()
-            if rule is MergeRule.BY_TUID and row[_TUID] and row[_TUID] in by_tuid:
-                replaced.append(by_tuid.pop(row[_TUID]))
-                result.replaced += 1
-            elif (
-                rule is MergeRule.KEEP_NEWEST and row[_KEY] in by_key and row[_HASH] not in by_hash
-            ):
-                stored_id, stored_date = by_key[row[_KEY]]
-                if row[-1] and (not stored_date or row[-1] > stored_date):
-                    replaced.append(stored_id)
-                    del by_key[row[_KEY]]
-                    result.replaced += 1
-                else:
-                    result.skip("older_than_stored")
-                    continue
-            elif row[_HASH] in by_hash:
-                props = row[_PROPS]
-                date = row[_DATE]
-                conn.execute(
-                    _MERGE, (props, row[_DOC], row[_SPEAKER], date, date, date, by_hash[row[_HASH]])
-                )
-                result.merged += 1
-                continue
-            else:
-                result.imported += 1
-            pending[row[_HASH]] = 1
-            if rule is MergeRule.KEEP_NEWEST:
-                pending[row[_KEY]] = 1
-            if row[_TUID]:
-                pending[row[_TUID]] = 1
-            inserts.append(row)
-        if replaced:
-            self._tombstone(conn, replaced, None)
-        flush()
+        def merge(row: list, unit_id: int) -> None:
+            date = row[DATE]
+            conn.execute(_MERGE, (row[PROPS], row[DOC], row[SPEAKER], date, date, date, unit_id))
+
+        ops = ImportOps(
+            existing=lambda column, values, with_date: self._existing(
+                conn, column, values, with_date=with_date
+            ),
+            insert=insert,
+            merge=merge,
+            retire=lambda ids: self._tombstone(conn, ids, None),
+        )
+        apply_chunk(ops, rows, rule, result)
 
     @staticmethod
     def _existing(conn, column: str, values: list[str], *, with_date: bool = False) -> dict:
@@ -538,7 +365,7 @@ class SQLiteStore(TMStore):
             ):
                 if with_date:
                     attrs = (json.loads(row[3]) if row[3] else {}).get("attrs", {})
-                    found[row[0]] = (row[1], _unit_date(attrs, row[2]))
+                    found[row[0]] = (row[1], unit_date(attrs, row[2]))
                 else:
                     found.setdefault(row[0], row[1])
         return found
@@ -567,14 +394,14 @@ class SQLiteStore(TMStore):
         conn.execute(
             "UPDATE import_log SET state = 'done', finished = ?, result = ?, header = ? "
             "WHERE id = ?",
-            (_now_tmx(), _json(result), _json(header) if header else None, import_id),
+            (now_tmx(), to_json(result), to_json(header) if header else None, import_id),
         )
 
     def _log_failed(self, import_id: int, error: str) -> None:
         with self._write_lock:
             self._conn().execute(
                 "UPDATE import_log SET state = 'failed', finished = ?, error = ? WHERE id = ?",
-                (_now_tmx(), error[:2000], import_id),
+                (now_tmx(), error[:2000], import_id),
             )
 
     @staticmethod
@@ -583,7 +410,7 @@ class SQLiteStore(TMStore):
             f"SELECT {_RECORD_COLUMNS} FROM import_log WHERE job = ? AND state = 'done'",
             (job_id,),
         ).fetchone()
-        return _record(row) if row else None
+        return record_from_row(row) if row else None
 
     def job_import(self, job_id: str) -> ImportRecord | None:
         return self._job_import(self._conn(), job_id)
@@ -607,7 +434,7 @@ class SQLiteStore(TMStore):
                 "UPDATE import_log SET state = 'failed', finished = ?, "
                 "error = 'interrupted: the process running it stopped' "
                 "WHERE id = ? AND state = 'running'",
-                [(_now_tmx(), row[0]) for row in rows],
+                [(now_tmx(), row[0]) for row in rows],
             )
         return len(rows)
 
@@ -680,10 +507,10 @@ class SQLiteStore(TMStore):
         return found
 
     def _current(self, conn, unit_id: int, version: int | None) -> StoredUnit:
-        row = conn.execute(f"SELECT {_COLUMNS} FROM unit WHERE id = ?", (unit_id,)).fetchone()
+        row = conn.execute(f"SELECT {COLUMNS} FROM unit WHERE id = ?", (unit_id,)).fetchone()
         if row is None:
             raise UnitGone(unit_id, self._follow(conn, unit_id))
-        unit = _row_to_unit(row)
+        unit = row_to_unit(row)
         if version is not None and unit.version != version:
             raise EditConflict(unit_id, version, unit.version)
         return unit
@@ -721,42 +548,11 @@ class SQLiteStore(TMStore):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 unit = self._current(conn, unit_id, version)
-                tu = unit.to_translation_unit()
-                src_zh = lang_family(unit.source_lang) == "zh"
-                for lang, runs in (("zh", zh), ("en", en)):
-                    if runs is None:
-                        continue
-                    text = plain_text(runs).strip()
-                    if not text:
-                        raise StoreError("empty_segment", f"the {lang} segment would be empty")
-                    if len(text) > self.max_segment_chars:
-                        raise StoreError(
-                            "segment_too_long",
-                            f"{lang} segment of {len(text)} characters; the limit is "
-                            f"{self.max_segment_chars}",
-                            422,
-                        )
-                    kept = runs if has_markup(runs) or text != runs[0] else None
-                    if (lang == "zh") == src_zh:
-                        tu.source, tu.source_runs = text, kept
-                    else:
-                        tu.target, tu.target_runs = text, kept
-                if props is not None:
-                    tu.props = {str(k): str(v) for k, v in props.items()}
-                now = _now_tmx()
-                if tu.source_tuv is not None:  # TMX attributes; Concordia's units get them too
-                    tu.attrs["changedate"] = now
-                    if changeid:
-                        tu.attrs["changeid"] = changeid
-                else:
-                    tu.attrs = {"changedate": now, **({"changeid": changeid} if changeid else {})}
-                text_changed = zh is not None or en is not None
-                row = self._row(tu, unit.created_at, unit.origin, unit.import_id)
-                assert not isinstance(row, str)
-                tmx = tmx_data(tu) if tu.source_tuv is not None else {"attrs": tu.attrs}
-                tmx_json = _json(tmx)
-                if text_changed and (row[_ZH], row[_EN]) != (unit.zh, unit.en):
-                    row[_TMX] = tmx_json
+                row, text_changed = edited_row(
+                    unit, zh, en, props, changeid, self.max_segment_chars
+                )
+                tmx_json = row[TMX]
+                if text_changed:
                     cur = conn.execute(_INSERT, row)
                     new_id = int(cur.lastrowid)
                     conn.execute(
@@ -768,8 +564,8 @@ class SQLiteStore(TMStore):
                     conn.execute(
                         "UPDATE unit SET hash = ?, zh_runs = ?, en_runs = ?, props = ?, tmx = ?, "
                         "document = ?, speaker = ?, version = version + 1 WHERE id = ?",
-                        (row[_HASH], row[6], row[7], row[_PROPS], tmx_json, row[_DOC],
-                         row[_SPEAKER], unit_id),
+                        (row[HASH], row[ZH_RUNS], row[EN_RUNS], row[PROPS], tmx_json, row[DOC],
+                         row[SPEAKER], unit_id),
                     )
                 self._bump(conn)
                 edited = self._current(conn, new_id, None)
@@ -780,7 +576,7 @@ class SQLiteStore(TMStore):
         return edited
 
     def record_usage(self, unit_id: int, when: str | None = None) -> StoredUnit:
-        when = when or _now_tmx()
+        when = when or now_tmx()
         with self._write_lock:
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")
@@ -795,7 +591,7 @@ class SQLiteStore(TMStore):
                 attrs["usagecount"] = str(count + 1)
                 attrs["lastusagedate"] = when
                 tmx["attrs"] = attrs
-                conn.execute("UPDATE unit SET tmx = ? WHERE id = ?", (_json(tmx), unit_id))
+                conn.execute("UPDATE unit SET tmx = ? WHERE id = ?", (to_json(tmx), unit_id))
                 used = self._current(conn, unit_id, None)
                 conn.execute("COMMIT")
             except BaseException:
@@ -829,8 +625,8 @@ class SQLiteStore(TMStore):
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
             marks = ",".join("?" * len(part))
-            for row in conn.execute(f"SELECT {_COLUMNS} FROM unit WHERE id IN ({marks})", part):
-                found[row[0]] = _row_to_unit(row)
+            for row in conn.execute(f"SELECT {COLUMNS} FROM unit WHERE id IN ({marks})", part):
+                found[row[0]] = row_to_unit(row)
         return found
 
     def iter_segment_batches(
@@ -871,7 +667,7 @@ class SQLiteStore(TMStore):
         where, params = self._where(query)
         where.insert(0, "id > ?")
         params.insert(0, 0)
-        sql = f"SELECT {_COLUMNS} FROM unit WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"
+        sql = f"SELECT {COLUMNS} FROM unit WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"
         conn = self._connect()
         try:
             while True:
@@ -879,7 +675,7 @@ class SQLiteStore(TMStore):
                 if not rows:
                     return
                 for row in rows:
-                    yield _row_to_unit(row)
+                    yield row_to_unit(row)
                 params[0] = rows[-1][0]
         finally:
             conn.close()
@@ -915,14 +711,14 @@ class SQLiteStore(TMStore):
                 ):
                     continue
                 if offset <= total < offset + limit:
-                    page.append(_row_to_unit(row))
+                    page.append(row_to_unit(row))
                 total += 1
                 if total >= stop:
                     return False
             return True
 
         conn = self._conn()
-        sql = f"SELECT {_COLUMNS} FROM unit WHERE ({checks}){filters}"
+        sql = f"SELECT {COLUMNS} FROM unit WHERE ({checks}){filters}"
         args = [folded] * len(sides) + params
         if among is None:
             take(conn.execute(sql + " ORDER BY id", args))
@@ -939,14 +735,14 @@ class SQLiteStore(TMStore):
         rows = self._conn().execute(
             f"SELECT {_RECORD_COLUMNS} FROM import_log ORDER BY id DESC LIMIT ?", (limit,)
         )
-        return [_record(r) for r in rows]
+        return [record_from_row(r) for r in rows]
 
     def import_record(self, import_id: int) -> ImportRecord | None:
         row = self._conn().execute(
             f"SELECT {_RECORD_COLUMNS} FROM import_log WHERE id = ?",
             (import_id,),
         ).fetchone()
-        return _record(row) if row else None
+        return record_from_row(row) if row else None
 
     def stats(self) -> dict:
         conn = self._conn()
@@ -979,21 +775,6 @@ class SQLiteStore(TMStore):
 _RECORD_COLUMNS = "id, source, rule, started, finished, state, result, header, error, job"
 
 
-def _record(row: tuple) -> ImportRecord:
-    return ImportRecord(
-        id=row[0],
-        source=row[1],
-        rule=row[2],
-        started=row[3],
-        finished=row[4],
-        state=row[5],
-        result=json.loads(row[6] or "{}"),
-        header=json.loads(row[7]) if row[7] else None,
-        error=row[8],
-        job=row[9] or "",
-    )
-
-
 def _job_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -1024,7 +805,7 @@ class SQLiteJobTable(JobTable):
             self._db.execute(
                 "INSERT INTO job (id, state, created, updated, options, total, owner, worker, "
                 "lease_until, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (job.id, job.state, job.created, job.updated, _json(job.options), job.total,
+                (job.id, job.state, job.created, job.updated, to_json(job.options), job.total,
                  job.owner, job.worker, job.lease_until, job.attempts),
             )
 
@@ -1032,7 +813,7 @@ class SQLiteJobTable(JobTable):
     def _assignments(fields: dict) -> tuple[str, list]:
         for name in ("results", "memory", "options"):
             if name in fields and fields[name] is not None:
-                fields[name] = _json(fields[name])
+                fields[name] = to_json(fields[name])
         fields["updated"] = _job_now()
         return ", ".join(f"{name} = ?" for name in fields), list(fields.values())
 
@@ -1044,7 +825,7 @@ class SQLiteJobTable(JobTable):
     def report(self, job_id: str, seq: int, report: dict, done: int, failed: int) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO job_pair VALUES (?, ?, ?)", (job_id, seq, _json(report))
+                "INSERT OR REPLACE INTO job_pair VALUES (?, ?, ?)", (job_id, seq, to_json(report))
             )
             self._db.execute(
                 "UPDATE job SET done = ?, failed = ?, updated = ? WHERE id = ?",

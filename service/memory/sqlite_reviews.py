@@ -1,4 +1,5 @@
-"""The review tables in the memory's SQLite database (``review``, its journal and its edits).
+"""The review tables in the memory's SQLite database (``review``, its journal and its edits;
+created by the store's migrations).
 
 Each thread keeps one connection; every change is one ``BEGIN IMMEDIATE`` transaction, so
 SQLite serialises writers across threads and worker processes.
@@ -13,42 +14,6 @@ from contextlib import contextmanager
 
 from service.memory.store import ReviewEdit, ReviewNotFound, ReviewRow, ReviewTable
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS review (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    origin TEXT NOT NULL DEFAULT '',
-    min_score REAL NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    snapshot_version INTEGER NOT NULL DEFAULT 0,
-    finished_at TEXT NOT NULL DEFAULT '',
-    finished_by TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS review_journal (
-    review_id TEXT NOT NULL REFERENCES review(id) ON DELETE CASCADE,
-    version INTEGER NOT NULL,
-    start INTEGER NOT NULL,
-    removed INTEGER NOT NULL,
-    added TEXT NOT NULL,
-    next_id INTEGER NOT NULL,
-    PRIMARY KEY (review_id, version)
-);
-CREATE TABLE IF NOT EXISTS review_edit (
-    review_id TEXT NOT NULL REFERENCES review(id) ON DELETE CASCADE,
-    seq INTEGER NOT NULL,
-    op TEXT NOT NULL,
-    start INTEGER NOT NULL,
-    removed TEXT NOT NULL,
-    added TEXT NOT NULL,
-    undone INTEGER NOT NULL DEFAULT 0,
-    at TEXT NOT NULL,
-    by TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (review_id, seq)
-);
-"""
 _ROW = (
     "SELECT id, name, origin, min_score, created_at, updated_at, version, finished_at, "
     "finished_by, snapshot_version FROM review"
@@ -134,8 +99,7 @@ class SQLiteReviewTable(ReviewTable):
     def __init__(self, connect: Callable[[], sqlite3.Connection]):
         self._connect = connect
         self._local = threading.local()
-        conn = self._conn()
-        conn.executescript(_SCHEMA)
+        conn = self._conn()  # the tables come from the store's migrations
         columns = {r[1] for r in conn.execute("PRAGMA table_info(review)")}
         if "snapshot_version" not in columns:  # a review table of the first format
             conn.execute("BEGIN IMMEDIATE")

@@ -1,0 +1,288 @@
+"""A unit as a database row, and an import chunk's plan under a merge rule: what SQLite and
+PostgreSQL stores share (each runs its own SQL through the ``ImportOps`` it gives).
+
+A row keeps both segments as plain text (``zh``, ``en``: what indexes read), their runs when
+they have markup (``zh_runs``, ``en_runs``, JSON), what their TMX said beyond that (``tmx``,
+JSON), languages as written, provenance, a content hash (identity for ``merge``) and a source
+key (identity for ``keep_newest``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aligner.markup import has_markup, plain_text, runs_from_data, runs_to_data
+from aligner.models import Run, TranslationUnit
+from service.memory.matching import fold_case
+from service.memory.store import (
+    DOCUMENT_PROPS,
+    SPEAKER_PROPS,
+    ImportRecord,
+    ImportResult,
+    MergeRule,
+    StoredUnit,
+    StoreError,
+    content_hash,
+    lang_family,
+    source_key,
+    tmx_data,
+)
+
+TMX_DATE = re.compile(r"\d{8}T\d{6}Z")
+
+# The columns a StoredUnit is read from, in ``row_to_unit``'s order.
+COLUMNS = (
+    "id, hash, zh, en, source_lang, target_lang, props, document, speaker, creationdate, "
+    "creationid, created_at, origin, zh_runs, en_runs, tmx, version, import_id, tuid"
+)
+# The columns an insert row fills, in ``unit_row``'s order.
+INSERT_COLUMNS = (
+    "hash", "source_key", "zh", "en", "zh_fold", "en_fold", "zh_runs", "en_runs",
+    "source_lang", "target_lang", "props", "tmx", "document", "speaker", "tuid", "creationdate",
+    "creationid", "created_at", "origin", "import_id",
+)
+# Positions in an insert row.
+HASH, KEY, ZH, EN, ZH_RUNS, EN_RUNS, PROPS, TMX = 0, 1, 2, 3, 6, 7, 10, 11
+DOC, SPEAKER, TUID, DATE = 12, 13, 14, 15
+
+
+def first_prop(props: dict[str, str], names: tuple[str, ...]) -> str:
+    for name in names:
+        if props.get(name):
+            return props[name]
+    return ""
+
+
+def now_tmx() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def to_json(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def runs_json(runs: list[Run] | None) -> str | None:
+    return to_json(runs_to_data(runs)) if runs is not None else None
+
+
+def row_to_unit(row: tuple) -> StoredUnit:
+    return StoredUnit(
+        id=row[0],
+        hash=row[1],
+        zh=row[2],
+        en=row[3],
+        source_lang=row[4],
+        target_lang=row[5],
+        props=json.loads(row[6]),
+        document=row[7],
+        speaker=row[8],
+        creationdate=row[9],
+        creationid=row[10],
+        created_at=row[11],
+        origin=row[12],
+        zh_runs=runs_from_data(json.loads(row[13])) if row[13] else None,
+        en_runs=runs_from_data(json.loads(row[14])) if row[14] else None,
+        tmx=json.loads(row[15]) if row[15] else None,
+        version=row[16],
+        import_id=row[17],
+        tuid=row[18],
+    )
+
+
+def record_from_row(row: tuple) -> ImportRecord:
+    """An ``import_log`` row (id, source, rule, started, finished, state, result, header,
+    error, job) as a record."""
+    return ImportRecord(
+        id=row[0],
+        source=row[1],
+        rule=row[2],
+        started=row[3],
+        finished=row[4],
+        state=row[5],
+        result=json.loads(row[6] or "{}"),
+        header=json.loads(row[7]) if row[7] else None,
+        error=row[8],
+        job=row[9] or "",
+    )
+
+
+def unit_date(attrs: dict, creationdate: str) -> str:
+    """When a unit was last made or changed (TMX dates compare as strings)."""
+    date = attrs.get("changedate", "")
+    return date if TMX_DATE.fullmatch(date) else creationdate
+
+
+def unit_row(
+    unit: TranslationUnit, created_at: str, origin: str, import_id: int, max_chars: int
+) -> list | str:
+    """The insert row for ``unit``, or the reason it is skipped."""
+    src, tgt = lang_family(unit.source_lang), lang_family(unit.target_lang)
+    if {src, tgt} != {"zh", "en"}:
+        return "not_zh_en"
+    zh, en = (unit.source, unit.target) if src == "zh" else (unit.target, unit.source)
+    zh_runs, en_runs = (unit.source_runs, unit.target_runs)
+    if src != "zh":
+        zh_runs, en_runs = en_runs, zh_runs
+    zh, en = zh.strip(), en.strip()
+    if not zh or not en:
+        return "empty_segment"
+    if len(zh) > max_chars or len(en) > max_chars:
+        return "segment_too_long"
+    props = {str(k): str(v) for k, v in (unit.props or {}).items()}
+    zh_json, en_json = runs_json(zh_runs), runs_json(en_runs)
+    markup = f"{zh_json}\x00{en_json}" if has_markup(zh_runs) or has_markup(en_runs) else ""
+    tmx = tmx_data(unit)
+    date = unit.creationdate if TMX_DATE.fullmatch(unit.creationdate or "") else ""
+    if not date and tmx is None:
+        date = created_at  # made by Concordia now: its creation date, fixed from here on
+    return [
+        content_hash(zh, en, markup),
+        source_key(unit.source, unit.source_lang),
+        zh,
+        en,
+        fold_case(zh),
+        fold_case(en),
+        zh_json,
+        en_json,
+        unit.source_lang,
+        unit.target_lang,
+        to_json(dict(sorted(props.items()))),
+        to_json(tmx) if tmx is not None else None,
+        first_prop(props, DOCUMENT_PROPS),
+        first_prop(props, SPEAKER_PROPS),
+        (unit.attrs or {}).get("tuid", ""),
+        date,
+        unit.creationid or "",
+        created_at,
+        origin,
+        import_id,
+    ]
+
+
+@dataclass
+class ImportOps:
+    """What an import chunk's plan needs a store to do, inside its write transaction.
+
+    - ``existing(column, values, with_date)``: stored units whose ``column`` is one of
+      ``values``, as value → id (the first) or, ``with_date``, value → (id, date);
+    - ``insert(rows)``: store the rows, their new ids in order;
+    - ``merge(row, unit_id)``: let a stored unit gain what an identical imported one adds;
+    - ``retire(ids)``: tombstone units replaced by newer ones.
+    """
+
+    existing: Callable[[str, list[str], bool], dict]
+    insert: Callable[[list[list]], list[int]]
+    merge: Callable[[list, int], None]
+    retire: Callable[[list[int]], None]
+
+
+def apply_chunk(ops: ImportOps, rows: list[list], rule: MergeRule, result: ImportResult) -> None:
+    """Store one chunk of rows (each ending with its ``unit_date``) under ``rule``."""
+    if rule is MergeRule.KEEP_BOTH:
+        ops.insert([r[:-1] for r in rows])
+        result.imported += len(rows)
+        return
+    by_hash = ops.existing("hash", [r[HASH] for r in rows], False)
+    by_key: dict = {}
+    by_tuid: dict = {}
+    if rule is MergeRule.KEEP_NEWEST:
+        by_key = ops.existing("source_key", [r[KEY] for r in rows], True)
+    elif rule is MergeRule.BY_TUID:
+        by_tuid = ops.existing("tuid", [r[TUID] for r in rows if r[TUID]], False)
+    inserts: list[list] = []
+    pending: set[str] = set()  # hashes, keys and tuids in inserts, for duplicates in a chunk
+
+    def flush() -> None:
+        if not inserts:
+            return
+        ids = ops.insert([row[:-1] for row in inserts])
+        for uid, row in zip(ids, inserts, strict=True):
+            by_hash[row[HASH]] = uid
+            if rule is MergeRule.KEEP_NEWEST:
+                by_key[row[KEY]] = (uid, row[-1])
+            if row[TUID]:
+                by_tuid[row[TUID]] = uid
+        inserts.clear()
+        pending.clear()
+
+    replaced: list[int] = []
+    for row in rows:
+        if row[HASH] in pending or row[KEY] in pending or row[TUID] in pending:
+            flush()
+        if rule is MergeRule.BY_TUID and row[TUID] and row[TUID] in by_tuid:
+            replaced.append(by_tuid.pop(row[TUID]))
+            result.replaced += 1
+        elif rule is MergeRule.KEEP_NEWEST and row[KEY] in by_key and row[HASH] not in by_hash:
+            stored_id, stored_date = by_key[row[KEY]]
+            if row[-1] and (not stored_date or row[-1] > stored_date):
+                replaced.append(stored_id)
+                del by_key[row[KEY]]
+                result.replaced += 1
+            else:
+                result.skip("older_than_stored")
+                continue
+        elif row[HASH] in by_hash:
+            ops.merge(row, by_hash[row[HASH]])
+            result.merged += 1
+            continue
+        else:
+            result.imported += 1
+        pending.add(row[HASH])
+        if rule is MergeRule.KEEP_NEWEST:
+            pending.add(row[KEY])
+        if row[TUID]:
+            pending.add(row[TUID])
+        inserts.append(row)
+    if replaced:
+        ops.retire(replaced)
+    flush()
+
+
+def edited_row(
+    unit: StoredUnit,
+    zh: list[Run] | None,
+    en: list[Run] | None,
+    props: dict[str, str] | None,
+    changeid: str,
+    max_chars: int,
+) -> tuple[list, bool]:
+    """The row of ``unit`` after an edit (its ``changedate`` now), and whether its text
+    changed (then it is stored under a new id). Raises StoreError for a segment left empty
+    or over ``max_chars``."""
+    tu = unit.to_translation_unit()
+    src_zh = lang_family(unit.source_lang) == "zh"
+    for lang, runs in (("zh", zh), ("en", en)):
+        if runs is None:
+            continue
+        text = plain_text(runs).strip()
+        if not text:
+            raise StoreError("empty_segment", f"the {lang} segment would be empty")
+        if len(text) > max_chars:
+            raise StoreError(
+                "segment_too_long",
+                f"{lang} segment of {len(text)} characters; the limit is {max_chars}",
+                422,
+            )
+        kept = runs if has_markup(runs) or text != runs[0] else None
+        if (lang == "zh") == src_zh:
+            tu.source, tu.source_runs = text, kept
+        else:
+            tu.target, tu.target_runs = text, kept
+    if props is not None:
+        tu.props = {str(k): str(v) for k, v in props.items()}
+    now = now_tmx()
+    if tu.source_tuv is not None:  # TMX attributes; Concordia's units get them too
+        tu.attrs["changedate"] = now
+        if changeid:
+            tu.attrs["changeid"] = changeid
+    else:
+        tu.attrs = {"changedate": now, **({"changeid": changeid} if changeid else {})}
+    row = unit_row(tu, unit.created_at, unit.origin, unit.import_id, max_chars)
+    assert not isinstance(row, str)
+    row[TMX] = to_json(tmx_data(tu) if tu.source_tuv is not None else {"attrs": tu.attrs})
+    text_changed = (zh is not None or en is not None) and (row[ZH], row[EN]) != (unit.zh, unit.en)
+    return row, text_changed
