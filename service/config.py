@@ -39,6 +39,10 @@ REGISTRY: tuple[Setting, ...] = (
     # -- where things live
     Setting("data_dir", "CONCORDIA_DATA_DIR", Path("data"), "path",
             "data folder: the memory, its indexes, jobs, the embedding cache"),
+    Setting("store", "CONCORDIA_STORE", None, "str?",
+            "where the memory, jobs and reviews are kept: unset or `sqlite` for SQLite in the "
+            "data folder, or `postgresql://user@host:port/db` shared by several replicas "
+            "(each keeps its indexes in its own data folder)"),
     Setting("cache_dir", "CONCORDIA_CACHE_DIR", None, "path?",
             "embedding cache folder (default DATA/cache)"),
     Setting("embed_cache_mb", "CONCORDIA_EMBED_CACHE_MB", 512, "int",
@@ -141,6 +145,7 @@ class Settings:
     """Everything the service can be configured with; see ``REGISTRY`` for each one."""
 
     data_dir: Path = _default("data_dir")
+    store: str | None = _default("store")
     cache_dir: Path | None = _default("cache_dir")
     embed_cache_mb: int = _default("embed_cache_mb")
     api_key: str | None = _default("api_key")

@@ -1,9 +1,9 @@
 """The store contract: what every implementation of ``service.memory.store.TMStore`` must do.
 
 ``StoreContract`` is the one test class; an implementation passes it by a subclass giving
-``make_store`` (``TestSQLiteStore`` below), and ``other_store`` where a second store on the
-same memory (as another process would open) is not simply ``make_store`` of the same folder.
-A PostgreSQL store adds its own subclass.
+``make_store`` (``TestSQLiteStore`` and ``TestPostgresStore`` below), and ``other_store``
+where a second store on the same memory (as another process would open) is not simply
+``make_store`` of the same folder.
 """
 
 from __future__ import annotations
@@ -321,3 +321,16 @@ class TestSQLiteStore(StoreContract):
         from service.memory.sqlite import SQLiteStore
 
         return SQLiteStore(folder)
+
+
+class TestPostgresStore(StoreContract):
+    """The same contract on a throwaway PostgreSQL server (tests/pg.py)."""
+
+    @pytest.fixture(autouse=True)
+    def _database(self, pg_url):
+        self.url = pg_url
+
+    def make_store(self, folder: Path) -> TMStore:
+        from service.memory.postgres import PostgresStore
+
+        return PostgresStore(self.url)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import threading
 import unicodedata
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -422,6 +423,12 @@ class JobTable(ABC):
     def active(self) -> list[str]:
         """Ids of queued and running jobs, oldest first."""
 
+    def wait_for_change(self, timeout: float, stop: threading.Event) -> None:
+        """Return when the memory may have been changed by another process, at the latest
+        after ``timeout`` s or once ``stop`` is set. A store without change notices (SQLite)
+        waits the whole time: its readers poll."""
+        stop.wait(timeout)
+
     @abstractmethod
     def claim(self, worker: str, lease_s: float) -> Job | None:
         """Give ``worker`` the oldest job that is queued, or running with its lease run out:
@@ -726,6 +733,12 @@ class TMStore(ABC):
     @abstractmethod
     def reviews(self) -> ReviewTable:
         """The review table kept with this memory."""
+
+    def wait_for_change(self, timeout: float, stop: threading.Event) -> None:
+        """Return when the memory may have been changed by another process, at the latest
+        after ``timeout`` s or once ``stop`` is set. A store without change notices (SQLite)
+        waits the whole time: its readers poll."""
+        stop.wait(timeout)
 
     @abstractmethod
     def close(self) -> None: ...

@@ -2,7 +2,9 @@
 
 The fuzzy index is loaded from its saved segments (or built from the store) at start and kept in
 step with the store by its generation counter, by a background thread and after every write
-made through this process; the semantic index, when enabled, likewise. Views
+made through this process; the semantic index, when enabled, likewise. The thread polls every
+second, and a shared store's change notices wake it at once, so a write through one replica
+reaches the others' indexes in well under a second. Views
 (:mod:`service.memory.views`) and jobs read the memory through this object only.
 """
 
@@ -25,18 +27,20 @@ _SYNC_INTERVAL_S = 1.0
 
 
 class Memory:
-    """The store of ``data_dir``, its fuzzy index and (``encoder`` given) its semantic index."""
+    """The store (``store``'s PostgreSQL database, else SQLite in ``data_dir``), its fuzzy
+    index and (``encoder`` given) its semantic index, both kept in ``data_dir``."""
 
     def __init__(
         self,
         data_dir: Path,
         *,
         max_segment_chars: int,
+        store: str | None = None,
         encoder: str | None = None,
         semantic_exact_below: int = 50_000,
     ):
         self.data_dir = data_dir
-        self.store = open_store(data_dir, max_segment_chars=max_segment_chars)
+        self.store = open_store(data_dir, store=store, max_segment_chars=max_segment_chars)
         self.fuzzy = FuzzyIndex()
         self.semantic: SemanticIndex | None = None
         self.semantic_ready = False
@@ -72,7 +76,8 @@ class Memory:
                 self.semantic_ready = True
             except Exception:  # logged; the next round tries again
                 log.exception("index sync failed")
-            self._stop.wait(_SYNC_INTERVAL_S)
+            # Woken at once by a change notice (PostgreSQL: a write on any replica).
+            self.store.wait_for_change(_SYNC_INTERVAL_S, self._stop)
 
     def sync(self) -> None:
         """Bring both indexes up to the store's generation."""

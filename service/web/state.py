@@ -41,6 +41,7 @@ class ServiceState:
         self.memory = Memory(
             settings.data_dir,
             max_segment_chars=settings.max_segment_chars,
+            store=settings.store,
             encoder=settings.encoder if settings.semantic_enabled else None,
             semantic_exact_below=settings.semantic_exact_below,
         )
