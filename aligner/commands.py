@@ -50,6 +50,10 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--data", type=Path, help="data folder (default $CONCORDIA_DATA_DIR)")
     serve.add_argument(
+        "--store", help="postgresql://user@host:port/db: a memory shared by several servers "
+        "(default $CONCORDIA_STORE, else SQLite in the data folder)"
+    )
+    serve.add_argument(
         "--workers", type=int, default=1, help="server processes (one per core for lookups)"
     )
     serve.set_defaults(func=run_serve)
@@ -167,4 +171,6 @@ def serve_command(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     argv += ["--workers", str(args.workers)]
     if args.data is not None:
         argv += ["--data", str(args.data)]
+    if getattr(args, "store", None) is not None:
+        argv += ["--store", args.store]
     return argv, env

@@ -10,6 +10,10 @@
                                      [--import-id N] [--since DATE] [--before DATE]
                                      [--contains TEXT]
     concordia-tm [--data DIR] imports [--limit N]
+    concordia-tm migrate --from DIR --to postgresql://user@host:port/db
+
+``--store postgresql://…`` (or ``$CONCORDIA_STORE``) works on a shared memory instead of the
+data folder's SQLite one.
 
 The same operations as the API's ``/tm/*`` routes, through the same store (a running
 service's indexes catch up within a second). Answers are JSON on stdout; bad input gives one
@@ -37,6 +41,8 @@ TMX_DATE = r"\d{8}T\d{6}Z"
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="concordia-tm", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=None, help="the service's data folder")
+    parser.add_argument("--store", default=None,
+                        help="a postgresql:// URL (default $CONCORDIA_STORE, else SQLite in DIR)")
     sub = parser.add_subparsers(dest="command", required=True)
     imp = sub.add_parser("import", help="import a TMX (one transaction)")
     imp.add_argument("file", type=Path)
@@ -64,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     delete.add_argument("--import-id", type=int)
     imports = sub.add_parser("imports", help="the audit of the latest imports")
     imports.add_argument("--limit", type=int, default=20)
+    move = sub.add_parser(
+        "migrate", help="move a data folder's memory into an empty PostgreSQL database",
+        description="Copy units, tombstones, the import audit and reviews into an empty "
+        "PostgreSQL database in one transaction, then compare counts and a TMX export of each "
+        "as canonical XML.",
+    )
+    move.add_argument("--from", dest="source", type=Path, required=True, metavar="DIR")
+    move.add_argument("--to", dest="target", required=True, metavar="URL")
     return parser
 
 
@@ -161,8 +175,19 @@ def _export(args: argparse.Namespace, store: TMStore) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     data = args.data or Path(os.environ.get("CONCORDIA_DATA_DIR", "").strip() or "data")
+    if args.command == "migrate":
+        from service.memory.move import move_memory
+
+        try:
+            report = move_memory(args.source, args.target)
+        except InputError as exc:
+            print(f"concordia-tm: {exc}", file=sys.stderr)
+            return 2
+        _print(report.as_dict())
+        return 0 if report.counts_match and report.tmx_identical else 1
+    store_url = args.store or os.environ.get("CONCORDIA_STORE", "").strip() or None
     try:
-        store = open_store(data)
+        store = open_store(data, store=store_url)
     except InputError as exc:
         print(f"concordia-tm: {exc}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ starts. ``make run`` uses it to put the aligned sample into the embedded store.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -17,9 +18,11 @@ from service.memory.factory import open_store
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.load", description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("data"), help="the data folder")
+    parser.add_argument("--store", default=os.environ.get("CONCORDIA_STORE") or None,
+                        help="a postgresql:// URL (default $CONCORDIA_STORE, else SQLite)")
     parser.add_argument("files", nargs="+", type=Path, help="TMX files")
     args = parser.parse_args(argv)
-    store = open_store(args.data)
+    store = open_store(args.data, store=args.store)
     try:
         for path in args.files:
             try:
@@ -29,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             print(
                 f"{path}: {result.imported} new units, {result.merged} merged, "
-                f"{result.skipped} skipped; {store.count()} units in {args.data}"
+                f"{result.skipped} skipped; {store.count()} units in the memory"
             )
     finally:
         store.close()

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
@@ -133,6 +133,10 @@ class PostgresStore(TMStore):
         with self._pool.connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
             yield conn
+
+    def writing(self) -> AbstractContextManager[psycopg.Connection]:
+        """A write transaction of one's own (a memory moved in uses it)."""
+        return self._write()
 
     def _read(self, sql: str, params: Sequence | None = None) -> list[tuple]:
         with self._pool.connection() as conn:

@@ -40,6 +40,7 @@ class Memory:
         semantic_exact_below: int = 50_000,
     ):
         self.data_dir = data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)  # the indexes live here whatever the store
         self.store = open_store(data_dir, store=store, max_segment_chars=max_segment_chars)
         self.fuzzy = FuzzyIndex()
         self.semantic: SemanticIndex | None = None

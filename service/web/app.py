@@ -143,7 +143,8 @@ def serve(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m service.web.app [--host H] [--port P] [--workers N] [--data DIR]``."""
+    """``python -m service.web.app [--host H] [--port P] [--workers N] [--data DIR]
+    [--store URL]``."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m service.web.app", description=__doc__)
@@ -151,10 +152,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1, help="processes (one per core)")
     parser.add_argument("--data", type=Path, help="data folder (default $CONCORDIA_DATA_DIR)")
+    parser.add_argument(
+        "--store", help="postgresql://user@host:port/db to share a memory between replicas "
+        "(default $CONCORDIA_STORE, else SQLite in the data folder)"
+    )
     parser.add_argument("--log-level", default="info", help="uvicorn's (warning: no access log)")
     args = parser.parse_args(argv)
     if args.data is not None:
         os.environ["CONCORDIA_DATA_DIR"] = str(args.data)
+    if args.store is not None:
+        os.environ["CONCORDIA_STORE"] = args.store
     serve(args.host, args.port, args.workers, args.log_level)
     return 0
 

@@ -1,0 +1,212 @@
+"""Two replicas (two ``python -m service.web.app`` processes on 127.0.0.1, each with its own
+data folder) sharing one PostgreSQL memory: what one writes, the other's lookups see within a
+second; jobs and reviews are the same on both; a replica killed mid-import leaves the memory
+as it was and, restarted, finishes the import once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from aligner.models import TranslationUnit
+from aligner.tmx import write_tmx
+from tests.pg import _free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(__file__).parent / "data"
+KEY = "replica-key-1"
+AUTH = {"X-API-Key": KEY}
+SEEN_WITHIN_S = 1.0
+
+
+class Replica:
+    """One service process over the shared store."""
+
+    def __init__(self, folder: Path, url: str):
+        self.folder, self.url, self.port = folder, url, _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "CONCORDIA_API_KEY": KEY,
+            "CONCORDIA_ENCODER": "none",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "service.web.app", "--host", "127.0.0.1", "--port",
+             str(self.port), "--data", str(self.folder), "--store", self.url,
+             "--log-level", "warning"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(self.proc.stderr.read().decode())
+            try:
+                if httpx.get(self.base + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("replica did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def get(self, path: str, **kw) -> httpx.Response:
+        return httpx.get(self.base + path, headers=AUTH, timeout=30, **kw)
+
+    def send(self, method: str, path: str, **kw) -> httpx.Response:
+        return httpx.request(method, self.base + path, headers=AUTH, timeout=60, **kw)
+
+    def lookup(self, text: str, lang: str = "en") -> list[dict]:
+        answer = self.send("POST", "/tm/lookup", json={"text": text, "source_lang": lang})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["matches"]
+
+
+@pytest.fixture
+def replicas(pg_url, tmp_path):
+    pair = [Replica(tmp_path / name, pg_url) for name in ("a", "b")]
+    try:
+        for replica in pair:
+            replica.start()
+        yield pair
+    finally:
+        for replica in pair:
+            replica.stop()
+
+
+def _tmx(path: Path, units: list[tuple[str, str]]) -> Path:
+    write_tmx(path, [TranslationUnit(zh, en, "zh-CN", "en-GB") for zh, en in units])
+    return path
+
+
+def _import(replica: Replica, path: Path) -> str:
+    with path.open("rb") as handle:
+        answer = replica.send("POST", "/tm/import", files={"file": (path.name, handle)})
+    assert answer.status_code == 202, answer.text
+    return answer.json()["id"]
+
+
+def _wait_job(replica: Replica, job_id: str, states=("done", "failed"), limit=120.0) -> dict:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        job = replica.get(f"/jobs/{job_id}").json()
+        if job["state"] in states:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} still {job['state']}")
+
+
+def _seen(check, limit: float = 10.0) -> float:
+    """Seconds until ``check()`` holds (polled every 20 ms); fails past ``limit``."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < limit, "never seen"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def _ids(matches: list[dict], text: str) -> list[int]:
+    return [m["id"] for m in matches if m["source_plain"] == text]
+
+
+def test_writes_on_one_replica_are_seen_by_the_other(replicas, tmp_path):
+    a, b = replicas
+    units = [(f"第{i}段：安全理事会审议了该项目。", f"Paragraph {i}: the Security Council "
+              f"considered the item.") for i in range(40)]
+    job_id = _import(a, _tmx(tmp_path / "in.tmx", units))
+    assert b.get(f"/jobs/{job_id}").status_code == 200  # one job table
+    job = _wait_job(b, job_id)
+    assert job["state"] == "done" and job["memory"]["imported"] == 40, job
+    text = "Paragraph 7: the Security Council considered the item."
+    assert _seen(lambda: _ids(b.lookup(text), text)) < SEEN_WITHIN_S
+    (unit_id,) = _ids(b.lookup(text), text)
+
+    unit = a.get(f"/tm/units/{unit_id}").json()
+    edited = a.send("PATCH", f"/tm/units/{unit_id}",
+                    json={"version": unit["version"], "en": "Paragraph 7: revised."})
+    assert edited.status_code == 200, edited.text
+    new_id = edited.json()["unit"]["id"]
+    assert _seen(lambda: _ids(b.lookup("Paragraph 7: revised."), "Paragraph 7: revised.")
+                 == [new_id]) < SEEN_WITHIN_S
+    stale = b.send("PATCH", f"/tm/units/{unit_id}", json={"version": unit["version"], "en": "x"})
+    assert stale.status_code == 409  # the same answer as on the replica that edited it
+
+    other = "Paragraph 8: the Security Council considered the item."
+    (other_id,) = _ids(a.lookup(other), other)
+    assert b.send("DELETE", f"/tm/units/{other_id}").status_code == 200
+    assert _seen(lambda: not _ids(a.lookup(other), other)) < SEEN_WITHIN_S
+    assert a.get("/tm/stats").json()["units"] == b.get("/tm/stats").json()["units"] == 39
+
+
+def test_two_people_on_two_replicas_get_the_same_409(replicas):
+    a, b = replicas
+    files = {name: (path.name, path.read_bytes(), "text/plain") for name, path in
+             (("zh", DATA / "record_8017_excerpt.zh.txt"),
+              ("en", DATA / "record_8017_excerpt.en.txt"))}
+    created = a.send("POST", "/reviews", files=files, data={"name": "S/PV.8017"})
+    assert created.status_code == 201, created.text
+    rid = created.json()["id"]
+    state = b.get(f"/reviews/{rid}").json()  # the review is in the shared store
+    bead = state["beads"][0]["id"]
+    body = {"version": state["version"], "op": "status", "bead": bead, "status": "rejected"}
+    answers: list[httpx.Response] = []
+
+    def send(replica: Replica) -> None:
+        answers.append(replica.send("POST", f"/reviews/{rid}/changes", json=body))
+
+    threads = [threading.Thread(target=send, args=(r,)) for r in (a, b)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [200, 409], [r.text for r in answers]
+    refused = next(r for r in answers if r.status_code == 409)
+    assert refused.json()["error"]["code"] == "review_changed"
+    assert a.get(f"/reviews/{rid}").json()["version"] == b.get(f"/reviews/{rid}").json()[
+        "version"] == state["version"] + 1
+
+
+def test_a_replica_killed_mid_import_leaves_the_memory_as_it_was(replicas, tmp_path):
+    a, b = replicas
+    _wait_job(a, _import(a, _tmx(tmp_path / "small.tmx", [("一。", "One.")])))
+    big = _tmx(tmp_path / "big.tmx", [(f"第{i}号决议。", f"Resolution {i}.")
+                                      for i in range(60_000)])
+    job_id = _import(a, big)
+    _wait_job(b, job_id, states=("running",))
+    _seen(lambda: b.get(f"/jobs/{job_id}").json()["progress"]["done"] > 0, limit=60)
+    a.kill()
+    assert b.get("/tm/stats").json()["units"] == 1  # nothing of the killed import
+    assert b.lookup("One.")  # the other replica serves on
+    imported = b.send("POST", "/tm/lookup", json={"text": "Resolution 17.", "source_lang": "en"})
+    assert imported.json()["matches"] == []
+    a.start()  # the same data folder: its job comes back and runs to its end, once
+    job = _wait_job(b, job_id, limit=300)
+    assert job["state"] == "done" and job["memory"]["imported"] == 60_000, job
+    assert b.get("/tm/stats").json()["units"] == 60_001
+    text = "Resolution 17."
+    assert _seen(lambda: _ids(b.lookup(text), text) and _ids(a.lookup(text), text)) < 10
