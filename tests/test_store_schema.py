@@ -1,0 +1,160 @@
+"""The store's schema and where it lives: versioned migrations (SQLite data folders written
+before them still open), change notices between PostgreSQL stores, and moving a memory from a
+data folder into PostgreSQL with ``concordia-tm migrate``."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from aligner.models import Tag, TranslationUnit
+from aligner.tmx import write_tmx
+from service.cli import main as tm_main
+from service.memory.factory import open_store
+from service.memory.migrations import latest
+from service.memory.store import StoreError
+from tests.test_store_contract import tmx_unit
+
+
+def test_a_data_folder_from_before_migrations_is_adopted(tmp_path):
+    store = open_store(tmp_path)
+    store.import_units([tmx_unit("你好。", "Hello.")])
+    store.close()
+    with sqlite3.connect(tmp_path / "tm.sqlite") as conn:  # as Concordia wrote it before
+        conn.execute("DROP TABLE schema_version")
+    store = open_store(tmp_path)
+    try:
+        assert store.count() == 1 and store.get([1])[1].en == "Hello."
+    finally:
+        store.close()
+    with sqlite3.connect(tmp_path / "tm.sqlite") as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [
+            (latest("sqlite"),)]
+
+
+def test_a_newer_schema_is_refused(tmp_path):
+    open_store(tmp_path).close()
+    with sqlite3.connect(tmp_path / "tm.sqlite") as conn:
+        conn.execute("UPDATE schema_version SET version = 99")
+    with pytest.raises(StoreError) as refused:
+        open_store(tmp_path)
+    assert refused.value.code == "newer_store"
+
+
+def test_postgres_schema_is_versioned_and_opened_twice(pg_url, tmp_path):
+    import psycopg
+
+    open_store(tmp_path, store=pg_url).close()
+    open_store(tmp_path, store=pg_url).close()  # a second start applies nothing again
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute("SELECT version FROM schema_version").fetchall()
+    assert rows == [(latest("postgresql"),)]
+
+
+def test_a_write_on_one_store_wakes_the_other(pg_url, tmp_path):
+    writer, reader = open_store(tmp_path, store=pg_url), open_store(tmp_path, store=pg_url)
+    try:
+        reader.wait_for_change(0.1, threading.Event())  # listening from here on
+        woke: list[float] = []
+
+        def wait() -> None:
+            started = time.monotonic()
+            reader.wait_for_change(10.0, threading.Event())
+            woke.append(time.monotonic() - started)
+
+        thread = threading.Thread(target=wait)
+        thread.start()
+        time.sleep(0.2)
+        writer.import_units([tmx_unit("一。", "One.")])
+        thread.join(15)
+        assert woke and woke[0] < 1.0  # the notice, not the 10 s timeout
+        assert reader.generation == writer.generation == 1
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_unreachable_store_is_one_clear_error(tmp_path):
+    from tests.pg import _free_port
+
+    with pytest.raises(StoreError) as refused:
+        open_store(tmp_path, store=f"postgresql://nobody:secret@127.0.0.1:{_free_port()}/x")
+    assert refused.value.code == "store_unreachable" and "secret" not in str(refused.value)
+
+
+def _memory(folder):
+    """A data folder with what a memory holds: markup, merges, an edit, a deletion, a failed
+    import, a review."""
+    store = open_store(folder)
+    bold, end = Tag("bpt", {"i": "1"}, ["<b>"]), Tag("ept", {"i": "1"}, ["</b>"])
+    marked = tmx_unit("安理会。", "The Council", **{"x-document": "S/1"})
+    marked.target_runs = ["The ", bold, "Council", end]
+    store.import_units([marked, tmx_unit("你好。", "Hello.", tuid="t1", date="20170101T000000Z"),
+                        tmx_unit("再见。", "Goodbye.")], source="a.tmx")
+    store.import_units([tmx_unit("你好。", "Hello.", **{"x-speaker": "主席"})], source="b.tmx")
+    store.edit(3, 1, en=["Bye."])
+    store.delete([1])
+    def broken():
+        yield tmx_unit("三。", "Three.")
+        raise ValueError("the file broke off")
+
+    with pytest.raises(ValueError):
+        store.import_units(broken(), source="c.tmx")
+    store.reviews().create("r1", "S/PV.1", "upload", 0.5, json.dumps({"beads": []}), "t0")
+    store.close()
+
+
+def test_migrate_moves_a_memory_and_checks_it(tmp_path, pg_url, capsys):
+    folder = tmp_path / "data"
+    _memory(folder)
+    assert tm_main(["migrate", "--from", str(folder), "--to", pg_url]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["counts_match"] and report["tmx_identical"]
+    assert report["copied"]["unit"] == 2 and report["copied"]["tombstone"] == 2
+    assert report["tmx_units_compared"] == 2
+    moved = open_store(tmp_path, store=pg_url)
+    try:
+        assert moved.get([2])[2].props == {"x-speaker": "主席"}
+        assert moved.replaced_by(3) == 4 and moved.get([4])[4].en == "Bye."
+        assert [r.state for r in moved.imports()] == ["failed", "done", "done"]
+        assert [r.id for r in moved.reviews().list(10)] == ["r1"]
+        new = moved.import_units([tmx_unit("新的。", "New.")])  # ids go on after the moved ones
+        assert [u.id for u in moved.iter_units()][-1] == 5 and new.import_id == 4
+    finally:
+        moved.close()
+    assert tm_main(["migrate", "--from", str(folder), "--to", pg_url]) == 2  # not empty now
+    assert "already holds a memory" in capsys.readouterr().err
+
+
+def test_the_export_check_sees_a_difference(tmp_path, pg_url):
+    from service.memory.move import same_export
+
+    folder = tmp_path / "data"
+    _memory(folder)
+    tm_main(["migrate", "--from", str(folder), "--to", pg_url])
+    source, moved = open_store(folder), open_store(tmp_path, store=pg_url)
+    try:
+        assert same_export(source, moved) == (2, True)
+        moved.record_usage(2)  # one attribute more on one unit
+        assert same_export(source, moved)[1] is False
+    finally:
+        source.close()
+        moved.close()
+
+
+def test_concordia_tm_works_on_the_shared_store(tmp_path, pg_url, capsys, monkeypatch):
+    monkeypatch.setenv("CONCORDIA_STORE", pg_url)
+    tmx = tmp_path / "in.tmx"
+    write_tmx(tmx, [TranslationUnit("你好。", "Hello.", "zh-CN", "en-GB")])
+    assert tm_main(["--data", str(tmp_path / "d"), "import", str(tmx)]) == 0
+    assert json.loads(capsys.readouterr().out)["imported"] == 1
+    assert not (tmp_path / "d" / "tm.sqlite").exists()  # nothing went to the data folder
+    store = open_store(tmp_path, store=pg_url)
+    try:
+        assert store.count() == 1
+    finally:
+        store.close()
