@@ -1,7 +1,8 @@
 # Concordia translation-memory service.
 #   docker build -t concordia .
 #   docker run -p 8000:8000 -v concordia-data:/data -e CONCORDIA_API_KEY=change-me concordia
-# The service listens on port 8000; the memory, job files and embedding cache live in /data.
+# The service listens on port 8000; the memory, job files and embedding cache live in /data
+# (the memory in PostgreSQL instead with CONCORDIA_STORE: compose.yaml, docs/deploy.md).
 # No torch in the image: the default use-m3 encoder is pure numpy. The web pages' templates and
 # static files (service/web/templates, service/web/static) are package data: `pip install .`
 # installs them, at the versions the tests passed with (constraints.txt, renewed by `make lock`).
@@ -20,8 +21,8 @@ COPY aligner ./aligner
 COPY service ./service
 RUN pip install -c constraints.txt . \
     && useradd --create-home --uid 10001 concordia \
-    && mkdir -p /data \
-    && chown concordia:concordia /data
+    && mkdir -p /data/jobs \
+    && chown -R concordia:concordia /data
 
 USER concordia
 VOLUME ["/data"]
