@@ -21,6 +21,7 @@ from service.memory.store import (
     EditConflict,
     Job,
     MergeRule,
+    ReviewNotFound,
     StoreError,
     TMStore,
     UnitGone,
@@ -197,6 +198,51 @@ class StoreContract:
         assert jobs.active() == ["a" * 32, "b" * 32]
         jobs.update("b" * 32, state="done")
         assert jobs.active() == ["a" * 32] and jobs.get("c" * 32) is None
+
+    def test_job_pair_reports_and_cleanup(self, store):
+        jobs = store.jobs()
+        jobs.insert(Job("a" * 32, "running", "t0", "t0", {}, total=3))
+        for seq in range(3):
+            jobs.report("a" * 32, seq, {"pair": seq}, seq + 1, 0)
+        jobs.report("a" * 32, 1, {"pair": 1, "again": True}, 3, 1)  # a pair redone
+        job = jobs.get("a" * 32, offset=1, limit=1)
+        assert job.results == [{"pair": 1, "again": True}] and (job.done, job.failed) == (3, 1)
+        jobs.update("a" * 32, state="done")
+        assert jobs.finished_before("9999-01-01T00:00:00Z") == ["a" * 32]
+        assert jobs.finished_before("2000-01-01T00:00:00Z") == []
+        jobs.delete("a" * 32)
+        assert jobs.get("a" * 32) is None
+
+    # -- reviews
+
+    def test_review_table(self, store):
+        reviews = store.reviews()
+        reviews.create("r1", "S/PV.1", "upload", 0.5, "state-0", "2020-01-01T00:00:00Z")
+        with reviews.editing("r1") as edit:
+            assert (edit.row.version, edit.snapshot()) == (0, "state-0")
+            edit.add_journal(1, 0, 1, "added", 7)
+            edit.log_edit("merge", 0, "a", "b", "2020-01-02T00:00:00Z", "li")
+            edit.set_version(1, "2020-01-02T00:00:00Z")
+        with pytest.raises(RuntimeError), reviews.editing("r1") as edit:
+            edit.set_version(2, "2020-01-03T00:00:00Z")
+            raise RuntimeError("the change failed halfway")  # nothing of it is kept
+        with reviews.reading("r1") as read:
+            assert read.row.version == 1 and read.journal() == [(0, 1, "added", 7)]
+        assert reviews.history("r1") == (1, 0)
+        with reviews.editing("r1") as edit:
+            assert edit.history_step("undo") == (0, "a", "b")
+            assert edit.history_step("undo") is None
+        assert reviews.history("r1") == (0, 1)
+        with reviews.editing("r1") as edit:
+            edit.write_snapshot("state-1", 1)
+        with reviews.reading("r1") as read:
+            assert read.snapshot() == "state-1" and read.journal() == []
+        assert [r.id for r in reviews.list(10)] == ["r1"]
+        reviews.delete("r1")
+        with pytest.raises(ReviewNotFound):
+            reviews.delete("r1")
+        with pytest.raises(ReviewNotFound), reviews.reading("r1"):
+            pass
 
 
     # -- the job queue: claims, leases, cancels through the row
