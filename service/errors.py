@@ -111,6 +111,8 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
 async def _input_error(request: Request, exc: InputError) -> JSONResponse:
     if isinstance(exc, InputTooLarge):
         status, code = 413, "input_too_large"
+    elif isinstance(getattr(exc, "status", None), int) and getattr(exc, "code", None):
+        status, code = exc.status, exc.code  # a store's error (StoreError) says its own
     else:
         status = 400
         code = "invalid_tmx" if type(exc).__name__ == "TMXError" else "invalid_input"

@@ -57,6 +57,7 @@ class Server:
             self._as = ["runuser", "-u", "nobody", "--"]
             shutil.chown(self.folder, "nobody")
         self.data = self.folder / "cluster"
+        self.running = False
 
     def _run(self, *argv: str) -> None:
         done = subprocess.run(
@@ -73,11 +74,18 @@ class Server:
                    "-c max_connections=200 -c shared_buffers=128MB")
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l",
                   str(self.folder / "log"), "-o", options, "-w", "start")
+        self.running = True
+
+    def halt(self) -> None:
+        """Stop the server at once (as a crash would), keeping its folder."""
+        if self.running:
+            self.running = False
+            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
+                      "-w", "stop")
 
     def stop(self) -> None:
         try:
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
-                      "-w", "stop")
+            self.halt()
         finally:
             shutil.rmtree(self.folder, ignore_errors=True)
 

@@ -158,3 +158,29 @@ def test_concordia_tm_works_on_the_shared_store(tmp_path, pg_url, capsys, monkey
         assert store.count() == 1
     finally:
         store.close()
+
+
+def test_a_store_that_goes_away_is_a_503_not_a_stack_trace(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from service.config import Settings
+    from service.web.app import create_app
+    from tests.pg import start_server
+
+    server = start_server()  # one of its own, to stop
+    try:
+        url = server.database()
+        store = open_store(tmp_path, store=url)
+        store.import_units([tmx_unit("你好。", "Hello.")])
+        store.close()
+        settings = Settings(data_dir=tmp_path / "d", store=url, encoder="none", api_key="k")
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            assert client.get("/tm/stats").json()["units"] == 1
+            server.halt()
+            answer = client.get("/tm/stats")
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["error"]["code"] == "store_unavailable"
+            lookup = client.post("/tm/lookup", json={"text": "Hello.", "source_lang": "en"})
+            assert lookup.status_code == 503  # the index names the unit; the store must say
+    finally:
+        server.stop()

@@ -112,8 +112,8 @@ class PostgresStore(TMStore):
             raise
         self._listener: psycopg.Connection | None = None
         self._listen_lock = threading.Lock()
-        self._jobs = PostgresJobTable(self._pool)
-        self._reviews = PostgresReviewTable(self._pool)
+        self._jobs = PostgresJobTable(self._connection)
+        self._reviews = PostgresReviewTable(self._connection)
 
     def _migrate(self) -> None:
         with self._pool.connection() as conn, conn.transaction():
@@ -128,9 +128,22 @@ class PostgresStore(TMStore):
                 conn.execute("INSERT INTO schema_version VALUES (%s)", (todo[-1].version,))
 
     @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        """A connection of the pool; a store that cannot be reached (down, restarting, every
+        connection busy past the pool's timeout) is a 503 ``store_unavailable``."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise StoreError(
+                "store_unavailable", f"the store cannot be reached ({type(exc).__name__}); "
+                "try again shortly", 503,
+            ) from exc
+
+    @contextmanager
     def _write(self) -> Iterator[psycopg.Connection]:
         """A write transaction on units, after the writers before it have committed."""
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
             yield conn
 
@@ -139,7 +152,7 @@ class PostgresStore(TMStore):
         return self._write()
 
     def _read(self, sql: str, params: Sequence | None = None) -> list[tuple]:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return conn.execute(sql, params).fetchall()
 
     def close(self) -> None:
@@ -385,7 +398,7 @@ class PostgresStore(TMStore):
         return None
 
     def replaced_by(self, unit_id: int) -> int | None:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             return self._follow(conn, unit_id)
 
     def edit(
@@ -556,7 +569,7 @@ class PostgresStore(TMStore):
         return record_from_row(rows[0]) if rows else None
 
     def stats(self) -> dict:
-        with self._pool.connection() as conn:
+        with self._connection() as conn:
             total = conn.execute("SELECT COUNT(*) FROM unit").fetchone()[0]
             directions = {
                 f"{s}>{t}": n

@@ -4,9 +4,11 @@ aligned pair; created by the store's migrations), seen alike by every replica.""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
-from psycopg_pool import ConnectionPool
+import psycopg
 
 from service.memory.rows import to_json
 from service.memory.store import Job, JobTable
@@ -21,11 +23,11 @@ def _now() -> str:
 class PostgresJobTable(JobTable):
     """Jobs through the store's connection pool; each call is its own transaction."""
 
-    def __init__(self, pool: ConnectionPool):
-        self._pool = pool
+    def __init__(self, connect: Callable[[], AbstractContextManager[psycopg.Connection]]):
+        self._connect = connect
 
     def insert(self, job: Job) -> None:
-        with self._pool.connection() as conn:
+        with self._connect() as conn:
             conn.execute(
                 "INSERT INTO job (id, state, created, updated, options, total) "
                 "VALUES (%s, %s, %s, %s, %s, %s)",
@@ -41,11 +43,11 @@ class PostgresJobTable(JobTable):
                 fields[name] = to_json(fields[name])
         fields["updated"] = _now()
         names = ", ".join(f"{name} = %s" for name in fields)
-        with self._pool.connection() as conn:
+        with self._connect() as conn:
             conn.execute(f"UPDATE job SET {names} WHERE id = %s", (*fields.values(), job_id))
 
     def report(self, job_id: str, seq: int, report: dict, done: int, failed: int) -> None:
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connect() as conn, conn.transaction():
             conn.execute(
                 "INSERT INTO job_pair VALUES (%s, %s, %s) "
                 "ON CONFLICT (job, seq) DO UPDATE SET report = EXCLUDED.report",
@@ -57,7 +59,7 @@ class PostgresJobTable(JobTable):
             )
 
     def get(self, job_id: str, offset: int = 0, limit: int = 1000) -> Job | None:
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connect() as conn, conn.transaction():
             row = conn.execute(
                 "SELECT id, state, created, updated, options, total, done, failed, results, "
                 "error, memory FROM job WHERE id = %s",
@@ -83,7 +85,7 @@ class PostgresJobTable(JobTable):
         )
 
     def finished_before(self, stamp: str) -> list[str]:
-        with self._pool.connection() as conn:
+        with self._connect() as conn:
             rows = conn.execute(
                 "SELECT id FROM job WHERE state NOT IN ('queued', 'running') AND updated < %s",
                 (stamp,),
@@ -91,11 +93,11 @@ class PostgresJobTable(JobTable):
         return [row[0] for row in rows]
 
     def delete(self, job_id: str) -> None:
-        with self._pool.connection() as conn:
+        with self._connect() as conn:
             conn.execute("DELETE FROM job WHERE id = %s", (job_id,))  # its pairs cascade
 
     def active(self) -> list[str]:
-        with self._pool.connection() as conn:
+        with self._connect() as conn:
             rows = conn.execute(
                 "SELECT id FROM job WHERE state IN ('queued', 'running') ORDER BY created, seq"
             ).fetchall()

@@ -8,11 +8,10 @@ gets the same 409 when the first changed what it edited.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 import psycopg
-from psycopg_pool import ConnectionPool
 
 from service.memory.store import ReviewEdit, ReviewNotFound, ReviewRow, ReviewTable
 
@@ -99,8 +98,8 @@ class _Edit(ReviewEdit):
 class PostgresReviewTable(ReviewTable):
     """The review tables, reached through the store's connection pool."""
 
-    def __init__(self, pool: ConnectionPool):
-        self._pool = pool
+    def __init__(self, connect: Callable[[], AbstractContextManager[psycopg.Connection]]):
+        self._connect = connect
 
     @staticmethod
     def _row(conn: psycopg.Connection, review_id: str, lock: bool = False) -> ReviewRow:
@@ -112,7 +111,7 @@ class PostgresReviewTable(ReviewTable):
 
     def create(self, review_id: str, name: str, origin: str, min_score: float, state: str,
                now: str) -> None:
-        with self._pool.connection() as conn:
+        with self._connect() as conn:
             conn.execute(
                 "INSERT INTO review (id, name, origin, min_score, created_at, updated_at, "
                 "version, state) VALUES (%s, %s, %s, %s, %s, %s, 0, %s)",
@@ -120,18 +119,18 @@ class PostgresReviewTable(ReviewTable):
             )
 
     def list(self, limit: int) -> list[ReviewRow]:
-        with self._pool.connection() as conn:
+        with self._connect() as conn:
             rows = conn.execute(_ROW + " ORDER BY updated_at DESC LIMIT %s", (limit,)).fetchall()
         return [ReviewRow(*row) for row in rows]
 
     def delete(self, review_id: str) -> None:
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connect() as conn, conn.transaction():
             self._row(conn, review_id, lock=True)
             # The journal and the edits go with it (ON DELETE CASCADE).
             conn.execute("DELETE FROM review WHERE id = %s", (review_id,))
 
     def history(self, review_id: str) -> tuple[int, int]:
-        with self._pool.connection() as conn:
+        with self._connect() as conn:
             counts = dict(conn.execute(
                 "SELECT undone, COUNT(*) FROM review_edit WHERE review_id = %s GROUP BY undone",
                 (review_id,),
@@ -140,7 +139,7 @@ class PostgresReviewTable(ReviewTable):
 
     @contextmanager
     def reading(self, review_id: str) -> Iterator[ReviewEdit]:
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connect() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             yield _Edit(conn, self._row(conn, review_id))
 
@@ -148,5 +147,5 @@ class PostgresReviewTable(ReviewTable):
     def editing(self, review_id: str) -> Iterator[ReviewEdit]:
         """The review's row locked (FOR UPDATE) until the transaction ends: editors on every
         replica take turns, and the second sees the first's version."""
-        with self._pool.connection() as conn, conn.transaction():
+        with self._connect() as conn, conn.transaction():
             yield _Edit(conn, self._row(conn, review_id, lock=True))
