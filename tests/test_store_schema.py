@@ -20,6 +20,17 @@ from service.memory.store import StoreError
 from tests.test_store_contract import tmx_unit
 
 
+def test_missing_postgresql_skips_here_and_fails_under_ci(monkeypatch):
+    from tests.pg import INSTALL, missing
+
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=INSTALL):
+        missing("PostgreSQL")
+    monkeypatch.setenv("CI", "1")
+    with pytest.raises(pytest.fail.Exception, match="apt-get install -y postgresql"):
+        missing("PostgreSQL")
+
+
 def test_a_data_folder_from_before_migrations_is_adopted(tmp_path):
     store = open_store(tmp_path)
     store.import_units([tmx_unit("你好。", "Hello.")])

@@ -2,9 +2,10 @@
 data that crosses it.
 
 ``TMStore`` is what the service, its indexes and its jobs use; ``SQLiteStore``
-(``service/memory/sqlite.py``) is the first implementation and ``open_store`` picks it. One
-contract test class (``tests/test_store_contract.py``) runs against any implementation, so a
-PostgreSQL store for several service replicas is one module plus a fixture.
+(``service/memory/sqlite.py``, embedded, the default) and ``PostgresStore``
+(``service/memory/postgres.py``, shared by several service replicas) implement it, and
+``open_store`` (``service/memory/factory.py``) picks one. One contract test class
+(``tests/test_store_contract.py``) runs against both.
 
 Invariants every implementation keeps:
 
