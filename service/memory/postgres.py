@@ -48,6 +48,7 @@ from service.memory.rows import (
     unit_row,
 )
 from service.memory.store import (
+    AlreadyImported,
     EditConflict,
     ImportRecord,
     ImportResult,
@@ -76,7 +77,7 @@ UPDATE unit SET
         WHEN creationdate = '' OR (%s != '' AND %s < creationdate) THEN %s ELSE creationdate END
 WHERE id = %s
 """
-_LOG_COLUMNS = "id, source, rule, started, finished, state, result, header, error"
+_LOG_COLUMNS = "id, source, rule, started, finished, state, result, header, error, job"
 
 
 def shown_url(url: str) -> str:
@@ -202,58 +203,99 @@ class PostgresStore(TMStore):
         progress=None,
         skipped: Counter[str] | None = None,
         chunk: int = 2000,
+        job: str = "",
     ) -> ImportResult:
         started = time.perf_counter()
         rule = MergeRule(rule)
         result = ImportResult(rule=rule.value)
         created_at = now_tmx()
-        import_id = self._read(
-            "INSERT INTO import_log (source, rule, started, state) VALUES (%s, %s, %s, "
-            "'running') RETURNING id",
-            (source, rule.value, created_at),
-        )[0][0]
-        result.import_id = import_id
+        if job and (done := self.job_import(job)) is not None:
+            raise AlreadyImported(done)
         seen = 0
-        try:
-            with self._write() as conn:
-                batch: list[list] = []
-                for unit in units:
-                    seen += 1
-                    row = unit_row(unit, created_at, source, import_id, self.max_segment_chars)
-                    if isinstance(row, str):
-                        result.skip(row)
-                        continue
-                    row.append(unit_date(unit.attrs or {}, row[DATE]))
-                    batch.append(row)
-                    if len(batch) >= chunk:
+        with self._connection() as conn:
+            # The audit row names the server connection that imports: when it is gone from
+            # the server and the row still says running, the import was cut off.
+            result.import_id = import_id = self._read(
+                "INSERT INTO import_log (source, rule, started, state, job, runner) "
+                "VALUES (%s, %s, %s, 'running', %s, %s) RETURNING id",
+                (source, rule.value, created_at, job or None, f"pg:{conn.info.backend_pid}"),
+            )[0][0]
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
+                    if job and (done := self._job_import(conn, job)) is not None:
+                        raise AlreadyImported(done)  # committed meanwhile, by another process
+                    batch: list[list] = []
+                    for unit in units:
+                        seen += 1
+                        row = unit_row(unit, created_at, source, import_id,
+                                       self.max_segment_chars)
+                        if isinstance(row, str):
+                            result.skip(row)
+                            continue
+                        row.append(unit_date(unit.attrs or {}, row[DATE]))
+                        batch.append(row)
+                        if len(batch) >= chunk:
+                            apply_chunk(self._ops(conn), batch, rule, result)
+                            batch.clear()
+                            if progress is not None:
+                                progress(seen)
+                    if batch:
                         apply_chunk(self._ops(conn), batch, rule, result)
-                        batch.clear()
-                        if progress is not None:
-                            progress(seen)
-                if batch:
-                    apply_chunk(self._ops(conn), batch, rule, result)
-                for reason, count in (skipped or {}).items():
-                    result.skipped += count
-                    result.skipped_reasons[reason] = result.skipped_reasons.get(reason, 0) + count
-                result.generation = self._bump(conn)
-                result.seconds = time.perf_counter() - started
-                conn.execute(
-                    "UPDATE import_log SET state = 'done', finished = %s, result = %s, "
-                    "header = %s WHERE id = %s",
-                    (now_tmx(), to_json(result.as_dict()), to_json(header) if header else None,
-                     import_id),
+                    for reason, count in (skipped or {}).items():
+                        result.skipped += count
+                        result.skipped_reasons[reason] = (
+                            result.skipped_reasons.get(reason, 0) + count
+                        )
+                    result.generation = self._bump(conn)
+                    result.seconds = time.perf_counter() - started
+                    conn.execute(
+                        "UPDATE import_log SET state = 'done', finished = %s, result = %s, "
+                        "header = %s WHERE id = %s",
+                        (now_tmx(), to_json(result.as_dict()),
+                         to_json(header) if header else None, import_id),
+                    )
+            except BaseException as exc:
+                reason = (str(exc) if isinstance(exc, InputError)
+                          else f"{type(exc).__name__}: {exc}")
+                self._read(
+                    "UPDATE import_log SET state = 'failed', finished = %s, error = %s "
+                    "WHERE id = %s RETURNING id",
+                    (now_tmx(), reason[:2000], import_id),
                 )
-        except BaseException as exc:
-            reason = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
-            self._read(
-                "UPDATE import_log SET state = 'failed', finished = %s, error = %s "
-                "WHERE id = %s RETURNING id",
-                (now_tmx(), reason[:2000], import_id),
-            )
-            raise
+                raise
         if progress is not None:
             progress(seen)
         return result
+
+    @staticmethod
+    def _job_import(conn: psycopg.Connection, job_id: str) -> ImportRecord | None:
+        row = conn.execute(
+            f"SELECT {_LOG_COLUMNS} FROM import_log WHERE job = %s AND state = 'done'",
+            (job_id,),
+        ).fetchone()
+        return record_from_row(row) if row else None
+
+    def job_import(self, job_id: str) -> ImportRecord | None:
+        with self._connection() as conn:
+            return self._job_import(conn, job_id)
+
+    def abandon_imports(self, job_id: str | None = None) -> int:
+        """Job given: its rows still running. Else: rows still running whose importing
+        connection the server no longer has (its process died, on whatever host)."""
+        sql = (
+            "UPDATE import_log SET state = 'failed', finished = %s, "
+            "error = 'interrupted: the process running it stopped' WHERE state = 'running' "
+        )
+        if job_id is not None:
+            rows = self._read(sql + "AND job = %s RETURNING id", (now_tmx(), job_id))
+        else:
+            rows = self._read(
+                sql + "AND runner LIKE 'pg:%%' AND substr(runner, 4)::int NOT IN "
+                "(SELECT pid FROM pg_stat_activity) RETURNING id",
+                (now_tmx(),),
+            )
+        return len(rows)
 
     def _ops(self, conn: psycopg.Connection) -> ImportOps:
         def existing(column: str, values: list[str], with_date: bool) -> dict:

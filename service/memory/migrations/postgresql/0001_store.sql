@@ -47,8 +47,13 @@ CREATE TABLE import_log (
     state TEXT NOT NULL,
     result TEXT NOT NULL DEFAULT '{}',
     header TEXT,
-    error TEXT NOT NULL DEFAULT ''
+    error TEXT NOT NULL DEFAULT '',
+    job TEXT,
+    runner TEXT NOT NULL DEFAULT ''
 );
+-- At most one import of a job commits: a job run again after a crash finds its import in.
+CREATE UNIQUE INDEX import_log_job ON import_log(job) WHERE job IS NOT NULL AND state = 'done';
+CREATE INDEX import_log_running ON import_log(state) WHERE state = 'running';
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT INTO meta VALUES ('generation', '0');
 CREATE TABLE review (
@@ -97,11 +102,16 @@ CREATE TABLE job (
     results TEXT,
     error TEXT,
     memory TEXT,
+    owner TEXT NOT NULL DEFAULT '',
+    worker TEXT NOT NULL DEFAULT '',
+    lease_until DOUBLE PRECISION NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    cancel_requested BOOLEAN NOT NULL DEFAULT false,
     seq BIGSERIAL
 );
-CREATE INDEX job_state ON job(state);
+CREATE INDEX job_active ON job(created, seq) WHERE state IN ('queued', 'running');
 CREATE TABLE job_pair (
-    job TEXT NOT NULL REFERENCES job(id) ON DELETE CASCADE,
+    job TEXT NOT NULL,
     seq INTEGER NOT NULL,
     report TEXT NOT NULL,
     PRIMARY KEY (job, seq)
