@@ -25,7 +25,7 @@ _TABLES = {
     "target_lang, props, tmx, document, speaker, tuid, creationdate, creationid, created_at, "
     "origin, import_id, version",
     "tombstone": "unit_id, generation, replaced_by",
-    "import_log": "id, source, rule, started, finished, state, result, header, error",
+    "import_log": "id, source, rule, started, finished, state, result, header, error, job, runner",
     "review": "id, name, origin, min_score, created_at, updated_at, version, state, "
     "snapshot_version, finished_at, finished_by",
     "review_journal": "review_id, version, start, removed, added, next_id",
