@@ -4,7 +4,9 @@
 The steps are made to wait by the test hook ``CONCORDIA_TEST_PAUSE_DIR`` (``service.jobs``):
 a process reaching step S writes ``S.PID`` there and goes on once ``S.go`` exists, so each
 kill lands inside the import's transaction or between its commit and the job's end, never
-by timing. Leases are 2 s, so a takeover comes within seconds.
+by timing. Leases are 2 s, so a takeover comes within seconds. Each test runs on SQLite (the
+servers share one data folder) and on PostgreSQL (replicas, each with its own data folder,
+sharing the store and one job folder).
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ UNITS = 3000  # two chunks of the import: the first progress call comes inside i
 class Server:
     """``python -m service.web.app`` on a free port of 127.0.0.1 over ``data``."""
 
-    def __init__(self, data: Path, pause: Path, log: Path, workers: int = 1):
+    def __init__(self, data: Path, pause: Path, log: Path, workers: int = 1,
+                 store: str | None = None):
         self.data, self.pause, self.log, self.workers = data, pause, log, workers
+        self.store = store
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
@@ -52,6 +56,7 @@ class Server:
             "CONCORDIA_ENCODER": "none",
             "CONCORDIA_JOB_LEASE_S": str(LEASE_S),
             "CONCORDIA_TEST_PAUSE_DIR": str(self.pause),
+            "CONCORDIA_STORE": self.store or "",
         }
         command = [
             sys.executable, "-m", "service.web.app", "--host", "127.0.0.1",
@@ -94,16 +99,23 @@ class Server:
         self.process.wait(10)
 
 
-@pytest.fixture
-def setup(tmp_path, shared_data):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def setup(request, tmp_path, shared_data):
     pause = tmp_path / "pause"
     pause.mkdir()
     tmx = tmp_path / "unpc.tmx"
     write_tmx(tmx, unpc_units(shared_data, UNITS))
     servers: list[Server] = []
+    store = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    (tmp_path / "jobs").mkdir()
 
     def server(workers: int = 1) -> Server:
-        made = Server(tmp_path / "data", pause, tmp_path / f"server{len(servers)}.log", workers)
+        data = tmp_path / "data"
+        if store is not None:  # a replica: its own data folder, the job folder shared
+            data = tmp_path / f"data{len(servers)}"
+            data.mkdir()
+            (data / "jobs").symlink_to(tmp_path / "jobs")
+        made = Server(data, pause, tmp_path / f"server{len(servers)}.log", workers, store)
         servers.append(made)
         return made
 
@@ -147,8 +159,8 @@ def finished(server: Server, job_id: str, timeout: float = 90) -> dict:
         time.sleep(0.1)
 
 
-def table_row(data: Path, job_id: str):
-    store = open_store(data)
+def table_row(server: Server, job_id: str):
+    store = open_store(server.data, store=server.store)
     try:
         return store.jobs().get(job_id), store.imports(), store.count()
     finally:
@@ -163,11 +175,11 @@ def test_a_worker_killed_after_the_commit_does_not_import_twice(setup):
     go(pause, "import")
     job_id = submit(serving, body)
     (runner,) = reached(pause, "indexing")
-    assert table_row(serving.data, job_id)[2] == UNITS  # committed
+    assert table_row(serving, job_id)[2] == UNITS  # committed
     os.kill(runner, signal.SIGKILL)
     go(pause, "indexing")
     job = finished(serving, job_id)
-    row, imports, count = table_row(serving.data, job_id)
+    row, imports, count = table_row(serving, job_id)
     assert count == UNITS and job["state"] == "done", job
     assert job["memory"]["imported"] == UNITS
     assert row.attempts == 2 and f":{runner}:" not in row.worker  # taken over
@@ -184,7 +196,7 @@ def test_a_worker_killed_inside_the_import_is_taken_over_once(setup):
     go(pause, "import")
     job = finished(serving, job_id)
     assert job["state"] == "done" and job["memory"]["imported"] == UNITS, job
-    row, imports, count = table_row(serving.data, job_id)
+    row, imports, count = table_row(serving, job_id)
     assert count == UNITS
     # the killed run's audit row says it was cut off; the run that took over committed
     assert [r.state for r in imports] == ["done", "failed"]
@@ -228,10 +240,10 @@ def test_a_restarted_server_leaves_the_running_job_alone_and_cancels_reach_it(se
     assert answers[0].status_code == 200, answers[0].text
     assert answers[0].json()["state"] == "cancelled"
     deadline = time.monotonic() + 30
-    while (imports := table_row(idle.data, job_id)[1])[0].state == "running":  # still going
+    while (imports := table_row(idle, job_id)[1])[0].state == "running":  # still going
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    row, imports, count = table_row(idle.data, job_id)
+    row, imports, count = table_row(idle, job_id)
     assert (row.state, count) == ("cancelled", 0)  # the import in the other process stopped
     assert imports[0].state == "failed" and "cancelled" in imports[0].error
     assert reached(pause, "import") == [runner]
@@ -250,4 +262,4 @@ def test_jobs_accepted_by_a_server_that_died_still_run(setup):
     for job_id in (first, second):
         job = finished(survivor, job_id)
         assert job["state"] == "done" and job["memory"]["imported"] == UNITS, job
-    assert table_row(survivor.data, first)[2] == 2 * UNITS
+    assert table_row(survivor, first)[2] == 2 * UNITS

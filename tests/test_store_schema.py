@@ -195,3 +195,28 @@ def test_a_store_that_goes_away_is_a_503_not_a_stack_trace(tmp_path):
             assert lookup.status_code == 503  # the index names the unit; the store must say
     finally:
         server.stop()
+
+
+def test_a_claim_skips_a_job_another_replica_is_claiming(pg_url, tmp_path):
+    """SELECT … FOR UPDATE SKIP LOCKED: a row locked by another claim in flight is neither
+    waited for nor taken; the next job is."""
+    import psycopg
+
+    from service.memory.store import Job
+
+    store = open_store(tmp_path, store=pg_url)
+    try:
+        jobs = store.jobs()
+        for number, name in enumerate("ab"):
+            jobs.insert(Job(name * 32, "queued", f"t{number}", f"t{number}", {}))
+        with psycopg.connect(pg_url) as other:  # a claim of "a" not yet committed
+            other.execute("SELECT id FROM job WHERE id = %s FOR UPDATE", ("a" * 32,))
+            got: list = []
+            claim = threading.Thread(target=lambda: got.append(jobs.claim("w2", 30)))
+            claim.start()
+            claim.join(5)
+            assert not claim.is_alive(), "the claim waited for the other one"
+            other.rollback()
+        assert got[0].id == "b" * 32
+    finally:
+        store.close()
