@@ -117,6 +117,9 @@ def _memory(folder):
         store.import_units(broken(), source="c.tmx")
     store.reviews().create("r1", "S/PV.1", "upload", 0.5, json.dumps({"beads": []}), "t0")
     store.close()
+    with sqlite3.connect(folder / "tm.sqlite") as conn:  # an import cut off by a crash
+        conn.execute("INSERT INTO import_log (source, rule, started, state) "
+                     "VALUES ('d.tmx', 'merge', '20200101T000000Z', 'running')")
 
 
 def test_migrate_moves_a_memory_and_checks_it(tmp_path, pg_url, capsys):
@@ -126,15 +129,17 @@ def test_migrate_moves_a_memory_and_checks_it(tmp_path, pg_url, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["counts_match"] and report["tmx_identical"]
     assert report["copied"]["unit"] == 2 and report["copied"]["tombstone"] == 2
+    assert report["copied"]["import_log"] == 4
     assert report["tmx_units_compared"] == 2
     moved = open_store(tmp_path, store=pg_url)
     try:
         assert moved.get([2])[2].props == {"x-speaker": "主席"}
         assert moved.replaced_by(3) == 4 and moved.get([4])[4].en == "Bye."
-        assert [r.state for r in moved.imports()] == ["failed", "done", "done"]
+        assert [r.state for r in moved.imports()] == ["failed", "failed", "done", "done"]
+        assert "moved" in moved.imports()[0].error
         assert [r.id for r in moved.reviews().list(10)] == ["r1"]
         new = moved.import_units([tmx_unit("新的。", "New.")])  # ids go on after the moved ones
-        assert [u.id for u in moved.iter_units()][-1] == 5 and new.import_id == 4
+        assert [u.id for u in moved.iter_units()][-1] == 5 and new.import_id == 5
     finally:
         moved.close()
     assert tm_main(["migrate", "--from", str(folder), "--to", pg_url]) == 2  # not empty now

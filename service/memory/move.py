@@ -93,6 +93,11 @@ def move_memory(data_dir: Path, url: str) -> MoveReport:
                 for seq, last in (("unit_id_seq", last_unit),
                                   ("import_log_id_seq", sequences.get("import_log", 0))):
                     pg.execute("SELECT setval(%s, %s, %s)", (seq, max(last, 1), last > 0))
+                # An import still running in the folder cannot go on in the database.
+                pg.execute(
+                    "UPDATE import_log SET state = 'failed', error = 'interrupted: the memory "
+                    "was moved while it ran' WHERE state = 'running'"
+                )
                 pg.execute("SELECT pg_notify('concordia_memory', %s)", (str(generation),))
         finally:
             conn.close()
