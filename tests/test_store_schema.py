@@ -225,3 +225,26 @@ def test_a_claim_skips_a_job_another_replica_is_claiming(pg_url, tmp_path):
         assert got[0].id == "b" * 32
     finally:
         store.close()
+
+
+def test_a_job_database_from_before_migrations_gains_the_claim_columns(tmp_path):
+    with sqlite3.connect(tmp_path / "jobs.sqlite") as conn:  # as Concordia wrote it before
+        conn.executescript(
+            "CREATE TABLE job (id TEXT PRIMARY KEY, state TEXT NOT NULL, created TEXT NOT NULL,"
+            " updated TEXT NOT NULL, options TEXT NOT NULL, total INTEGER NOT NULL DEFAULT 0,"
+            " done INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0, results TEXT,"
+            " error TEXT, memory TEXT);"
+            "CREATE TABLE job_pair (job TEXT NOT NULL, seq INTEGER NOT NULL,"
+            " report TEXT NOT NULL, PRIMARY KEY (job, seq));"
+            "INSERT INTO job (id, state, created, updated, options) VALUES"
+            " ('aaaa', 'queued', 't0', 't0', '{}');"
+        )
+    store = open_store(tmp_path)
+    try:
+        claimed = store.jobs().claim("w1", 30)
+        assert (claimed.id, claimed.worker, claimed.attempts) == ("aaaa", "w1", 1)
+    finally:
+        store.close()
+    with sqlite3.connect(tmp_path / "jobs.sqlite") as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [
+            (latest("sqlite-jobs"),)]

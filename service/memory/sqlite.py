@@ -69,22 +69,10 @@ DB_NAME = "tm.sqlite"
 # Columns import_log gained before migrations were versioned, added to such files first.
 _IMPORT_LOG_ADDED = (("job", "TEXT"), ("runner", "TEXT NOT NULL DEFAULT ''"))
 
-# Jobs live in a database of their own: an import job writes its progress, and its runner
-# renews its lease, while its import holds the memory's write transaction.
+# Jobs live in a database of their own (its schema: migrations/sqlite-jobs): an import job
+# writes its progress, and its runner renews its lease, while its import holds the memory's
+# write transaction.
 JOBS_DB_NAME = "jobs.sqlite"
-_JOB_SCHEMA = """
-CREATE TABLE IF NOT EXISTS job (
-    id TEXT PRIMARY KEY, state TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL,
-    options TEXT NOT NULL, total INTEGER NOT NULL DEFAULT 0, done INTEGER NOT NULL DEFAULT 0,
-    failed INTEGER NOT NULL DEFAULT 0, results TEXT, error TEXT, memory TEXT,
-    owner TEXT NOT NULL DEFAULT '', worker TEXT NOT NULL DEFAULT '',
-    lease_until REAL NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
-    cancel_requested INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS job_pair (
-    job TEXT NOT NULL, seq INTEGER NOT NULL, report TEXT NOT NULL, PRIMARY KEY (job, seq)
-);
-"""
 _JOB_ADDED = (
     ("owner", "TEXT NOT NULL DEFAULT ''"),
     ("worker", "TEXT NOT NULL DEFAULT ''"),
@@ -157,20 +145,23 @@ UPDATE unit SET
         WHEN creationdate = '' OR (? != '' AND ? < creationdate) THEN ? ELSE creationdate END
 WHERE id = ?
 """
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Apply the migrations this database lacks, all in one transaction. Nothing is written
-    when none is lacking: a server starting while another process holds the write
-    transaction (a long import) must not wait for it."""
+def _migrate(conn: sqlite3.Connection, kind: str, adopt: dict[str, tuple]) -> None:
+    """Apply the ``kind`` migrations this database lacks, all in one transaction; a file from
+    before versioned migrations first gets the columns ``adopt`` names for its tables.
+    Nothing is written when none is lacking: a server starting while another process holds
+    the write transaction (a long import) must not wait for it."""
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     current = 0
     if "schema_version" in tables:
         current = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
-    todo = pending("sqlite", current)
+    todo = pending(kind, current)
     if not todo:
         return
     conn.execute(VERSION_TABLE)
-    if current == 0 and "import_log" in tables:  # written before migrations were versioned
-        _add_columns(conn, "import_log", _IMPORT_LOG_ADDED)
+    if current == 0:
+        for table, added in adopt.items():
+            if table in tables:
+                _add_columns(conn, table, added)
     script = "\n".join(m.sql for m in todo)
     try:
         conn.executescript(
@@ -214,7 +205,7 @@ class SQLiteStore(TMStore):
                     "export it with that version and import the TMX into a new data folder",
                 )
             try:
-                _migrate(conn)
+                _migrate(conn, "sqlite", {"import_log": _IMPORT_LOG_ADDED})
             finally:
                 conn.close()
         self._jobs: SQLiteJobTable | None = None
@@ -795,8 +786,7 @@ class SQLiteJobTable(JobTable):
         if self._conn is None:
             conn = self._connect()
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_JOB_SCHEMA)
-            _add_columns(conn, "job", _JOB_ADDED)
+            _migrate(conn, "sqlite-jobs", {"job": _JOB_ADDED})
             self._conn = conn
         return self._conn
 
