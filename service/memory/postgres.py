@@ -66,7 +66,9 @@ CHANNEL = "concordia_memory"
 # Advisory lock keys (any two numbers no other application on the database uses).
 _WRITE_LOCK = 0x434F4E01
 _MIGRATE_LOCK = 0x434F4E02
+CONNECT_TIMEOUT_S = 5  # a store host that does not answer holds no request longer
 POOL_SIZE = 12  # connections per process: request threads, the lookup thread, sync, jobs
+POOL_WAIT_S = 10  # the longest wait for a free connection; then 503 store_unavailable
 
 _MERGE = """
 UPDATE unit SET
@@ -96,7 +98,8 @@ class PostgresStore(TMStore):
         self.url = url
         self.max_segment_chars = max_segment_chars
         self._pool = ConnectionPool(
-            url, min_size=1, max_size=pool_size, kwargs={"autocommit": True}, open=False,
+            url, min_size=1, max_size=pool_size, open=False, timeout=POOL_WAIT_S,
+            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
             name="concordia",
         )
         try:
@@ -176,7 +179,9 @@ class PostgresStore(TMStore):
         try:
             with self._listen_lock:
                 if self._listener is None or self._listener.closed:
-                    self._listener = psycopg.connect(self.url, autocommit=True)
+                    self._listener = psycopg.connect(
+                        self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+                    )
                     self._listener.execute(f"LISTEN {CHANNEL}")
                 listener = self._listener
             while not stop.is_set():
