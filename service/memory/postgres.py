@@ -173,8 +173,11 @@ class PostgresStore(TMStore):
         return self._reviews
 
     # -- change notices ------------------------------------------------------------------
-    def wait_for_change(self, timeout: float, stop: threading.Event) -> None:
-        """Return at the first change notice (from any replica) or after ``timeout``."""
+    change_notices = True
+
+    def wait_for_change(self, timeout: float, stop: threading.Event) -> bool:
+        """True at the first change notice (from any replica), False after ``timeout`` or
+        once ``stop`` is set."""
         deadline = time.monotonic() + timeout
         try:
             with self._listen_lock:
@@ -187,15 +190,16 @@ class PostgresStore(TMStore):
             while not stop.is_set():
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    return
+                    return False
                 for _ in listener.notifies(timeout=min(left, 0.25), stop_after=1):
-                    return
+                    return True
         except psycopg.Error:  # the store went away: wait as a poll would, then try again
             with self._listen_lock:
                 if self._listener is not None:
                     self._listener.close()
                 self._listener = None
             stop.wait(max(0.0, deadline - time.monotonic()))
+        return False
 
     # -- writes ----------------------------------------------------------------------------
     def import_units(

@@ -424,12 +424,6 @@ class JobTable(ABC):
     def active(self) -> list[str]:
         """Ids of queued and running jobs, oldest first."""
 
-    def wait_for_change(self, timeout: float, stop: threading.Event) -> None:
-        """Return when the memory may have been changed by another process, at the latest
-        after ``timeout`` s or once ``stop`` is set. A store without change notices (SQLite)
-        waits the whole time: its readers poll."""
-        stop.wait(timeout)
-
     @abstractmethod
     def claim(self, worker: str, lease_s: float) -> Job | None:
         """Give ``worker`` the oldest job that is queued, or running with its lease run out:
@@ -735,11 +729,16 @@ class TMStore(ABC):
     def reviews(self) -> ReviewTable:
         """The review table kept with this memory."""
 
-    def wait_for_change(self, timeout: float, stop: threading.Event) -> None:
-        """Return when the memory may have been changed by another process, at the latest
-        after ``timeout`` s or once ``stop`` is set. A store without change notices (SQLite)
-        waits the whole time: its readers poll."""
+    # Whether ``wait_for_change`` is woken by writes of other processes (PostgreSQL's
+    # NOTIFY); without, readers poll.
+    change_notices = False
+
+    def wait_for_change(self, timeout: float, stop: threading.Event) -> bool:
+        """Return when the memory may have been changed by another process (True), at the
+        latest after ``timeout`` s or once ``stop`` is set (False). A store without change
+        notices (SQLite) waits the whole time."""
         stop.wait(timeout)
+        return False
 
     @abstractmethod
     def close(self) -> None: ...

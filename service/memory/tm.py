@@ -48,7 +48,8 @@ class Memory:
         self._encoder = encoder
         self._semantic_exact_below = semantic_exact_below
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
 
     @property
     def _fuzzy_dir(self) -> Path:
@@ -66,8 +67,15 @@ class Memory:
                 self.data_dir, self._encoder, exact_below=self._semantic_exact_below
             )
             self.semantic.load(self.store)
-        self._thread = threading.Thread(target=self._keep_up, name="concordia-sync", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._keep_up, name="concordia-sync", daemon=True)
+        ]
+        if self.store.change_notices:
+            self._threads.append(
+                threading.Thread(target=self._listen, name="concordia-notices", daemon=True)
+            )
+        for thread in self._threads:
+            thread.start()
 
     def _keep_up(self) -> None:
         """Index units that arrive other ways (jobs, other processes); rebuilds at start."""
@@ -77,8 +85,14 @@ class Memory:
                 self.semantic_ready = True
             except Exception:  # logged; the next round tries again
                 log.exception("index sync failed")
-            # Woken at once by a change notice (PostgreSQL: a write on any replica).
-            self.store.wait_for_change(_SYNC_INTERVAL_S, self._stop)
+            self._wake.wait(_SYNC_INTERVAL_S)
+            self._wake.clear()
+
+    def _listen(self) -> None:
+        """Wake the sync at each change notice (PostgreSQL: a write on any replica)."""
+        while not self._stop.is_set():
+            if self.store.wait_for_change(_SYNC_INTERVAL_S, self._stop):
+                self._wake.set()
 
     def sync(self) -> None:
         """Bring both indexes up to the store's generation."""
@@ -88,8 +102,9 @@ class Memory:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(30)
+        self._wake.set()
+        for thread in self._threads:
+            thread.join(30)
         self.fuzzy.save(self._fuzzy_dir)
         if self.semantic is not None:
             self.semantic.close()
