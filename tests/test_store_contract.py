@@ -373,10 +373,14 @@ class TestPostgresStore(StoreContract):
     """The same contract on a throwaway PostgreSQL server (tests/pg.py)."""
 
     @pytest.fixture(autouse=True)
-    def _database(self, pg_url):
-        self.url = pg_url
+    def _server(self, postgres_server):
+        self.server = postgres_server
+        self.urls: dict[Path, str] = {}
 
     def make_store(self, folder: Path) -> TMStore:
+        """The memory of ``folder``: a database of its own, the same one each time."""
         from service.memory.postgres import PostgresStore
 
-        return PostgresStore(self.url)
+        if folder not in self.urls:
+            self.urls[folder] = self.server.database()
+        return PostgresStore(self.urls[folder])

@@ -248,3 +248,32 @@ def test_a_job_database_from_before_migrations_gains_the_claim_columns(tmp_path)
     with sqlite3.connect(tmp_path / "jobs.sqlite") as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [
             (latest("sqlite-jobs"),)]
+
+
+def test_identity_and_last_id_on_postgres(tmp_path, pg_url, postgres_server):
+    store = open_store(tmp_path, store=pg_url)
+    other = open_store(tmp_path, store=postgres_server.database())
+    try:
+        assert store.last_id() == 0
+        store.import_units([tmx_unit("一。", "One."), tmx_unit("二。", "Two.")])
+        store.delete([2])
+        assert (store.max_id(), store.last_id()) == (1, 2)
+        assert store.identity == store.identity != other.identity
+    finally:
+        store.close()
+        other.close()
+
+
+def test_a_moved_memory_keeps_its_identity(tmp_path, pg_url):
+    folder = tmp_path / "data"
+    _memory(folder)
+    source = open_store(folder)
+    with sqlite3.connect(folder / "tm.sqlite") as conn:
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('identity', 'memory-1')")
+    source.close()
+    assert tm_main(["migrate", "--from", str(folder), "--to", pg_url]) == 0
+    moved = open_store(tmp_path, store=pg_url)
+    try:
+        assert moved.identity == "memory-1" and moved.last_id() == 4
+    finally:
+        moved.close()

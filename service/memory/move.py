@@ -86,6 +86,11 @@ def move_memory(data_dir: Path, url: str) -> MoveReport:
                     "SELECT value FROM meta WHERE key = 'generation'"
                 ).fetchone()[0]
                 pg.execute("UPDATE meta SET value = %s WHERE key = 'generation'", (generation,))
+                # The same memory: indexes a replica saved for it stay valid.
+                for key, value in conn.execute(
+                    "SELECT key, value FROM meta WHERE key = 'identity'"
+                ):
+                    pg.execute("INSERT INTO meta VALUES (%s, %s)", (key, value))
                 last_unit = max(
                     sequences.get("unit", 0),
                     pg.execute("SELECT COALESCE(MAX(unit_id), 0) FROM tombstone").fetchone()[0],

@@ -509,6 +509,22 @@ class PostgresStore(TMStore):
     def max_id(self) -> int:
         return self._read("SELECT COALESCE(MAX(id), 0) FROM unit")[0][0]
 
+    @property
+    def identity(self) -> str:
+        """What tells this memory from any other, made with it (a moved memory keeps its
+        own): indexes saved for one are never served for another."""
+        with self._connection() as conn:
+            conn.execute(
+                "INSERT INTO meta VALUES ('identity', md5(random()::text || "
+                "clock_timestamp()::text)) ON CONFLICT (key) DO NOTHING"
+            )
+            return conn.execute("SELECT value FROM meta WHERE key = 'identity'").fetchone()[0]
+
+    def last_id(self) -> int:
+        """The largest id ever given to a unit (the sequence's), deleted ones included."""
+        value, called = self._read("SELECT last_value, is_called FROM unit_id_seq")[0]
+        return int(value) if called else 0
+
     def get(self, ids: Iterable[int]) -> dict[int, StoredUnit]:
         ids = [int(i) for i in ids]
         if not ids:
