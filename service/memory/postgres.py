@@ -94,11 +94,11 @@ class PostgresStore(TMStore):
     """The memory in the PostgreSQL database at ``url``; safe to share between threads and
     between processes (replicas)."""
 
-    def __init__(self, url: str, *, max_segment_chars: int = 2000, pool_size: int = POOL_SIZE):
+    def __init__(self, url: str, *, max_segment_chars: int = 2000):
         self.url = url
         self.max_segment_chars = max_segment_chars
         self._pool = ConnectionPool(
-            url, min_size=1, max_size=pool_size, open=False, timeout=POOL_WAIT_S,
+            url, min_size=1, max_size=POOL_SIZE, open=False, timeout=POOL_WAIT_S,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
             name="concordia",
         )
