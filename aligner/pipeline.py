@@ -191,13 +191,17 @@ def _turn_sentences(turns: list[Turn], lang: str) -> tuple[list[list[str]], list
     return per_turn, starts
 
 
-def turn_blocks(pairs: list[TurnPair]) -> list[list[TurnPair]]:
+def turn_blocks(
+    pairs: list[TurnPair], apart: Callable[[TurnPair], bool] = lambda pair: False
+) -> list[list[TurnPair]]:
     """Group turn pairs into the blocks whose sentences are aligned together, before
-    ``_merge_blocks``: a confidently paired turn is a block on its own, and each run of turns
-    that are unpaired or doubtfully paired is one block."""
+    ``_merge_blocks``: a confidently paired turn is a block on its own, so is a turn kept
+    ``apart`` (a procedural part one version lacks), and each run of other turns that are
+    unpaired or doubtfully paired is one block."""
     blocks: list[list[TurnPair]] = []
     for pair in pairs:
-        if _firm(pair) or not blocks or _firm(blocks[-1][-1]):
+        alone = _firm(pair) or apart(pair)
+        if alone or not blocks or _firm(blocks[-1][-1]) or apart(blocks[-1][-1]):
             blocks.append([pair])
         else:
             blocks[-1].append(pair)
@@ -227,7 +231,13 @@ def _align_record(
     en_vecs = _split_rows(vectors[len(zh_flat) :], en_sents)
     turn_pairs = align_turns(zh_turns, en_turns, turn_vectors(zh_vecs), turn_vectors(en_vecs))
 
-    shares = _correspondence(turn_pairs, zh_sents, en_sents)
+    def apart(pair: TurnPair) -> bool:
+        """A procedural turn (cover page, time line, agenda, vote) the other version lacks:
+        its sentences stay unpaired, never glued onto a neighbouring speech."""
+        turn = zh_turns[pair.zh] if pair.en is None else en_turns[pair.en]
+        return (pair.zh is None or pair.en is None) and turn.kind == "procedural"
+
+    shares = _correspondence(turn_pairs, zh_sents, en_sents, apart)
     if max(shares.values()) < MIN_CORRESPONDENCE:
         raise InputError(
             f"{zh.source or 'Chinese'} and {en.source or 'English'}: the turns of the two "
@@ -293,7 +303,7 @@ def _align_record(
         el = sum(en_chars[p.en] for p in block if p.en is not None)
         return abs(math.log((zl + 20) / (ratio * el + 20)))
 
-    blocks = _merge_blocks(turn_blocks(turn_pairs), align_block, imbalance)
+    blocks = _merge_blocks(turn_blocks(turn_pairs, apart), align_block, imbalance, apart)
     all_beads: list[Bead] = []
     for number, (block, beads) in enumerate(blocks):
         result.turns.extend(TurnLink(p.zh, p.en, p.confidence, number) for p in block)
@@ -336,6 +346,7 @@ def _merge_blocks(
     blocks: list[list[TurnPair]],
     align_block: Callable[[list[TurnPair]], list[Bead]],
     imbalance: Callable[[list[TurnPair]], float],
+    apart: Callable[[TurnPair], bool] = lambda pair: False,
 ) -> list[tuple[list[TurnPair], list[Bead]]]:
     """Align each block; join neighbours whose text the two versions seem to have cut
     differently, and align them again together.
@@ -345,14 +356,16 @@ def _merge_blocks(
     next to one that left sentences of the opposite side unmatched, or two neighbours whose
     lengths each disagree and agree much better together (also when a heading was missed on
     each side, so that every turn found a partner). A turn that is simply absent from the other
-    version stays alone, its sentences unmatched.
+    version stays alone, its sentences unmatched; so does a block kept ``apart``.
     """
     aligned = [(block, align_block(block)) for block in blocks]
     # Decide every join from the blocks aligned alone, then align each joined run once: at
     # most two alignments per sentence, however many turns were cut differently.
     runs = [[aligned[0]]] if aligned else []
     for (a, a_beads), (b, b_beads) in zip(aligned, aligned[1:], strict=False):
-        if (
+        if any(apart(p) for p in a + b):
+            runs.append([(b, b_beads)])
+        elif (
             _leftover(a_beads, _lone_sides(b))
             or _leftover(b_beads, _lone_sides(a))
             or imbalance(a + b) + BALANCE_GAIN < min(imbalance(a), imbalance(b))
@@ -423,13 +436,20 @@ def _split_rows(vectors: np.ndarray, groups: list[list[str]]) -> list[np.ndarray
 
 
 def _correspondence(
-    pairs: list[TurnPair], zh_sents: list[list[str]], en_sents: list[list[str]]
+    pairs: list[TurnPair],
+    zh_sents: list[list[str]],
+    en_sents: list[list[str]],
+    apart: Callable[[TurnPair], bool] = lambda pair: False,
 ) -> dict[str, float]:
     """Share of each version's text (characters) that lies in turn pairs of at least
-    CONFIDENT confidence."""
+    CONFIDENT confidence; procedural turns one version lacks (``apart``: a cover page, time
+    lines) are left out of the count."""
     shares = {}
     for lang, sents in (("zh", zh_sents), ("en", en_sents)):
         lengths = [sum(len(s) for s in turn) for turn in sents]
+        for p in pairs:
+            if apart(p) and (p.zh if lang == "zh" else p.en) is not None:
+                lengths[p.zh if lang == "zh" else p.en] = 0
         good = sum(
             lengths[p.zh if lang == "zh" else p.en]
             for p in pairs

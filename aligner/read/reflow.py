@@ -141,7 +141,11 @@ def _width(line: str) -> float:
 
 
 def _column_width(lines: list[str], lang: str) -> float:
-    """The width of a full line of the printed column (ems for Chinese, characters for English)."""
+    """The width of a full line of the printed column (ems for Chinese, characters for English).
+
+    Lines with dot leaders (the cover page's list of members) run past the column and are left
+    out: on a short record they would otherwise be a fifth of the lines."""
+    lines = [line for line in lines if not _LEADER.search(line)] or lines
     if lang == "zh":
         widths = sorted(_width(line) for line in lines)
     else:
