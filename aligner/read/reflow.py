@@ -40,6 +40,15 @@ _EN_BREAK = re.compile(
     r"|^(?:In favour|Against|Abstaining|Abstentions?):"
 )
 _ZH_HEADING_ONLY = re.compile(rf"^(?:{ZH_SPEAKER})(?:{PAREN_ZH}){{0,3}}：?$")
+# Lines of a Chinese cover page that are paragraphs of their own whatever their width: the
+# print marks, the date and place, the record's name, the heading of the agenda.
+_ZH_OWN_LINE = re.compile(
+    r"^(?:无障碍文件\s*请回收|无障碍文件|请回收|联合国\s*[A-Z]{1,2}/\S+|安全理事会|大会"
+    r"|第\S{1,12}(?:年|届会议|次会议|次全体会议)|\d{4}年\d{1,2}月\d{1,2}日\S{0,12}举行|纽约"
+    r"|临时逐字记录|逐字记录|议程项目|通过议程|议程通过。?)$"
+)
+# A title that cites a report: a one-line paragraph ending with a document symbol in brackets.
+_ZH_CITING_TITLE = re.compile(r"[(（][A-Z]{1,2}/[^()（）]{1,30}\d[)）]$")
 _ZH_BREAK = re.compile(
     rf"^(?:{ZH_SPEAKER})(?:{PAREN_ZH}){{0,3}}(?:：|$)"
     r"|^(?:上午|下午|晚上|中午)\d{1,2}时|^进行了(?:举手|记录)表决|^(?:赞成|反对|弃权)[:：]"
@@ -159,11 +168,12 @@ def _reflow_zh(lines: list[str], full: float) -> list[str]:
     current: list[str] = []
     for i, line in enumerate(lines):
         stripped = line.strip(" \u2004\u3000\t")
-        if current and _ZH_BREAK.match(stripped):
+        if current and (_ZH_BREAK.match(stripped) or _ZH_OWN_LINE.match(stripped)):
             paragraphs.append(_clean("".join(current), "zh"))
             current = []
         current.append(line.lstrip(" \u3000\t").rstrip("\t"))
-        if _zh_paragraph_ends(lines, widths, full, i):
+        title = len(current) == 1 and _ZH_CITING_TITLE.search(stripped)
+        if title or _ZH_OWN_LINE.match(stripped) or _zh_paragraph_ends(lines, widths, full, i):
             paragraphs.append(_clean("".join(current), "zh"))
             current = []
     return paragraphs
@@ -182,11 +192,18 @@ def _zh_paragraph_ends(lines: list[str], widths: list[float], full: float, i: in
         return False  # a speaker heading whose text starts on the next line
     if _ZH_BREAK.match(nxt):
         return True
-    if widths[i] < full - 4:
-        return True
+    if widths[i] < full - 4 and _width(_LEADING_RUN.match(nxt).group()) < full - widths[i] - 3:
+        return True  # short, and the next line's first word would have fitted
     if widths[i + 1] >= full - 1:
         return False
-    return _ends_final_zh(lines[i])
+    # A full line ending with a colon goes on: the colon ends a clause ("我再说一遍：")
+    # more often than a paragraph, and the alignment decides what a sentence is.
+    return _ends_final_zh(lines[i]) and not line.rstrip(_CLOSE_ZH).endswith("：")
+
+
+# What a Chinese line starts with that the printer does not break: a run of Latin letters,
+# digits and signs (``(S/2026/8)``, a web address), else one character.
+_LEADING_RUN = re.compile(r"[\x21-\x7e]+|.")
 
 
 def _ends_final_zh(line: str) -> bool:
