@@ -103,8 +103,11 @@ def relayout(
         (k for k, p in enumerate(paragraphs) if parse_heading(p, lang)), len(paragraphs)
     )
     for k, paragraph in enumerate(paragraphs):
-        title = k < speech and not paragraph.rstrip(_CLOSERS).endswith(_FINAL)
+        title = (k < speech and not _LEADER.search(paragraph)
+                 and not paragraph.rstrip(_CLOSERS).endswith(_FINAL))
         if _LEADER.search(paragraph) or title:
+            if title and k + 1 < speech and _fills(paragraph, lang, layout.width):
+                return None  # a title as wide as the column runs into the next one
             lines.append(paragraph)  # a cover page's table row or title is never wrapped
         else:
             wrapped = wrap(paragraph, layout.width)

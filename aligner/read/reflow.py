@@ -169,14 +169,26 @@ def _reflow_zh(lines: list[str], full: float) -> list[str]:
     for i, line in enumerate(lines):
         stripped = line.strip(" \u2004\u3000\t")
         if current and (_ZH_BREAK.match(stripped) or _ZH_OWN_LINE.match(stripped)):
-            paragraphs.append(_clean("".join(current), "zh"))
+            paragraphs.append(_clean(_join_zh(current), "zh"))
             current = []
         current.append(line.lstrip(" \u3000\t").rstrip("\t"))
         title = len(current) == 1 and _ZH_CITING_TITLE.search(stripped)
         if title or _ZH_OWN_LINE.match(stripped) or _zh_paragraph_ends(lines, widths, full, i):
-            paragraphs.append(_clean("".join(current), "zh"))
+            paragraphs.append(_clean(_join_zh(current), "zh"))
             current = []
     return paragraphs
+
+
+def _join_zh(lines: list[str]) -> str:
+    """Join the lines of a Chinese paragraph: no space, except between two Latin words (a name
+    wrapped at its space, ``Vasily`` | ``Nebenzya``)."""
+    out = lines[0] if lines else ""
+    for line in lines[1:]:
+        latin = out[-1:].isascii() and out[-1:].isalpha() and line[:1].isascii() and line[
+            :1
+        ].isalpha()
+        out += (" " if latin else "") + line
+    return out
 
 
 def _zh_paragraph_ends(lines: list[str], widths: list[float], full: float, i: int) -> bool:

@@ -1,0 +1,77 @@
+"""The reader does not depend on where lines and pages fall (issue 19).
+
+Every text record of the shared data, in each language it has, is laid out again by
+``tests/rewrap.py`` in layouts hypothesis draws (line width, page breaks with the record's
+running header and footer, blank lines); the headings, language notes and sentences read
+from every layout must be those read from the record as published. bench/record_bench.py runs
+the same property over 500 seeded layouts per record and language.
+"""
+
+from functools import cache
+
+import pytest
+import rewrap
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from aligner.ingest import read_document
+
+RECORDS = [
+    "S-PV-10124.part1.zh.txt",
+    "S-PV-10124.part1.en.txt",
+    "S-PV-10100.zh.txt",
+    "S-PV-10100.en.txt",
+    "S-PV-8017.zh.txt",
+]
+
+
+@cache
+def published(path: str):
+    doc = read_document(path)
+    return doc, rewrap.sentences_of(doc), rewrap.furniture_of(doc.removed, doc.symbol)
+
+
+def layouts(lang: str):
+    low, high = (18, 45) if lang == "zh" else (55, 100)
+    return st.builds(
+        rewrap.Layout,
+        width=st.integers(low, high),
+        breaks=st.lists(st.floats(0, 1), max_size=4).map(lambda b: tuple(sorted(b))),
+        blanks=st.sampled_from(["none", "every", "paragraphs"]),
+        seed=st.integers(0, 1 << 30),
+    )
+
+
+@pytest.mark.parametrize("name", RECORDS)
+def test_sentences_survive_any_layout(shared_data, name):
+    lang = "zh" if ".zh." in name else "en"
+    doc, expected, furniture = published(str(shared_data / "un" / name))
+
+    @settings(max_examples=40, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    @given(layouts(lang))
+    def check(layout):
+        text = rewrap.relayout(doc.paragraphs, lang, furniture, layout)
+        assume(text is not None)
+        assert rewrap.sentences(text, lang) == expected
+
+    check()
+
+
+def test_layouts_really_move_lines(shared_data):
+    """The property is not empty: layouts differ from the record and from each other, and
+    most widths are drawn."""
+    doc, expected, furniture = published(str(shared_data / "un" / "S-PV-10100.zh.txt"))
+
+    def lay(width, breaks, blanks):
+        return rewrap.relayout(doc.paragraphs, "zh", furniture,
+                               rewrap.Layout(width, breaks, blanks, 1))
+
+    drawn = [w for w in range(18, 46) if lay(w, (), "none") is not None]
+    assert len(drawn) >= 12
+    narrow, wide = lay(drawn[0], (0.5,), "every"), lay(drawn[-1], (), "none")
+    original = (shared_data / "un" / "S-PV-10100.zh.txt").read_text(encoding="utf-8")
+    assert len({narrow, wide, original}) == 3
+    assert furniture[0] in narrow and furniture[0] not in wide
+    assert "" in narrow.splitlines() and "" not in wide.splitlines()
+    assert rewrap.sentences(narrow, "zh") == rewrap.sentences(wide, "zh") == expected
