@@ -55,8 +55,31 @@ _ZH_BREAK = re.compile(
 )
 
 
+# The print marks of a cover page (``无障碍文件 请回收``, ``Accessible document Please
+# recycle``), which an extraction may put on the line of the text that follows them.
+_PRINT_MARK = {
+    "zh": re.compile(r"^\s*(?:无障碍文件\s*)?请回收|^\s*无障碍文件"),
+    "en": re.compile(
+        r"^\s*(?:Accessible document\s*)?Please recycle\b|^\s*Accessible document\b"
+    ),
+}
+
+
+def _split_print_marks(lines: list[str], lang: str) -> list[str]:
+    """A print mark at the start of a line as a line (so a paragraph) of its own."""
+    out: list[str] = []
+    for line in lines:
+        m = _PRINT_MARK[lang].match(line)
+        if m and line[m.end() :].strip():
+            out.extend([line[: m.end()], line[m.end() :]])
+        else:
+            out.append(line)
+    return out
+
+
 def reflow(lines: list[str], lang: str, *, from_pdf: bool = False) -> list[str]:
     """Turn lines (page furniture already gone) into paragraphs, wrapped lines joined."""
+    lines = _split_print_marks(lines, lang)
     nonblank = [line for line in lines if line.strip()]
     if not nonblank:
         return []
