@@ -14,8 +14,9 @@ language note or exactly one sentence, and every sentence in exactly one bead (c
 pair; TextLostError otherwise). ``left_out`` lists what the memory will not get: unpaired
 sentences, pairs below the threshold, and the page furniture the reader dropped.
 
-All sentences are embedded in one batch first; the aligner's per-block calls then find their
-vectors in the encoder's memory cache.
+Each pair's score is refitted in context (``aligner.align.confidence``: its neighbours and
+its length fit) before the threshold applies. All sentences are embedded in one batch first; the
+aligner's per-block calls then find their vectors in the encoder's memory cache.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from aligner.align.confidence import rescore
 from aligner.align.segment import join_segments, split_sentences
 from aligner.align.sentence_align import align_sentences
 from aligner.errors import InputError, TextLostError
@@ -123,7 +125,8 @@ def _align_plain(zh: Document, en: Document, encoder, max_bead: int) -> Alignmen
     en_sents = _sentences(en.paragraphs, "en")
     check_sentences(zh.source or "zh", zh.paragraphs, zh_sents)
     check_sentences(en.source or "en", en.paragraphs, en_sents)
-    beads = align_sentences(zh_sents, en_sents, encoder, max_bead=max_bead)
+    beads = rescore(align_sentences(zh_sents, en_sents, encoder, max_bead=max_bead), zh_sents,
+                    en_sents)
     check_beads(beads, len(zh_sents), len(en_sents))
     result = AlignmentResult(
         pairs=[], mode="plain", sentences={"zh": len(zh_sents), "en": len(en_sents)}
@@ -279,18 +282,16 @@ def _align_record(
             return [Bead((i,), ()) for i in zh_index] + [Bead((), (j,)) for j in en_index]
         paired = [p.confidence for p in block if p.zh is not None and p.en is not None]
         cap = 1.0 if any(c >= CONFIDENT for c in paired) else max(paired, default=0.0)
+        zh_block = [zh_flat[i] for i in zh_index]
+        en_block = [en_flat[j] for j in en_index]
+        beads = align_sentences(zh_block, en_block, encoder, max_bead=max_bead)
         return [
             Bead(
                 tuple(zh_index[i] for i in bead.zh),
                 tuple(en_index[j] for j in bead.en),
                 min(bead.score, cap),
             )
-            for bead in align_sentences(
-                [zh_flat[i] for i in zh_index],
-                [en_flat[j] for j in en_index],
-                encoder,
-                max_bead=max_bead,
-            )
+            for bead in rescore(beads, zh_block, en_block)
         ]
 
     zh_chars = [sum(len(s) for s in sents) for sents in zh_sents]
