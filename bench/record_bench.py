@@ -66,7 +66,10 @@ DATA = Path(os.environ.get("CONCORDIA_SHARED_DATA", ROOT.parent / "shared" / "da
 UN = DATA / "un"
 PV10124 = (UN / "S-PV-10124.part1.zh.txt", UN / "S-PV-10124.part1.en.txt")
 ONE_SIDED = ("S-PV-8422.en.pdf", "S-PV-3756.en.pdf", "A-79-PV-29.en.pdf", "S-PV-8017.zh.txt")
-BASELINE = "5e02e7e"
+BASELINE = "d8345ca"  # main before issue 19 (5e02e7e: before the work on real records)
+PV10100 = (UN / "S-PV-10100.zh.txt", UN / "S-PV-10100.en.txt")
+PV10100_PAIRS = ROOT / "tests" / "data" / "S-PV-10100.pairs.tsv"
+REWRAP = 500  # layouts per record and language
 ZH = DATA / "un" / "S-PV-8017.zh.txt"
 EXCERPT_EN = ROOT / "tests" / "data" / "record_8017_excerpt.en.txt"
 COLUMN = 22  # ems per printed line of the Chinese record
@@ -196,8 +199,12 @@ def embed_only(zh_path: Path, en_path: Path, model) -> float:
 # that both are timed alike; it prints what the parent scores.
 CHILD = """
 import json, statistics, sys, time
-from aligner.align.embed import CachedEncoder, load_encoder
-from aligner.read.ingest import read_document
+try:
+    from aligner.align.embed import CachedEncoder, load_encoder
+    from aligner.read.ingest import read_document
+except ImportError:  # the layout before issue 24 (a baseline)
+    from aligner.embed import CachedEncoder, load_encoder
+    from aligner.ingest import read_document
 from aligner.pipeline import align_documents
 zh_path, en_path, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
 model = load_encoder(cache=False).inner
@@ -215,7 +222,40 @@ print(json.dumps({
               for p in result.pairs],
     "unmatched_zh": result.unmatched_zh, "unmatched_en": result.unmatched_en,
     "turns": [[t.zh, t.en] for t in getattr(result, "turns", [])],
+    "unmatched_zh_index": [u.index for u in result.unmatched if u.lang == "zh"],
+    "zh_sentences": result.sentences.get("zh", 0), "en_sentences": result.sentences.get("en", 0),
 }))
+"""
+
+# The re-wrapping property (tests/rewrap.py) under either code: every record laid out again
+# ``n`` times (seeded), and how many of its sentences each layout cut differently.
+REWRAP_CHILD = """
+import json, random, sys
+sys.path.insert(0, sys.argv[1])
+import rewrap
+try:
+    from aligner.read.ingest import read_document
+except ImportError:
+    from aligner.ingest import read_document
+from collections import Counter
+n, out = int(sys.argv[2]), {}
+for path in sys.argv[3:]:
+    doc = read_document(path)
+    expected = rewrap.sentences_of(doc)
+    furniture = rewrap.furniture_of(doc.removed, doc.symbol)
+    rng, done, layouts, cut = random.Random(19), 0, 0, 0
+    while done < n:
+        layout = rewrap.random_layout(rng, doc.lang)
+        text = rewrap.relayout(doc.paragraphs, doc.lang, furniture, layout)
+        if text is None:
+            continue
+        got = rewrap.sentences(text, doc.lang)
+        missing = (Counter(expected) - Counter(got)).total()
+        done += 1
+        layouts += missing > 0
+        cut += missing
+    out[path] = [n, layouts, cut, len(expected)]
+print(json.dumps(out))
 """
 
 
@@ -231,10 +271,10 @@ def baseline_tree(commit: str, into: Path) -> Path:
     return into
 
 
-def run_child(code_root: Path, repeat: int) -> dict:
+def run_child(code_root: Path, repeat: int, pair: tuple[Path, Path] = PV10124) -> dict:
     env = {**os.environ, "PYTHONPATH": str(code_root)}
     out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(PV10124[0]), str(PV10124[1]), str(repeat)],
+        [sys.executable, "-c", CHILD, str(pair[0]), str(pair[1]), str(repeat)],
         check=True,
         capture_output=True,
         text=True,
@@ -305,6 +345,75 @@ def speech(turns) -> list[tuple[str, str, str]]:
     return [(t.speaker, t.country, t.language) for t in turns if t.kind == "speech"]
 
 
+def run_rewrap(code_root: Path, n: int = REWRAP) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(code_root)}
+    records = [*PV10124, *PV10100]
+    out = subprocess.run(
+        [sys.executable, "-c", REWRAP_CHILD, str(ROOT / "tests"), str(n), *map(str, records)],
+        check=True, capture_output=True, text=True, env=env, cwd=code_root,
+    ).stdout
+    return json.loads(out)
+
+
+def score_10100(run: dict) -> dict[str, object]:
+    """S/PV.10100 against the pairs read by hand: English sentences in a right pair (any
+    score, and scoring >= the threshold), turns, and the Chinese procedural parts unpaired."""
+    gold = [line.split("\t") for line in PV10100_PAIRS.read_text(encoding="utf-8").splitlines()
+            if line and not line.startswith("#")]
+    truth = {(z, e) for z, e in gold}
+    pairs = [(p[0], p[1], p[2], p[4]) for p in run["pairs"]]
+    right = [p for p in pairs if (p[0], p[1]) in truth]
+    zh_doc = read_document(PV10100[0])
+    zh_turns = parse_turns(zh_doc)
+    en_turns = parse_turns(read_document(PV10100[1]))
+    # Chinese procedural turns without an English counterpart: their sentences all unpaired
+    starts, total = [], 0
+    for t in zh_turns:
+        starts.append(total)
+        total += sum(len(split_sentences(p, "zh")) for p in t.paragraphs)
+    linked_zh = {z for z, e in run["turns"] if z is not None and e is not None}
+    lone = [k for k, t in enumerate(zh_turns) if t.kind == "procedural" and k not in linked_zh]
+    lone_sents = {i for k in lone for i in range(starts[k], starts[k + 1] if k + 1 < len(
+        starts) else total)}
+    unpaired = set(run.get("unmatched_zh_index", []))
+    en_linked = {e for z, e in run["turns"] if z is not None and e is not None}
+    return {
+        "seconds": run["seconds"],
+        "en_right": sum(p[3] for p in right) / len(gold),
+        "en_right_good": sum(p[3] for p in right if p[2] >= DEFAULT_MIN_SCORE) / len(gold),
+        "turns": f"{len(en_linked)} of {len(en_turns)}",
+        "lone": f"{len(lone_sents & unpaired)} of {len(lone_sents)}",
+        "glued": sum(1 for p in pairs if (p[0], p[1]) not in truth),
+    }
+
+
+def print_issue19(issue19: dict, baseline: str) -> None:
+    print(f"S/PV.10100 (issue 19; English without cover, time and agenda lines), the same "
+          f"way; pairs checked against {PV10100_PAIRS.name}, read by hand")
+    print(f"  {'':<30} {'now':>14} {'main@' + baseline:>14}")
+    scored = {name: score_10100(r[0]) for name, r in issue19.items()}
+    rows = [
+        ("read + cut + align s", lambda r: f"{r['seconds']:.2f}"),
+        ("English turns paired", lambda r: r["turns"]),
+        ("en sentences in a right pair", lambda r: f"{r['en_right']:.1%}"),
+        ("  ... scoring >= threshold", lambda r: f"{r['en_right_good']:.1%}"),
+        ("pairs not in the hand list", lambda r: str(r["glued"])),
+        ("zh cover/time/agenda unpaired", lambda r: r["lone"]),
+    ]
+    for label, cell in rows:
+        print(f"  {label:<30} {cell(scored['now']):>14} {cell(scored[baseline]):>14}")
+    print("  targets: every English turn paired, >= 99 % of the English sentences in a right "
+          "pair, the Chinese cover, time and agenda lines unpaired")
+    print(f"re-wrapping property (tests/rewrap.py): {REWRAP} layouts per record and language; "
+          "layouts with sentences cut differently / sentences cut differently")
+    print(f"  {'':<30} {'now':>14} {'main@' + baseline:>14}")
+    for path in issue19["now"][1]:
+        cells = [issue19[name][1][path] for name in ("now", baseline)]
+        print(f"  {Path(path).name:<30} " + " ".join(f"{c[1]:>6} / {c[2]:<5}" for c in cells)
+              + f"  ({cells[0][3]} sentences)")
+    print("  target: 0 sentences cut differently (S/PV.10124 part 1 and S/PV.10100)")
+
+
 def real_records(repeat: int, baseline: str) -> None:
     expected = expected_speakers()
     zh_body, en_body = body(PV10124[0]), body(PV10124[1])
@@ -312,6 +421,10 @@ def real_records(repeat: int, baseline: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         old = baseline_tree(baseline, Path(tmp))
         runs = {"now": run_child(ROOT, repeat), baseline: run_child(old, repeat)}
+        issue19 = {
+            "now": (run_child(ROOT, repeat, PV10100), run_rewrap(ROOT)),
+            baseline: (run_child(old, repeat, PV10100), run_rewrap(old)),
+        }
     now = runs["now"]
     speech_zh = [k for k, t in enumerate(zh_body[2]) if t.kind == "speech"]
     speech_en = [k for k, t in enumerate(en_body[2]) if t.kind == "speech"]
@@ -339,6 +452,7 @@ def real_records(repeat: int, baseline: str) -> None:
         print(f"  {label:<24} {cell(scored['now']):>14} {cell(scored[baseline]):>14}")
     print(f"  targets: every turn paired right, 0 letters lost, >= 97 % of each side's "
           f"sentences in a pair scoring >= {DEFAULT_MIN_SCORE}, <= 10 s")
+    print_issue19(issue19, baseline)
     print("one-sided records: speech turns found / read by hand, letters and digits lost")
     for name in ONE_SIDED:
         t0 = time.perf_counter()

@@ -23,10 +23,18 @@ import textwrap
 import unicodedata
 from dataclasses import dataclass
 
-from aligner.ingest import read_bytes
 from aligner.models import Document
-from aligner.segment import split_sentences
-from aligner.turns import parse_heading, parse_turns
+
+try:
+    from aligner.read.ingest import read_bytes
+    from aligner.record.turns import parse_heading, parse_turns
+except ImportError:  # the layout before issue 24, for bench/record_bench.py's baseline
+    from aligner.ingest import read_bytes
+    from aligner.turns import parse_heading, parse_turns
+try:
+    from aligner.align.segment import split_sentences
+except ImportError:
+    from aligner.segment import split_sentences
 
 _LEADER = re.compile(r"(?:\.\s?){8,}|…{3,}")
 _FINAL = tuple("。！？：；.!?:;")

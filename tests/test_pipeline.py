@@ -329,3 +329,28 @@ def test_one_version_holding_more_is_aligned_with_a_warning(zh, en, encoder):
         r"version incomplete\?",
         result.warnings[0],
     )
+
+
+def test_record_whose_english_lacks_cover_time_and_agenda(shared_data, encoder):
+    """S/PV.10100 (issue 19): the English starts at the first "The President:". Every English
+    turn pairs with its Chinese turn, every English sentence is in the pair read by hand, and
+    the Chinese cover page, time lines and agenda come out unpaired, glued onto nothing."""
+    un = shared_data / "un"
+    zh, en = read_document(un / "S-PV-10100.zh.txt"), read_document(un / "S-PV-10100.en.txt")
+    result = align_documents(zh, en, encoder=encoder)
+    assert result.warnings == []
+    zh_turns = parse_turns(zh)
+    links = [(t.zh, t.en) for t in result.turns]
+    assert [z for z, e in links if e is not None] == [
+        k for k, t in enumerate(zh_turns)
+        if t.kind == "speech" or t.paragraphs[0].startswith("进行了")
+    ]
+    assert sorted(e for _, e in links if e is not None) == list(range(len(parse_turns(en))))
+    lines = (DATA / "S-PV-10100.pairs.tsv").read_text(encoding="utf-8")
+    hand = [tuple(line.split("\t")) for line in lines.splitlines() if not line.startswith("#")]
+    assert [(p.zh, p.en) for p in result.pairs] == hand
+    assert all(p.score >= DEFAULT_MIN_SCORE for p in result.pairs)
+    unpaired = result.unmatched_zh
+    assert unpaired[0] == "无障碍文件请回收" and unpaired[-1] == "下午3时10分散会。"
+    assert {"下午3时05分开会。", "通过议程", "议程通过。", "临时逐字记录"} <= set(unpaired)
+    assert result.unmatched_en == []

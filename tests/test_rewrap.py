@@ -14,7 +14,7 @@ import rewrap
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from aligner.ingest import read_document
+from aligner.read.ingest import read_document
 
 RECORDS = [
     "S-PV-10124.part1.zh.txt",
