@@ -354,3 +354,34 @@ def test_record_whose_english_lacks_cover_time_and_agenda(shared_data, encoder):
     assert unpaired[0] == "无障碍文件请回收" and unpaired[-1] == "下午3时10分散会。"
     assert {"下午3时05分开会。", "通过议程", "议程通过。", "临时逐字记录"} <= set(unpaired)
     assert result.unmatched_en == []
+
+
+def test_language_notes_mid_speech_are_paired_units(encoder):
+    """Issue 19: a language note on its own line in the middle of a speech, and the short
+    sentence beside it, come out as pairs above the threshold (procedural units for the
+    memory)."""
+    zh = Document(paragraphs=[
+        "主席（以英语发言）：我现在请俄罗斯联邦代表发言。",
+        "涅边贾先生（俄罗斯联邦）（以俄语发言）：我们必须保护平民，并确保人道主义援助能够畅通无阻地"
+        "送达所有需要帮助的人。",
+        "（以英语发言）",
+        "够了，别再抱怨了，别再撒谎了。",
+        "（以俄语发言）",
+        "我们呼吁各方立即停火，回到谈判桌前，寻求持久的政治解决方案。",
+    ], lang="zh")
+    en = Document(paragraphs=[
+        "The President: I now give the floor to the representative of the Russian Federation.",
+        "Mr. Nebenzia (Russian Federation) (spoke in Russian): We must protect civilians and "
+        "ensure that humanitarian assistance reaches all those in need without hindrance.",
+        "(spoke in English)",
+        "Enough moaning, enough lying.",
+        "(spoke in Russian)",
+        "We call on all parties to cease fire immediately, return to the negotiating table and "
+        "seek a lasting political solution.",
+    ], lang="en")
+    result = align_documents(zh, en, encoder=encoder, mode="record")
+    pairs = {(p.zh, p.en): p.score for p in result.pairs}
+    for pair in [("（以英语发言）", "(spoke in English)"), ("（以俄语发言）", "(spoke in Russian)"),
+                 ("够了，别再抱怨了，别再撒谎了。", "Enough moaning, enough lying.")]:
+        assert pairs[pair] >= DEFAULT_MIN_SCORE
+    assert len(result.pairs) == 6 and not result.unmatched

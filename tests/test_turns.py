@@ -74,10 +74,13 @@ def test_real_record_turn_contents(record_turns):
     for turn in record_turns:
         for paragraph in turn.paragraphs:
             assert parse_heading(paragraph, "zh") is None, paragraph[:30]
-            assert paragraph not in ("（以英语发言）", "（以英文发言）")
+    # a language note in the middle of a speech is a paragraph (a procedural unit), issue 19
+    notes = [(k, p) for k, t in enumerate(record_turns) for p in t.paragraphs if p[:2] == "（以"]
+    assert notes == [(7, "（以英语发言）"), (9, "（以英文发言）")]
     chen = record_turns[7]
     assert chen.paragraphs[0].startswith("今天，安全理事会讨论防止恐怖主义分子获取武器问题")
-    assert chen.paragraphs[1].startswith("安理会在其许多决议中强调了")  # after the language note
+    assert chen.paragraphs[1] == "（以英语发言）"
+    assert chen.paragraphs[2].startswith("安理会在其许多决议中强调了")
     president_as_egypt = record_turns[12]
     assert president_as_egypt.paragraphs[1].startswith("我现在谨以埃及代表的身份发言。")
     assert president_as_egypt.paragraphs[-1] == "我现在请希望发言的安理会其他成员发言。"
@@ -404,9 +407,10 @@ def test_cover_page_and_language_switch():
     assert turns[0].paragraphs[0].startswith("主席： 兰道先生")
     nebenzia = turns[3]
     assert nebenzia.heading == "内边贾先生（俄罗斯联邦）（以俄语发言）："
-    assert nebenzia.notes == ["（以英语发言）", "（以俄语发言）"]
+    assert nebenzia.notes == []
     assert nebenzia.paragraphs == [
-        "主席先生，谢谢。", "我要用英语说几句话。", "最后，我要回到俄语。"
+        "主席先生，谢谢。", "（以英语发言）", "我要用英语说几句话。", "（以俄语发言）",
+        "最后，我要回到俄语。",
     ]
     check_turns(doc, turns)
     turns[3].paragraphs.pop()
@@ -431,23 +435,29 @@ def test_a_resumed_meeting_keeps_the_speeches_before_it():
 
 
 @pytest.mark.parametrize(
-    ("lang", "paragraph", "notes", "text"),
+    ("lang", "paragraph", "parts"),
     [
-        ("en", "(spoke in Russian) We reject this.", ["(spoke in Russian)"], "We reject this."),
+        ("en", "(spoke in Russian) We reject this.", ["(spoke in Russian)", "We reject this."]),
         ("en", "We reject this. (spoke in English) I will end in English.",
-         ["(spoke in English)"], "We reject this. I will end in English."),
-        ("en", "We reject this. (spoke in English)", ["(spoke in English)"], "We reject this."),
-        ("en", "As the representative (spoke in Russian) said, no.", [],
-         "As the representative (spoke in Russian) said, no."),
-        ("en", "We thank the Office (OHCHR). Next.", [], "We thank the Office (OHCHR). Next."),
-        ("zh", "我们拒绝。（以英语发言）最后我用英语说。", ["（以英语发言）"],
-         "我们拒绝。最后我用英语说。"),
+         ["We reject this.", "(spoke in English)", "I will end in English."]),
+        ("en", "We reject this. (spoke in English)", ["We reject this.", "(spoke in English)"]),
+        ("en", "As the representative (spoke in Russian) said, no.",
+         ["As the representative (spoke in Russian) said, no."]),
+        ("en", "We thank the Office (OHCHR). Next.", ["We thank the Office (OHCHR). Next."]),
+        ("zh", "我们拒绝。（以英语发言）最后我用英语说。",
+         ["我们拒绝。", "（以英语发言）", "最后我用英语说。"]),
     ],
 )
-def test_language_switch_mid_speech(lang, paragraph, notes, text):
+def test_language_switch_mid_speech(lang, paragraph, parts):
+    """A note where the speaker changes language is a paragraph of its own (issue 19: the
+    memory gets it as a procedural unit); one before any text is the turn's language."""
     heading = "Mr. Nebenzia (Russian Federation):" if lang == "en" else "内边贾先生（俄罗斯联邦）："
     doc = Document(paragraphs=[heading + " Thank you.", paragraph], lang=lang)
     turns = parse_turns(doc)
     assert len(turns) == 1
-    assert turns[0].notes == notes and turns[0].paragraphs[1] == text
+    assert turns[0].notes == [] and turns[0].paragraphs[1:] == parts
     check_turns(doc, turns)
+    note = "(spoke in Russian)" if lang == "en" else "（以俄语发言）"
+    first = parse_turns(Document(paragraphs=[heading, note, paragraph], lang=lang))[0]
+    lead = 1 if parts[0].startswith(("(spoke", "（以")) else 0  # no text before it either
+    assert first.notes == [note, *parts[:lead]] and first.paragraphs == parts[lead:]

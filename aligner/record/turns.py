@@ -4,9 +4,10 @@ A speaker turn starts at a heading: ``里克罗夫特先生（联合王国）（
 ``Mr. Rycroft (United Kingdom):``; its parentheses give the country or organisation and the
 language of delivery. A procedural turn starts at an opening or closing time, the adoption of
 the agenda or a vote; paragraphs that follow it without a heading (the agenda item, the list of
-votes) belong to it. A paragraph that only notes a change of language (``（以英语发言）``,
-``(spoke in English)``, on its own line or before a paragraph, when a speaker changes language
-mid-speech) is not text: it is kept in the turn's ``notes``, as the heading is in ``heading``.
+votes) belong to it. A note of the language of delivery before any text of a turn
+(``（以英语发言）``, ``(spoke in English)``) is not text: it is kept in the turn's ``notes``, as
+the heading is in ``heading``. In the middle of a speech, where a speaker changes language,
+such a note is a paragraph of its own: the memory gets it as a procedural unit.
 
 The cover page (``主席： 兰道先生/沃尔兹先生 ……（美利坚合众国）``, ``President:``, ``Members:``,
 the agenda) is procedural: a heading followed by leader dots is a line of it, and when the record
@@ -154,10 +155,7 @@ def parse_turns(doc: Document) -> list[Turn]:
             turn, rest = heading
             turns.append(turn)
             current_kind = ""
-            notes, rest = _split_notes(rest, lang)
-            turn.notes.extend(notes)
-            if rest:
-                turn.paragraphs.append(rest)
+            _add_parts(turn, rest, lang)
             continue
         kind = procedural_kind(text, lang)
         if kind and (not turns or kind != current_kind):
@@ -166,10 +164,7 @@ def parse_turns(doc: Document) -> list[Turn]:
             continue
         if not turns:
             turns.append(Turn(kind="procedural", paragraphs=[]))
-        notes, text = _split_notes(text, lang)
-        turns[-1].notes.extend(notes)
-        if text:
-            turns[-1].paragraphs.append(text)
+        _add_parts(turns[-1], text, lang)
     if not any(t.kind == "speech" for t in turns) and not any(
         procedural_kind(p, lang) for t in turns for p in t.paragraphs
     ):
@@ -196,6 +191,34 @@ def check_turns(doc: Document, turns: list[Turn]) -> None:
             f"digits ({''.join(lost.elements())[:40]!r}) and added {added.total()} "
             f"({''.join(added.elements())[:40]!r})"
         )
+
+
+def _add_parts(turn: Turn, text: str, lang: str) -> None:
+    """Add a paragraph's text to ``turn``: a language note before any text of the turn goes to
+    its ``notes`` (it tells the language of the whole speech, as a heading does); a note in
+    the middle of a speech is a paragraph of its own, a procedural unit for the memory
+    (``（以俄语发言）`` / ``(spoke in Russian)``), and so is the text on each side of it."""
+    notes, rest = _split_notes(text, lang)
+    if not notes:
+        if text:
+            turn.paragraphs.append(text)
+        return
+    for piece in _note_pieces(text, notes, lang):
+        if piece in notes and not turn.paragraphs:
+            turn.notes.append(piece)
+        else:
+            turn.paragraphs.append(piece)
+
+
+def _note_pieces(text: str, notes: list[str], lang: str) -> list[str]:
+    """``text`` cut before and after each of its ``notes`` (in order), pieces stripped."""
+    pieces, start = [], 0
+    for note in notes:
+        at = text.index(note, start)
+        pieces += [text[start:at], note]
+        start = at + len(note)
+    pieces.append(text[start:])
+    return [p.strip() for p in pieces if p.strip()]
 
 
 def _split_notes(text: str, lang: str) -> tuple[list[str], str]:
