@@ -461,3 +461,26 @@ def test_language_switch_mid_speech(lang, paragraph, parts):
     first = parse_turns(Document(paragraphs=[heading, note, paragraph], lang=lang))[0]
     lead = 1 if parts[0].startswith(("(spoke", "（以")) else 0  # no text before it either
     assert first.notes == [note, *parts[:lead]] and first.paragraphs == parts[lead:]
+
+
+def test_a_chinese_speech_cut_at_a_line_end_is_joined():
+    """Issue 19, class 1: a line end taken for a paragraph end inside a sentence; a speech's
+    paragraphs end their sentences, so the cut is undone (not in procedural turns, whose
+    lines are titles and lists)."""
+    doc = Document(paragraphs=[
+        "通过议程",
+        "塞浦路斯局势",
+        "主席（以英语发言）：我谨代表安理会向秘书处表示衷心感谢。确实，这是",
+        "忙碌的一个月。",
+        "（以英语发言）",
+        "会员国应一道努力，从而",
+        "“杜绝向恐怖分子供应武器。”",
+    ], lang="zh")
+    turns = parse_turns(doc)
+    assert turns[0].paragraphs == ["通过议程", "塞浦路斯局势"]
+    assert turns[1].paragraphs == [
+        "我谨代表安理会向秘书处表示衷心感谢。确实，这是忙碌的一个月。",
+        "（以英语发言）",
+        "会员国应一道努力，从而“杜绝向恐怖分子供应武器。”",
+    ]
+    check_turns(doc, turns)

@@ -165,6 +165,10 @@ def parse_turns(doc: Document) -> list[Turn]:
         if not turns:
             turns.append(Turn(kind="procedural", paragraphs=[]))
         _add_parts(turns[-1], text, lang)
+    if lang == "zh":
+        for turn in turns:
+            if turn.kind == "speech":
+                turn.paragraphs = _rejoin_cut_zh(turn.paragraphs)
     if not any(t.kind == "speech" for t in turns) and not any(
         procedural_kind(p, lang) for t in turns for p in t.paragraphs
     ):
@@ -191,6 +195,27 @@ def check_turns(doc: Document, turns: list[Turn]) -> None:
             f"digits ({''.join(lost.elements())[:40]!r}) and added {added.total()} "
             f"({''.join(added.elements())[:40]!r})"
         )
+
+
+_ZH_OPEN_END = re.compile(r"[^。！？…：；”’）)」』》\].!?:;\"]$")
+
+
+def _rejoin_cut_zh(paragraphs: list[str]) -> list[str]:
+    """Join a paragraph of a Chinese speech that ends without final punctuation to the next:
+    the reader took a line end for a paragraph end (a line measured short, a quotation opening
+    the next line), and a speech's paragraphs end their sentences. Language notes stay apart."""
+    out: list[str] = []
+    for paragraph in paragraphs:
+        if (
+            out
+            and _ZH_OPEN_END.search(out[-1])
+            and not speakers.is_language_note(out[-1])
+            and not speakers.is_language_note(paragraph)
+        ):
+            out[-1] += paragraph
+        else:
+            out.append(paragraph)
+    return out
 
 
 def _add_parts(turn: Turn, text: str, lang: str) -> None:
