@@ -28,7 +28,7 @@ from collections.abc import Callable
 import numpy as np
 
 from aligner.align.confidence import rescore
-from aligner.align.segment import join_segments, split_sentences
+from aligner.align.segment import join_segments, split_units
 from aligner.align.sentence_align import align_sentences
 from aligner.errors import InputError, TextLostError
 from aligner.models import (
@@ -117,7 +117,8 @@ def _symbol(zh: Document, en: Document) -> str:
 
 
 def _sentences(paragraphs: list[str], lang: str) -> list[str]:
-    return [s for p in paragraphs for s in split_sentences(p, lang)]
+    """The units aligned: sentences, Chinese ones also cut at ``；`` (``split_units``)."""
+    return [s for p in paragraphs for s in split_units(p, lang)]
 
 
 def _align_plain(zh: Document, en: Document, encoder, max_bead: int) -> AlignmentResult:
@@ -127,6 +128,7 @@ def _align_plain(zh: Document, en: Document, encoder, max_bead: int) -> Alignmen
     check_sentences(en.source or "en", en.paragraphs, en_sents)
     beads = rescore(align_sentences(zh_sents, en_sents, encoder, max_bead=max_bead), zh_sents,
                     en_sents)
+    beads = absorb_clauses(beads, zh_sents, en_sents)
     check_beads(beads, len(zh_sents), len(en_sents))
     result = AlignmentResult(
         pairs=[], mode="plain", sentences={"zh": len(zh_sents), "en": len(en_sents)}
@@ -149,6 +151,51 @@ def _align_plain(zh: Document, en: Document, encoder, max_bead: int) -> Alignmen
             result.unmatched.extend(Unmatched("en", j, en_sents[j]) for j in bead.en)
     _fill_unmatched_lists(result)
     return result
+
+
+_CLAUSE_END = {"zh": ("；", "：", ":"), "en": (":",)}
+
+
+def absorb_clauses(beads: list[Bead], zh: list[str], en: list[str]) -> list[Bead]:
+    """Give an unpaired clause back to its sentence: a unit left alone that ends with ``；`` or
+    ``：`` (a soft cut, or a line ending ``我再说一遍：``) joins the pair that starts with the
+    unit after it; one that follows such a clause joins the pair that ends with it. Where the
+    other version makes sentences at those marks, the aligner paired the pieces apart and
+    nothing changes."""
+    units = {"zh": zh, "en": en}
+    out = list(beads)
+    k = 0
+    while k < len(out):
+        bead = out[k]
+        lone = [(lang, idx) for lang, idx in (("zh", bead.zh), ("en", bead.en)) if idx]
+        if len(lone) != 1 or len(lone[0][1]) != 1:
+            k += 1
+            continue
+        lang, (i,) = lone[0]
+        ends = _CLAUSE_END[lang]
+        side = (lambda b: b.zh) if lang == "zh" else (lambda b: b.en)
+        after = out[k + 1] if k + 1 < len(out) else None
+        before = out[k - 1] if k else None
+        if units[lang][i].endswith(ends) and _paired(after) and side(after)[0] == i + 1:
+            out[k : k + 2] = [_extend(after, lang, (i, *side(after)))]
+        elif i and units[lang][i - 1].endswith(ends) and _paired(before) and side(before)[
+            -1
+        ] == i - 1:
+            out[k - 1 : k + 1] = [_extend(before, lang, (*side(before), i))]
+            k -= 1
+        else:
+            k += 1
+    return out
+
+
+def _paired(bead: Bead | None) -> bool:
+    return bead is not None and bool(bead.zh) and bool(bead.en)
+
+
+def _extend(bead: Bead, lang: str, indices: tuple[int, ...]) -> Bead:
+    if lang == "zh":
+        return Bead(indices, bead.en, bead.score)
+    return Bead(bead.zh, indices, bead.score)
 
 
 def _join(sentences: list[str], indices: tuple[int, ...], lang: str) -> str:
@@ -285,13 +332,14 @@ def _align_record(
         zh_block = [zh_flat[i] for i in zh_index]
         en_block = [en_flat[j] for j in en_index]
         beads = align_sentences(zh_block, en_block, encoder, max_bead=max_bead)
+        beads = absorb_clauses(rescore(beads, zh_block, en_block), zh_block, en_block)
         return [
             Bead(
                 tuple(zh_index[i] for i in bead.zh),
                 tuple(en_index[j] for j in bead.en),
                 min(bead.score, cap),
             )
-            for bead in rescore(beads, zh_block, en_block)
+            for bead in beads
         ]
 
     zh_chars = [sum(len(s) for s in sents) for sents in zh_sents]

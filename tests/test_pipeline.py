@@ -11,7 +11,7 @@ from aligner import pipeline
 from aligner.align.embed import CachedEncoder, load_encoder
 from aligner.align.sentence_align import DEFAULT_MIN_SCORE
 from aligner.errors import InputError, TextLostError
-from aligner.models import Document
+from aligner.models import Bead, Document
 from aligner.pipeline import align_documents, left_out
 from aligner.read.ingest import read_document
 from aligner.record.turn_align import align_turns, embed_turns
@@ -385,3 +385,53 @@ def test_language_notes_mid_speech_are_paired_units(encoder):
                  ("够了，别再抱怨了，别再撒谎了。", "Enough moaning, enough lying.")]:
         assert pairs[pair] >= DEFAULT_MIN_SCORE
     assert len(result.pairs) == 6 and not result.unmatched
+
+
+SEMI_ZH = "首先，必须立即实现全面停火；第二，必须释放所有被拘留者；第三，必须恢复人道主义准入。"
+FRAME_ZH = ["我们必须保护平民，并确保人道主义援助能够畅通无阻地送达所有需要帮助的人。",
+            "我们呼吁各方立即停火，回到谈判桌前，寻求持久的政治解决方案。"]
+FRAME_EN = ["We must protect civilians and ensure that humanitarian assistance reaches all those "
+            "in need without hindrance.",
+            "We call on all parties to cease fire immediately, return to the negotiating table "
+            "and seek a lasting political solution."]
+
+
+THREE_EN = ["First, there must be an immediate and comprehensive ceasefire.",
+            "Second, all detainees must be released.",
+            "Third, humanitarian access must be restored."]
+ONE_EN = ("First, there must be an immediate and comprehensive ceasefire; second, all detainees "
+          "must be released; and third, humanitarian access must be restored.")
+
+
+@pytest.mark.parametrize(
+    ("english", "expected"),
+    [
+        (THREE_EN, list(zip(["首先，必须立即实现全面停火；", "第二，必须释放所有被拘留者；",
+                             "第三，必须恢复人道主义准入。"], THREE_EN, strict=True))),
+        ([ONE_EN], [(SEMI_ZH, ONE_EN)]),
+    ],
+)
+def test_semicolon_ends_a_sentence_where_the_english_does(encoder, english, expected):
+    """Issue 19: ``首先，…；第二，…；第三，…。`` against three English sentences gives three
+    pairs, against one English sentence one pair holding the whole Chinese sentence."""
+    zh = Document([FRAME_ZH[0], SEMI_ZH, FRAME_ZH[1]], "zh")
+    en = Document([" ".join([FRAME_EN[0], *english, FRAME_EN[1]])], "en")
+    result = align_documents(zh, en, mode="plain", encoder=encoder)
+    frame = list(zip(FRAME_ZH, FRAME_EN, strict=True))
+    assert [(p.zh, p.en) for p in result.pairs] == [frame[0], *expected, frame[1]]
+    assert not result.unmatched and min(p.score for p in result.pairs) >= DEFAULT_MIN_SCORE
+
+
+def test_a_clause_left_alone_rejoins_its_sentence():
+    """A unit ending with ``：`` or ``；`` that the aligner left unpaired joins the pair of the
+    unit after it; the unit after a ``；`` piece joins the pair before it."""
+    zh = ["我再说一遍：", "俄罗斯需要183年。", "首先，停火；", "第二，谈判。", "另一句。"]
+    en = ["I repeat: Russia needs 183 years.", "First, a ceasefire and, second, talks.",
+          "Another."]
+    beads = [Bead((0,), ()), Bead((1,), (0,), 0.9), Bead((2,), (1,), 0.8), Bead((3,), ()),
+             Bead((4,), (2,), 0.9)]
+    assert pipeline.absorb_clauses(beads, zh, en) == [
+        Bead((0, 1), (0,), 0.9), Bead((2, 3), (1,), 0.8), Bead((4,), (2,), 0.9)
+    ]
+    alone = [Bead((0,), (0,), 0.9), Bead((1,), ()), Bead((2,), (1,), 0.9)]
+    assert pipeline.absorb_clauses(alone, ["甲。", "乙。", "丙。"], ["A.", "C."]) == alone

@@ -375,3 +375,23 @@ def test_state_is_the_same_across_snapshots(opened):
         v = out["version"]
         if n in (SNAPSHOT_EVERY - 3, SNAPSHOT_EVERY + 14):
             assert client.get(f"/reviews/{rid}").json()["beads"] == mirror
+
+
+def test_a_review_holds_the_units_the_aligner_paired(shared_data):
+    """Issue 19: a Chinese sentence cut at ``；`` where the English makes two sentences comes
+    into the review as the aligner paired it (S/PV.10124: ``…难民；`` / ``…globally.``)."""
+    from aligner.align.embed import load_encoder
+    from aligner.pipeline import align_documents
+    from service.review.model import review_from_alignment
+
+    un = shared_data / "un"
+    zh = read_document(un / "S-PV-10124.part1.zh.txt")
+    en = read_document(un / "S-PV-10124.part1.en.txt")
+    result = align_documents(zh, en, encoder=load_encoder())
+    cut = [p for p in result.pairs if p.zh == "全球仍有超过670万名来自乌克兰的难民；"]
+    assert [p.en for p in cut] == ["There are still more than 6.7 million refugees from Ukraine "
+                                   "globally."]
+    review = review_from_alignment(zh, en, result)
+    zh_units = [s for bead in review.beads for s in bead.zh]
+    assert "全球仍有超过670万名来自乌克兰的难民；" in zh_units
+    assert sum(len(bead.zh) for bead in review.beads) == result.sentences["zh"]

@@ -241,3 +241,13 @@ def test_bundled_sample_pair_splits_as_written() -> None:
         counts[lang] = [sum(i == p for i, _ in pairs) for p in range(len(paragraphs))]
     # Paragraph 4: "We are ready to share ..., and we encourage ..." is two Chinese sentences.
     assert counts == {"en": [3, 4, 3, 3, 4], "zh": [3, 4, 3, 4, 4]}
+
+
+def test_units_cut_chinese_sentences_at_semicolons_outside_quotations():
+    from aligner.align.segment import split_units
+
+    text = "首先，停火；第二，谈判；第三，和平。他说：“甲；乙。”一；二；三；四。"
+    assert split_units(text, "zh") == [
+        "首先，停火；", "第二，谈判；", "第三，和平。", "他说：“甲；乙。”", "一；二；三；四。"
+    ]
+    assert split_units("First; second. Third.", "en") == ["First; second.", "Third."]

@@ -88,6 +88,42 @@ def split_sentences(text: str, lang: str) -> list[str]:
     return sentences
 
 
+# Where a Chinese sentence may end when the English makes sentences there: after a ；
+# outside quotation marks and brackets. The aligner decides: pieces it pairs with one English
+# sentence are joined again (``join_segments``), pieces it pairs apart stay apart.
+_SOFT_END = {"zh": "；"}
+_OPENERS, _CLOSERS_OF = "“‘（(《「『【〔", "”’）)》」』】〕"
+MAX_PIECES = 3  # a sentence with more soft ends is not cut (a bead holds at most 4 units)
+
+
+def split_units(text: str, lang: str) -> list[str]:
+    """The units the aligner pairs: the sentences of ``split_sentences``, a Chinese one also
+    cut after each ``；`` outside quotation marks and brackets (when that gives at most
+    ``MAX_PIECES`` pieces)."""
+    units: list[str] = []
+    for sentence in split_sentences(text, lang):
+        units.extend(_soft_pieces(sentence, _SOFT_END.get(lang, "")))
+    return units
+
+
+def _soft_pieces(sentence: str, ends: str) -> list[str]:
+    if not ends:
+        return [sentence]
+    cuts, depth = [], 0
+    for k, ch in enumerate(sentence):
+        if ch in _OPENERS:
+            depth += 1
+        elif ch in _CLOSERS_OF:
+            depth = max(0, depth - 1)
+        elif ch in ends and depth == 0 and sentence[k + 1 :].strip():
+            cuts.append(k + 1)
+    if not cuts or len(cuts) >= MAX_PIECES:
+        return [sentence]
+    bounds = [0, *cuts, len(sentence)]
+    pieces = [sentence[a:b].strip() for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [p for p in pieces if p]
+
+
 def split_paragraphs(paragraphs: Iterable[str], lang: str) -> list[tuple[int, str]]:
     """Split each paragraph into sentences: (paragraph index, sentence) in document order."""
     return [(i, s) for i, p in enumerate(paragraphs) for s in split_sentences(p, lang)]

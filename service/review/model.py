@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from aligner.align.segment import join_segments, split_sentences
+from aligner.align.segment import join_segments, split_sentences, split_units
 from aligner.models import AlignmentResult, Document, TranslationUnit
 from aligner.record.turns import parse_turns
 from service.errors import ServiceError
@@ -119,8 +119,8 @@ def _sentences(doc: Document, lang: str, record: bool):
     """Sentences of ``doc`` per turn (as the pipeline cuts them) and the turns."""
     if record:
         turns = parse_turns(doc)
-        return [[s for p in t.paragraphs for s in split_sentences(p, lang)] for t in turns], turns
-    return [[s for p in doc.paragraphs for s in split_sentences(p, lang)]], [None]
+        return [[s for p in t.paragraphs for s in split_units(p, lang)] for t in turns], turns
+    return [[s for p in doc.paragraphs for s in split_units(p, lang)]], [None]
 
 
 def _flat(per_turn: list[list[str]]) -> tuple[list[str], list[int]]:
