@@ -26,11 +26,13 @@ from dataclasses import dataclass
 from aligner.models import Document
 
 try:
+    from aligner.read.furniture import is_furniture
     from aligner.read.ingest import read_bytes
-    from aligner.record.turns import parse_heading, parse_turns
+    from aligner.record.turns import parse_heading, parse_turns, procedural_kind
 except ImportError:  # the layout before issue 24, for bench/record_bench.py's baseline
+    from aligner.furniture import is_furniture
     from aligner.ingest import read_bytes
-    from aligner.turns import parse_heading, parse_turns
+    from aligner.turns import parse_heading, parse_turns, procedural_kind
 try:
     from aligner.align.segment import split_sentences
 except ImportError:
@@ -38,6 +40,7 @@ except ImportError:
 
 _LEADER = re.compile(r"(?:\.\s?){8,}|…{3,}")
 _FINAL = tuple("。！？：；.!?:;")
+_FINAL_NOT_COLON = tuple("。！？；.!?;")  # a colon at a full line's end may go on
 _CLOSERS = "”’）)」』\"'"
 _NO_LINE_START = frozenset("，。、；：！？”’）」』》】…")
 _ASCII_RUN = re.compile(r"[\x21-\x7e]+|\s+|.", re.S)
@@ -90,6 +93,10 @@ def wrap_en(paragraph: str, width: int) -> list[str]:
     ) or [paragraph]
 
 
+def _starts_turn(paragraph: str, lang: str) -> bool:
+    return parse_heading(paragraph, lang) is not None or bool(procedural_kind(paragraph, lang))
+
+
 def _fills(line: str, lang: str, width: int) -> bool:
     """Whether a paragraph's last line reaches the margin, as far as a reader can measure."""
     if lang == "zh":
@@ -111,16 +118,17 @@ def relayout(
         (k for k, p in enumerate(paragraphs) if parse_heading(p, lang)), len(paragraphs)
     )
     for k, paragraph in enumerate(paragraphs):
-        title = (k < speech and not _LEADER.search(paragraph)
-                 and not paragraph.rstrip(_CLOSERS).endswith(_FINAL))
+        open_end = not paragraph.rstrip(_CLOSERS).endswith(_FINAL_NOT_COLON)
+        # Whether the next paragraph shows where it starts (a heading, a time line, a vote).
+        marked = k + 1 == len(paragraphs) or _starts_turn(paragraphs[k + 1], lang)
+        title = k < speech and not _LEADER.search(paragraph) and open_end
         if _LEADER.search(paragraph) or title:
-            if title and k + 1 < speech and _fills(paragraph, lang, layout.width):
+            if title and not marked and _fills(paragraph, lang, layout.width):
                 return None  # a title as wide as the column runs into the next one
             lines.append(paragraph)  # a cover page's table row or title is never wrapped
         else:
             wrapped = wrap(paragraph, layout.width)
-            if not paragraph.rstrip(_CLOSERS).endswith(_FINAL) and _fills(wrapped[-1], lang,
-                                                                            layout.width):
+            if open_end and not marked and _fills(wrapped[-1], lang, layout.width):
                 return None
             lines.extend(wrapped)
         ends.add(len(lines) - 1)
@@ -155,7 +163,11 @@ def sentences_of(doc: Document) -> list[str]:
 
 
 def furniture_of(removed: list[str], symbol: str) -> list[str]:
-    """A page's header and footer: the record's own (two lines it had removed), or made up."""
-    if len(removed) >= 2:
-        return removed[:2]
+    """A page's header and footer: the record's own (two lines it had removed that say what
+    they are: symbol, page, job number, date), or made up. A running title or a bare page
+    number is furniture only where it recurs at page edges, which a layout of few pages does
+    not show."""
+    own = [line for line in removed if is_furniture(line)]
+    if len(own) >= 2:
+        return own[:2]
     return [f"{symbol or 'S/PV.1'} 01/01/2026", "2/9 26-01225"]

@@ -716,3 +716,17 @@ def test_pdftotext_layout_chinese_two_columns(real_documents):
     assert len(got) > 25
     assert all(s in clean for s in got), [s for s in got if s not in clean]
     assert len(doc.removed) == 4
+
+
+def test_a_symbol_ending_a_sentence_on_its_own_line_is_text():
+    """Issue 19: a wrapped ``A/79/L.8.`` is the end of a sentence, not a page header."""
+    from aligner.read.furniture import is_furniture
+
+    assert not is_furniture("A/79/L.8.") and not is_furniture("S/2026/8,")
+    assert is_furniture("A/79/PV.29") and is_furniture("S/PV.3756")
+    from aligner.read.furniture import strip_furniture
+
+    lines = ["For all these reasons, Nicaragua will vote against draft resolution",
+             "A/79/L.8.", "The Acting President: We have heard the only speaker.",
+             "A/79/PV.29", "29/30 24-31542"]
+    assert strip_furniture([lines]) == (lines[:3], lines[3:])

@@ -1,6 +1,6 @@
 """The reader does not depend on where lines and pages fall (issue 19).
 
-Every text record of the shared data, in each language it has, is laid out again by
+Every record of the shared data (text and PDF), in each language it has, is laid out again by
 ``tests/rewrap.py`` in layouts hypothesis draws (line width, page breaks with the record's
 running header and footer, blank lines); the headings, language notes and sentences read
 from every layout must be those read from the record as published. bench/record_bench.py runs
@@ -16,13 +16,18 @@ from hypothesis import strategies as st
 
 from aligner.read.ingest import read_document
 
-RECORDS = [
-    "S-PV-10124.part1.zh.txt",
-    "S-PV-10124.part1.en.txt",
-    "S-PV-10100.zh.txt",
-    "S-PV-10100.en.txt",
-    "S-PV-8017.zh.txt",
-]
+# Every record of ../shared/data/un, with how many layouts to draw (the long PDFs take about
+# half a second a layout).
+RECORDS = {
+    "S-PV-10124.part1.zh.txt": 40,
+    "S-PV-10124.part1.en.txt": 40,
+    "S-PV-10100.zh.txt": 40,
+    "S-PV-10100.en.txt": 40,
+    "S-PV-8017.zh.txt": 25,
+    "S-PV-8422.en.pdf": 12,
+    "S-PV-3756.en.pdf": 12,
+    "A-79-PV-29.en.pdf": 6,
+}
 
 
 @cache
@@ -42,12 +47,16 @@ def layouts(lang: str):
     )
 
 
-@pytest.mark.parametrize("name", RECORDS)
-def test_sentences_survive_any_layout(shared_data, name):
+def test_every_record_is_checked(shared_data):
+    assert sorted(RECORDS) == sorted(p.name for p in (shared_data / "un").iterdir())
+
+
+@pytest.mark.parametrize(("name", "examples"), RECORDS.items())
+def test_sentences_survive_any_layout(shared_data, name, examples):
     lang = "zh" if ".zh." in name else "en"
     doc, expected, furniture = published(str(shared_data / "un" / name))
 
-    @settings(max_examples=40, deadline=None, derandomize=True,
+    @settings(max_examples=examples, deadline=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
     @given(layouts(lang))
     def check(layout):

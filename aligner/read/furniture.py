@@ -32,8 +32,11 @@ _EDGE = 3  # lines at the top and bottom of a page where headers and footers are
 
 
 def is_furniture(line: str) -> bool:
-    """Whether a whole line is a UN page header or footer."""
+    """Whether a whole line is a UN page header or footer. A symbol followed by punctuation
+    (``A/79/L.8.``, wrapped onto a line of its own) ends a sentence: it is text."""
     text = _CONTROL.sub(" ", line).strip()
+    if text.endswith((".", ",", ";", ":", ")")) and re.fullmatch(_SYMBOL + r"[.,;:)]+", text):
+        return False
     return bool(text) and bool(FURNITURE.match(_SQUEEZE.sub(r"\1", text)))
 
 
