@@ -200,10 +200,11 @@ def embed_only(zh_path: Path, en_path: Path, model) -> float:
 # that both are timed alike; it prints what the parent scores.
 CHILD = """
 import json, statistics, sys, time
-try:
+from importlib.util import find_spec
+if find_spec("aligner.ingest") is None:
     from aligner.align.embed import CachedEncoder, load_encoder
     from aligner.read.ingest import read_document
-except ImportError:  # the layout before issue 24 (a baseline)
+else:  # the layout before issue 24 (a baseline)
     from aligner.embed import CachedEncoder, load_encoder
     from aligner.ingest import read_document
 from aligner.pipeline import align_documents
@@ -234,9 +235,10 @@ REWRAP_CHILD = """
 import json, random, sys
 sys.path.insert(0, sys.argv[1])
 import rewrap
-try:
+from importlib.util import find_spec
+if find_spec("aligner.ingest") is None:
     from aligner.read.ingest import read_document
-except ImportError:
+else:  # the layout before issue 24 (a baseline)
     from aligner.ingest import read_document
 from collections import Counter
 out = {}
