@@ -211,15 +211,16 @@ from aligner.pipeline import align_documents
 zh_path, en_path, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
 model = load_encoder(cache=False).inner
 model.encode(["The model loads on first use."])
-times = []
+times, cpu = [], []
 for _ in range(repeat):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     zh = read_document(zh_path, "zh")
     en = read_document(en_path, "en")
     result = align_documents(zh, en, encoder=CachedEncoder(model))
     times.append(time.perf_counter() - t0)
+    cpu.append(time.process_time() - c0)
 print(json.dumps({
-    "seconds": statistics.median(times), "mode": result.mode,
+    "seconds": statistics.median(times), "cpu": statistics.median(cpu), "mode": result.mode,
     "pairs": [[p.zh, p.en, p.score, len(p.zh_indices), len(p.en_indices)]
               for p in result.pairs],
     "unmatched_zh": result.unmatched_zh, "unmatched_en": result.unmatched_en,
@@ -320,6 +321,7 @@ def score_pair_run(run: dict, zh_body, en_body) -> dict[str, object]:
     placed = [(turn_of(p[0], zh_turns), turn_of(p[1], en_turns)) for p in run["pairs"]]
     return {
         "seconds": run["seconds"],
+        "cpu": run.get("cpu", float("nan")),
         "lost_zh": (zh_expected - zh_got).total(),
         "lost_en": (en_expected - en_got).total(),
         "in_good_zh": sum(p[3] for p in good) / max(n_zh, 1),
@@ -447,6 +449,7 @@ def real_records(repeat: int, baseline: str) -> None:
     scored = {name: score_pair_run(r, zh_body, en_body) for name, r in runs.items()}
     rows = [
         ("read + cut + align s", lambda r: f"{r['seconds']:.2f}"),
+        ("  cpu s (all threads)", lambda r: f"{r['cpu']:.2f}"),
         ("sentences zh / en", lambda r: "{} / {}".format(*r["sentences"])),
         ("letters lost zh / en", lambda r: f"{r['lost_zh']} / {r['lost_en']}"),
         ("zh in a pair >= thr", lambda r: f"{r['in_good_zh']:.1%}"),
