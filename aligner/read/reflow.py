@@ -207,11 +207,12 @@ def _join_zh(lines: list[str]) -> str:
     wrapped at its space, ``Vasily`` | ``Nebenzya``)."""
     out = lines[0] if lines else ""
     for line in lines[1:]:
-        latin = out[-1:].isascii() and out[-1:].isalpha() and line[:1].isascii() and line[
-            :1
-        ].isalpha()
-        out += (" " if latin else "") + line
+        out += (" " if _is_latin(out[-1:]) and _is_latin(line[:1]) else "") + line
     return out
+
+
+def _is_latin(ch: str) -> bool:
+    return ch.isascii() and ch.isalpha()
 
 
 def _zh_paragraph_ends(lines: list[str], widths: list[float], full: float, i: int) -> bool:
