@@ -176,11 +176,10 @@ def absorb_clauses(beads: list[Bead], zh: list[str], en: list[str]) -> list[Bead
         side = (lambda b: b.zh) if lang == "zh" else (lambda b: b.en)
         after = out[k + 1] if k + 1 < len(out) else None
         before = out[k - 1] if k else None
+        follows_clause = i > 0 and units[lang][i - 1].endswith(ends)
         if units[lang][i].endswith(ends) and _paired(after) and side(after)[0] == i + 1:
             out[k : k + 2] = [_extend(after, lang, (i, *side(after)))]
-        elif i and units[lang][i - 1].endswith(ends) and _paired(before) and side(before)[
-            -1
-        ] == i - 1:
+        elif follows_clause and _paired(before) and side(before)[-1] == i - 1:
             out[k - 1 : k + 1] = [_extend(before, lang, (*side(before), i))]
             k -= 1
         else:
