@@ -216,14 +216,14 @@ def test_left_out_lists_unpaired_sentences_and_low_pairs(zh, en, encoder):
 
 
 def test_lost_text_fails_loudly(zh, en, encoder, monkeypatch):
-    real_split = pipeline.split_sentences
+    real_split = pipeline.split_units
 
     def losing(paragraph, lang):  # a splitter that drops the last word of a paragraph
         return real_split(paragraph[:-3], lang) if len(paragraph) > 40 else real_split(
             paragraph, lang
         )
 
-    monkeypatch.setattr(pipeline, "split_sentences", losing)
+    monkeypatch.setattr(pipeline, "split_units", losing)
     with pytest.raises(TextLostError, match="record_8017_excerpt.zh.txt: cutting into sentences"):
         align_documents(zh, en, encoder=encoder)
     monkeypatch.undo()
