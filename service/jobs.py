@@ -711,6 +711,7 @@ class JobManager:
             statuses[report["id"]] = public["status"]
             failed = sum(1 for status in statuses.values() if status == "failed")
             self.table.report(job.id, order.get(report["id"], len(order)), public, done, failed)
+            _pause("pair")
 
         summary = run_batch(
             pairs, folder / "out", settings, progress=progress, cancel=held.event,

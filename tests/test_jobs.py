@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import stat
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -18,7 +19,7 @@ from fastapi.testclient import TestClient
 from aligner.tmx import read_tmx
 from service.config import Settings
 from service.errors import ServiceError
-from service.jobs import JobManager
+from service.jobs import PAUSE_ENV, JobManager
 from service.memory.factory import open_store
 from service.web.app import create_app
 
@@ -225,23 +226,39 @@ def test_running_job_resumes_after_a_restart(shared_data, settings):
         assert len(merged) == sum(r["pairs_written"] for r in job["pairs"])
 
 
-def test_a_cancel_sent_to_another_process_stops_the_running_job(shared_data, settings):
+def test_a_cancel_sent_to_another_process_stops_the_running_job(
+    shared_data, settings, tmp_path, monkeypatch
+):
     """The job is accepted and cancelled by one manager (as one server process) and run by
-    another: the cancel goes through the job row and the runner stops after its pair."""
+    another: the cancel goes through the job row and the runner stops after its pair. The
+    runner is held after its first pair until it has seen the cancel, so that the pairs
+    aligned meanwhile do not depend on the machine's speed."""
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    monkeypatch.setenv(PAUSE_ENV, str(pause))
     starts = range(2100, 2100 + 8 * 12, 12)
     body = make_zip(pair_entries(shared_data, "", starts, count=12))
     runner_store, other_store = open_store(settings.data_dir), open_store(settings.data_dir)
     runner, other = JobManager(settings, runner_store), JobManager(settings, other_store)
     job = other.submit_archive(io.BytesIO(body), {}, owner="alice")  # never started: no runner
     runner.start()
+    answer: dict = {}
+    canceller = threading.Thread(target=lambda: answer.update(job=other.cancel(job.id, "alice")))
     try:
         deadline = time.monotonic() + 120
-        while other.get(job.id).done < 1:
+        while not list(pause.glob("pair.*")):  # the runner has reported its first pair
             assert time.monotonic() < deadline
-            time.sleep(0.05)
-        cancelled = other.cancel(job.id, "alice")
-        assert cancelled.state == "cancelled" and 1 <= cancelled.done < 8
+            time.sleep(0.02)
+        canceller.start()
+        while not runner._held[job.id].event.is_set():  # the cancel reached the runner
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        (pause / "pair.go").touch()
+        canceller.join(60)
+        cancelled = answer["job"]
+        assert cancelled.state == "cancelled" and cancelled.done == 1
     finally:
+        (pause / "pair.go").touch()
         runner.stop()
     assert other.get(job.id).done == cancelled.done  # nothing aligned after the answer
     other.stop()
