@@ -59,6 +59,9 @@ class SentencePair:
     speaker: str = ""
     country: str = ""
     language: str = ""
+    # "procedural" for a cover, time, agenda or vote line and a language note ("(spoke in
+    # Russian)"): text that recurs in every record, kept apart from speech in the memory.
+    kind: str = ""
 
 
 @dataclass

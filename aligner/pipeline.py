@@ -381,6 +381,7 @@ def _align_record(
                     speaker=et.speaker or zt.speaker,
                     country=speakers.entity(et.country) or et.country or zt.country,
                     language=_delivery_language(zt, et),
+                    kind=_pair_kind(zt, et, [zh_flat[i] for i in zi], [en_flat[j] for j in ej]),
                 )
             )
     check_beads(all_beads, len(zh_flat), len(en_flat))
@@ -505,6 +506,15 @@ def _correspondence(
         )
         shares[lang] = good / sum(lengths) if sum(lengths) else 0.0
     return shares
+
+
+def _pair_kind(zt: Turn, et: Turn, zh: list[str], en: list[str]) -> str:
+    """"procedural" for a pair of procedural turns' lines or of language notes, else ""."""
+    if zt.kind == et.kind == "procedural":
+        return "procedural"
+    if all(speakers.is_language_note(s) for s in zh + en):
+        return "procedural"
+    return ""
 
 
 def _delivery_language(zh: Turn, en: Turn) -> str:

@@ -36,7 +36,7 @@ XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 DOCTYPE = '<!DOCTYPE tmx SYSTEM "tmx14.dtd">'
 TMX_MEDIA = "application/x-tmx+xml"  # the media type TMX files are served as
 # Provenance properties, in the order they are written before the tuvs.
-PROP_TYPES = ("x-document", "x-speaker", "x-country", "x-turn", "x-score")
+PROP_TYPES = ("x-document", "x-speaker", "x-country", "x-turn", "x-score", "x-kind")
 
 # Characters XML 1.0 does not allow (C0 controls but tab/LF/CR, surrogates, U+FFFE/U+FFFF).
 _FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -148,6 +148,7 @@ def _units_from_pairs(
             "x-country": pair.country,
             "x-turn": "" if pair.turn is None else str(pair.turn),
             "x-score": f"{pair.score:.4f}",
+            "x-kind": pair.kind,
         }
         yield TranslationUnit(
             source=getattr(pair, src_side),

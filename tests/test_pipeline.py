@@ -16,6 +16,7 @@ from aligner.pipeline import align_documents, left_out
 from aligner.read.ingest import read_document
 from aligner.record.turn_align import align_turns, embed_turns
 from aligner.record.turns import parse_turns
+from aligner.tmx import pairs_to_units
 
 DATA = Path(__file__).parent / "data"
 # The English has no counterpart of Chinese turn 4 (主席: 我感谢费多托夫先生的通报。…), so
@@ -385,6 +386,12 @@ def test_language_notes_mid_speech_are_paired_units(encoder):
                  ("够了，别再抱怨了，别再撒谎了。", "Enough moaning, enough lying.")]:
         assert pairs[pair] >= DEFAULT_MIN_SCORE
     assert len(result.pairs) == 6 and not result.unmatched
+    kinds = {p.zh: p.kind for p in result.pairs}
+    assert kinds["（以英语发言）"] == kinds["（以俄语发言）"] == "procedural"
+    assert kinds["够了，别再抱怨了，别再撒谎了。"] == ""
+    units = {u.source: u.props for u in pairs_to_units(result.pairs)}
+    assert units["（以俄语发言）"]["x-kind"] == "procedural"
+    assert "x-kind" not in units["够了，别再抱怨了，别再撒谎了。"]
 
 
 SEMI_ZH = "首先，必须立即实现全面停火；第二，必须释放所有被拘留者；第三，必须恢复人道主义准入。"

@@ -238,7 +238,9 @@ def test_pairs_to_units_sides_and_errors() -> None:
     }
     with pytest.raises(TMXError, match="neither Chinese"):
         pairs_to_units([pair], target_lang="fr-FR")  # checked at the call, not on first use
-    assert set(PROP_TYPES) == {"x-document", "x-speaker", "x-country", "x-turn", "x-score"}
+    assert set(PROP_TYPES) == {
+        "x-document", "x-speaker", "x-country", "x-turn", "x-score", "x-kind"
+    }
 
 
 # ------------------------------------------------------------------------------ reading
