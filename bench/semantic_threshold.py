@@ -42,7 +42,7 @@ from bench.tm_bench import load_pairs  # noqa: E402
 from service.memory.fuzzy import SideEncoder, fuzzy_ratio, percent  # noqa: E402
 
 HELD_OUT = 500
-UNRELATED_KEPT = (0.01, 0.05)  # the service takes the 5 % one (see README)
+UNRELATED_KEPT = (0.01, 0.05)  # the service takes the 5 % one (see docs/design.md)
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ per document
 (``aligner.align.sentence_align.gather_evidence``), and each weight setting only decodes
 (``decode``). The span powers are not searched: with the default encoder every span has its
 own vector, and they only shape the mean vectors of encoders without windows (their shipped
-values are the choice of the search before windows, README "Measured figures"). Decoded
+values are the choice of the search before windows, docs/figures.md). Decoded
 counts are kept in ``--cache`` too, keyed by the aligner's code.
 
 The search is coordinate ascent from MAC-Dev-only weights (``--start shipped``: from
@@ -24,7 +24,7 @@ others kept at the start): each weight in turn set to each of its values, the be
 ``ROUNDS`` passes (``--min-gain``: a weight moves only when the objective gains more than
 that). The shipped weights are this search's choice on all 26 documents, from MAC-Dev-only
 weights over the whole ``SPACE``; a change to ``SPACE`` or to the search is kept only when
-the cross-validated mean of the two corpora improves (README, "Measured figures"). The
+the cross-validated mean of the two corpora improves (docs/figures.md). The
 objective is the mean of the two corpora's strict F1 (each from its own totals), so the six
 long literary chapters and the twenty UN documents weigh the same. Reported:
 - in-sample: MAC-Dev-only weights, the shipped ones and the weights the search picks on all

@@ -2,7 +2,7 @@
 
 ``REGISTRY`` names every setting once: its ``Settings`` field, environment variable, default
 and help text. ``Settings.from_env`` reads them, ``python -m service.config`` prints them as
-the README's table, and a test checks that the two agree.
+the table in docs/api.md, and a test checks that the two agree.
 """
 
 from __future__ import annotations
@@ -232,7 +232,7 @@ def _shown(setting: Setting) -> str:
 
 
 def markdown_table() -> str:
-    """The settings as the README's table."""
+    """The settings as the table in docs/api.md."""
     rows = ["| variable | default | what it sets |", "| --- | --- | --- |"]
     rows += [f"| `{s.env}` | {_shown(s)} | {s.help} |" for s in REGISTRY]
     return "\n".join(rows)

@@ -139,8 +139,8 @@ def test_registry_is_the_settings_and_the_readme():
     defaults = Settings()
     for setting in REGISTRY:
         assert getattr(defaults, setting.field) == setting.default, setting.field
-    readme = (ROOT / "README.md").read_text()
-    assert markdown_table() in readme, "README's settings table: python -m service.config"
+    readme = (ROOT / "docs" / "api.md").read_text()
+    assert markdown_table() in readme, "docs/api.md's settings table: python -m service.config"
     with pytest.raises(ConfigError, match="CONCORDIA_MAX_HEAVY"):
         Settings.from_env({"CONCORDIA_MAX_HEAVY": "0"})
     assert Settings.from_env({"CONCORDIA_MAX_HEAVY": "3"}).max_heavy == 3
