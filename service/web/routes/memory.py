@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Response, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, field_validator
 
 from aligner.markup import (
     MarkupError,
@@ -43,6 +43,24 @@ MAX_ID = 2**63 - 1  # SQLite's largest integer: beyond, a 422, not an overflow
 LANG_CODES = {"zh": "zh-CN", "en": "en-US"}
 LANG_PATTERN = r"^(?i:zh|en)(?:[-_][A-Za-z0-9]{1,8})*$"
 UnitId = Annotated[int, Path(ge=1, le=MAX_ID)]
+STAMP = r"^\d{8}T\d{6}Z$"
+
+
+def _blank_is_none(value: object) -> object:
+    """A filter sent empty (``?document=``, as a form sends an empty field) is no filter."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+# Optional filters of the read routes: blank means "not given", not "equal to ''".
+TextFilter = Annotated[
+    Annotated[str, StringConstraints(max_length=200)] | None, BeforeValidator(_blank_is_none)
+]
+StampFilter = Annotated[
+    Annotated[str, StringConstraints(pattern=STAMP)] | None, BeforeValidator(_blank_is_none)
+]
+IdFilter = Annotated[
+    Annotated[int, Field(ge=1, le=MAX_ID)] | None, BeforeValidator(_blank_is_none)
+]
 
 
 class LookupRequest(BaseModel):
@@ -66,8 +84,8 @@ class LookupRequest(BaseModel):
         description="lowest cosine for a semantic-only match (default calibrated so that "
         "unrelated segments stay out)",
     )
-    document: str | None = Field(None, description="only units from this document")
-    speaker: str | None = Field(None, description="only units from this speaker")
+    document: TextFilter = Field(None, description="only units from this document")
+    speaker: TextFilter = Field(None, description="only units from this speaker")
 
 
 class Placeables(BaseModel):
@@ -166,12 +184,15 @@ def create_router() -> APIRouter:
     async def tm_concordance(
         state: State,
         term: Annotated[str, Query(min_length=1, max_length=200, description="text to find")],
-        lang: Annotated[Literal["zh", "en"] | None, Query(description="side to search")] = None,
+        lang: Annotated[
+            Literal["zh", "en"] | None, BeforeValidator(_blank_is_none),
+            Query(description="side to search"),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 20,
         offset: Annotated[int, Query(ge=0, le=10_000)] = 0,
         whole_word: Annotated[bool, Query(description="English: whole words only")] = False,
-        document: Annotated[str | None, Query(max_length=200)] = None,
-        speaker: Annotated[str | None, Query(max_length=200)] = None,
+        document: Annotated[TextFilter, Query(description="only units of this document")] = None,
+        speaker: Annotated[TextFilter, Query(description="only units of this speaker")] = None,
         total: Annotated[
             bool, Query(description="count the matches (exact up to 10,000)")
         ] = False,
@@ -219,23 +240,22 @@ def create_router() -> APIRouter:
     @router.get("/tm/export", dependencies=[*reads, Depends(heavy_work)])
     def tm_export(
         state: State,
-        document: str | None = None,
-        speaker: str | None = None,
-        since: Annotated[
-            str | None, Query(pattern=r"^\d{8}T\d{6}Z$", description="imported at or after")
-        ] = None,
+        document: Annotated[TextFilter, Query(description="only units of this document")] = None,
+        speaker: Annotated[TextFilter, Query(description="only units of this speaker")] = None,
+        since: Annotated[StampFilter, Query(description="imported at or after")] = None,
         import_id: Annotated[
-            int | None,
-            Query(ge=1, le=MAX_ID, description="only the units of this import, under its header"),
+            IdFilter, Query(description="only the units of this import, under its header")
         ] = None,
         source_lang: Annotated[
             Literal["zh", "en"] | None,
+            BeforeValidator(_blank_is_none),
             Query(description="write every unit with this language as source; default: as stored"),
         ] = None,
     ) -> StreamingResponse:
         """The memory (or the units matching the filters) as a TMX 1.4b file, sent as it is
         written: the first units arrive at once, however large the memory. Units keep what
-        their TMX said (attributes, notes, props, inline markup, language variants)."""
+        their TMX said (attributes, notes, props, inline markup, language variants). A filter
+        sent empty is no filter."""
         from aligner.tmx import tmx_chunks
 
         header = None
@@ -347,12 +367,16 @@ def create_router() -> APIRouter:
 
 
 def _oriented(unit, source_lang: str | None):
-    """``unit`` with ``source_lang`` ("zh"/"en") as its source; as it is when None."""
-    if source_lang is None or lang_family(unit.source_lang) == source_lang:
+    """``unit`` with ``source_lang`` ("zh"/"en") as its source; as it is when None. A ``tu``
+    that names its source (its own ``srclang``) names the new one."""
+    if source_lang is None:
         return unit
-    unit.source, unit.target = unit.target, unit.source
-    unit.source_lang, unit.target_lang = unit.target_lang, unit.source_lang
-    unit.source_runs, unit.target_runs = unit.target_runs, unit.source_runs
-    unit.source_tuv, unit.target_tuv = unit.target_tuv, unit.source_tuv
-    unit.target_first = not unit.target_first
+    if lang_family(unit.source_lang) != source_lang:
+        unit.source, unit.target = unit.target, unit.source
+        unit.source_lang, unit.target_lang = unit.target_lang, unit.source_lang
+        unit.source_runs, unit.target_runs = unit.target_runs, unit.source_runs
+        unit.source_tuv, unit.target_tuv = unit.target_tuv, unit.source_tuv
+        unit.target_first = not unit.target_first
+    if unit.attrs.get("srclang", "*all*").lower() != "*all*":
+        unit.attrs = {**unit.attrs, "srclang": unit.source_lang}
     return unit

@@ -41,6 +41,17 @@ const Concordia = {
 
 // Search page: a segment over the lookup limit is not sent (a URL that long would be refused
 // before the service could explain); the text stays in the box.
+// GET forms leave out the fields left empty, so that the address names only the filters given.
+document.querySelectorAll('form[method="get"]').forEach((form) => {
+  form.addEventListener("submit", () => {
+    form.querySelectorAll("input[name], select[name]").forEach((field) => {
+      field.disabled = field.value.trim() === "";
+    });
+    // Enabled again once the browser has read the form (going back shows them as they were).
+    setTimeout(() => form.querySelectorAll("[name]").forEach((f) => { f.disabled = false; }), 0);
+  });
+});
+
 (function searchPage() {
   const form = document.getElementById("search-form");
   if (!form) return;
