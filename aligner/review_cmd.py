@@ -113,4 +113,8 @@ def run_review(args: argparse.Namespace) -> int:
             message = f"HTTP {exc.code}"
         raise InputError(f"the service refused the pair: {message}") from None
     print(f"review: {base}{review['page']}")
+    counts = review.get("summary")
+    if counts:
+        print(f"{counts['beads']} pairs: {counts['doubtful']} doubtful (score below "
+              f"{review['min_score']}), {counts['unpaired']} unpaired sentences")
     return 0

@@ -193,7 +193,7 @@ def editor_phase(args, pairs) -> None:
             mid = local.beads[i]
             op = {"op": kind, "bead": mid.id, "status": "confirmed"}
             start = time.perf_counter()
-            apply(local, plan(local, op, 2000))
+            apply(local, plan(local, op, 2000, min_score=0.5))
             base.append(time.perf_counter() - start)
 
     print(f"\nEditor, a review of {args.pairs:,} pairs ({len(review.sections)} turns), "

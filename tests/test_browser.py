@@ -3,7 +3,8 @@ loopback port. A reviewer logs in, uploads the bundled meeting record for review
 splits, moves, edits and confirms with the keyboard and the mouse, reloads (the state is kept),
 finishes into the memory, and finds the corrected unit through the search page.
 
-Screenshots of the editor and the search page are kept in ``tests/artifacts/`` (not in git).
+Screenshots of the editor, the search page, the concordance and the docs go to the test's
+temporary folder (pytest keeps the last runs' under its basetemp).
 Without chromium and chromium-driver the test is skipped with how to install them; with ``CI``
 set it fails instead (``.ci/run`` installs them).
 """
@@ -28,7 +29,6 @@ from service.web.app import create_app
 KEY = "browser-key-1"
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "aligner" / "samples"
-ARTIFACTS = ROOT / "tests" / "artifacts"
 INSTALL = ("apt-get install -y chromium chromium-driver fonts-noto-cjk && "
            "pip install selenium")
 
@@ -96,6 +96,11 @@ def browser():
         shutil.rmtree(profile, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
 def _wait(driver, condition, timeout: float = 30):
     from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
@@ -105,12 +110,11 @@ def _wait(driver, condition, timeout: float = 30):
     return wait.until(condition)
 
 
-def test_review_in_the_browser_then_find_it(server, browser):
+def test_review_in_the_browser_then_find_it(server, browser, artifacts):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
     driver = browser
-    ARTIFACTS.mkdir(exist_ok=True)
     css = By.CSS_SELECTOR
 
     def beads():
@@ -158,10 +162,21 @@ def test_review_in_the_browser_then_find_it(server, browser):
     assert texts(uk)[1].startswith(en0) and en1 in texts(uk)[1]
     ActionChains(driver).send_keys("s").perform()
     _wait(driver, lambda d: d.find_element(css, "#split-dialog").is_displayed())
+    # a split after the last sentence would leave nothing: no button offers it
+    ends = driver.find_elements(css, "#split-en-ends button")
+    assert [b.text for b in ends] == ["after sentence 1"]
     before = version()
     driver.find_element(css, "#split-dialog button[value=ok]").click()
     _wait(driver, lambda d: version() == before + 1)
     assert len(beads()) == start and texts(uk) == (zh0, en0) and texts(uk + 1) == (zh1, en1)
+
+    # unpair: two sentences without a counterpart, no score and not "edited"; undo
+    press("u")
+    metas = [m.text for m in driver.find_elements(css, "#beads .bead .meta")[uk:uk + 2]]
+    assert metas == ["", ""], metas
+    assert all("unpaired" in b.get_attribute("class") for b in beads()[uk:uk + 2])
+    driver.find_element(css, "[data-op=undo]").click()
+    _wait(driver, lambda d: texts(uk) == (zh0, en0))
 
     # move the last Chinese sentence to the next pair, and back with the toolbar
     press("]")
@@ -196,7 +211,7 @@ def test_review_in_the_browser_then_find_it(server, browser):
     select(uk + 1)
     driver.find_element(css, "[data-op=confirm]").click()
     _wait(driver, lambda d: "confirmed" in beads()[uk + 1].get_attribute("class"))
-    driver.save_screenshot(str(ARTIFACTS / "editor.png"))
+    driver.save_screenshot(str(artifacts / "editor.png"))
 
     # a reload shows what the server kept
     saved = version()
@@ -207,6 +222,16 @@ def test_review_in_the_browser_then_find_it(server, browser):
 
     # finish into the memory
     driver.find_element(css, "[data-op=finish]").click()
+    box = driver.find_element(css, "#finish-memory")
+    label = box.find_element(By.XPATH, "..")
+    assert label.text == "add the confirmed pairs to the memory"
+    beside = driver.execute_script("""
+        const box = arguments[0].getBoundingClientRect(), range = document.createRange();
+        range.selectNodeContents(arguments[1]);
+        const text = [...range.getClientRects()].pop();
+        return [box.right <= text.left + 1, Math.abs((box.top + box.bottom) / 2 -
+                (text.top + text.bottom) / 2)];""", box, label)
+    assert beside[0] and beside[1] < 6, beside  # on the text's line, before it
     driver.find_element(css, "#finish-reviewer").send_keys("Test Reviewer")
     driver.find_element(css, "#finish-dialog button[value=ok]").click()
     _wait(driver, lambda d: d.find_elements(css, "#finished-tmx"))
@@ -220,7 +245,7 @@ def test_review_in_the_browser_then_find_it(server, browser):
     top = driver.find_elements(css, "li.match")[0]
     assert corrected in top.text and "100%" in top.text
     assert "reviewed by Test Reviewer" in top.text and "S/PV.9999" in top.text
-    driver.save_screenshot(str(ARTIFACTS / "search.png"))
+    driver.save_screenshot(str(artifacts / "search.png"))
 
     # a pasted 100,000-character query is not sent; the text stays in the box
     box = driver.find_element(css, "textarea[name=q]")
@@ -236,7 +261,7 @@ def test_review_in_the_browser_then_find_it(server, browser):
     top = _wait(driver, lambda d: d.find_elements(css, "li.match"))[0]
     assert [e.text for e in top.find_elements(css, "ins")] == ["6"]
     assert "differs: 7000 ≠ 6000" in top.text
-    driver.save_screenshot(str(ARTIFACTS / "search-fuzzy.png"))
+    driver.save_screenshot(str(artifacts / "search-fuzzy.png"))
 
     # edit that unit from the search page (PATCH with the version it was read at)
     top.find_element(css, "[data-edit-unit]").click()
@@ -272,7 +297,7 @@ def test_memory_page_imports_a_tmx(server, browser, tmp_path):
     assert status.text.startswith("imported 2"), status.text
 
 
-def test_api_docs_render_offline(server, browser):
+def test_api_docs_render_offline(server, browser, artifacts):
     """Swagger UI draws the OpenAPI 3.1 document from assets the service itself serves."""
     from selenium.webdriver.common.by import By
 
@@ -283,4 +308,42 @@ def test_api_docs_render_offline(server, browser):
     loaded = browser.execute_script(
         "return performance.getEntriesByType('resource').map(e => e.name)")
     assert loaded and all(url.startswith(server) for url in loaded), loaded
-    browser.save_screenshot(str(ARTIFACTS / "docs.png"))
+    browser.save_screenshot(str(artifacts / "docs.png"))
+
+
+def test_concordance_and_fonts_as_drawn(server, browser, artifacts):
+    """The left context of a Chinese hit is cut at its start, never next to the term; English
+    is drawn in a Latin font (a CJK font draws ’ full-width)."""
+    from selenium.webdriver.common.by import By
+
+    from aligner.models import TranslationUnit
+    from aligner.tmx import tmx_chunks
+
+    long_zh = "安全理事会成员面前摆着文件S/2026/412，其中载有一封关于中亚地区跨界水资源合作的信。"
+    units = [TranslationUnit(long_zh, "Members of the Council’s have before them a letter.")]
+    data = b"".join(tmx_chunks(units))
+    import httpx
+
+    job = httpx.post(server + "/tm/import", files={"file": ("c.tmx", data)},
+                     headers={"X-API-Key": KEY}).json()
+    _wait(browser, lambda d: httpx.get(f"{server}/jobs/{job['id']}").json()["state"] == "done")
+    browser.get(server + "/concordance?term=水资源")
+    left = _wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "table.kwic td.left"))[0]
+    text = left.find_element(By.CSS_SELECTOR, "span")
+    cell, inner = browser.execute_script(
+        "return [arguments[0].getBoundingClientRect(), arguments[1].getBoundingClientRect()]",
+        left, text)
+    assert inner["width"] > cell["width"]  # the context is wider than its column
+    assert inner["right"] <= cell["right"] + 1  # its end, next to the term, is shown
+    assert inner["left"] < cell["left"]  # its start is what is cut
+    browser.save_screenshot(str(artifacts / "concordance-zh.png"))
+    widths = browser.execute_script("""
+        const probe = (el) => { const s = document.createElement('span');
+          s.textContent = '’’’’’’’’’’'; el.appendChild(s);
+          const w = s.getBoundingClientRect().width / parseFloat(getComputedStyle(s).fontSize);
+          s.remove(); return w; };
+        return [probe(document.querySelector('table.kwic td.other')),
+                probe(document.querySelector('table.kwic td.hit'))];""")
+    english, chinese = widths
+    assert english < 4, widths  # ten Latin apostrophes: under half an em each
+    assert chinese > english  # the Chinese cell still uses the CJK font's wide one

@@ -4,6 +4,7 @@ offline docs. Pages are parsed as HTML and compared with the JSON routes they sh
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,7 +16,9 @@ from lxml import html
 
 from aligner.models import TranslationUnit
 from service.config import Settings
+from service.security.keys import KeyInfo
 from service.web.app import create_app
+from service.web.pages import signed_in_as, size, stat_value, tmx_date
 from tests.test_store import unpc_units
 
 KEY = "pages-key-1"
@@ -174,12 +177,17 @@ def test_review_pages(memory, tmp_path):
 
 
 def test_wheel_ships_templates_and_static(tmp_path):
+    # Built from a copy: building in the checkout would leave build/ and *.egg-info there.
+    source = tmp_path / "src"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "data", "tests", "bench", "tmx_out", "build", "*.egg-info",
+        "__pycache__", "mutants", ".ruff_cache", ".pytest_cache"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
-         str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "out"),
+         str(source)],
         check=True, capture_output=True, timeout=300,
     )
-    (wheel,) = tmp_path.glob("concordia-*.whl")
+    (wheel,) = (tmp_path / "out").glob("concordia-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in ("service/web/templates/base.html", "service/web/templates/review.html",
                  "service/web/static/editor.js", "service/web/static/concordia.css",
@@ -196,3 +204,56 @@ def test_concordance_page_whole_words(memory):
     assert f"{len(whole)} units" in doc.cssselect("p.count")[0].text_content()
     following = doc.cssselect(".pager a[rel=next]")[0].get("href")
     assert "whole=true" in following
+
+
+def test_memory_statistics_are_written_for_people(memory):
+    client, _ = memory
+    _, doc = page(client, "/memory")
+    shown = {dt.text_content(): dd.text_content()
+             for dt, dd in zip(doc.cssselect("dl.stats dt"), doc.cssselect("dl.stats dd"),
+                               strict=True)}
+    assert shown["units"] == "121"
+    assert re.fullmatch(r"\d{1,2} [A-Z][a-z]+ 20\d\d, \d\d:\d\d UTC", shown["last import"])
+    assert re.fullmatch(r"[\d.,]+ (KiB|MiB)", shown["database size"]), shown
+    assert shown["language directions"] == "zh-CN → en-US: 121"
+    assert not re.search(r"\d{8}T\d{6}Z", doc.text_content())
+
+
+def test_statistics_formatting():
+    assert tmx_date("20261207T185551Z") == "7 December 2026, 18:55 UTC"
+    assert tmx_date("not a date") == "not a date"
+    assert [size(n) for n in (0, 1023, 1024, 209_648, 5 * 2**20, 3 * 2**30)] == [
+        "0 bytes", "1,023 bytes", "1 KiB", "204.7 KiB", "5 MiB", "3 GiB"]
+    assert stat_value("semantic_index", None) == "off"
+    assert stat_value("last_import", "") == "never"
+    assert stat_value("units", 1_000_000) == "1,000,000"
+    assert stat_value("database_bytes", 2048) == "2 KiB"
+    assert stat_value("fuzzy_index", {"units": 3, "exact": True}) == "units: 3 · exact: yes"
+    assert stat_value("x", {}) == "none"
+
+
+def test_the_header_says_who_is_signed_in(memory):
+    client, _ = memory
+    _, doc = page(client, "/search", headers=AUTH)
+    who = doc.cssselect("header.top .who")[0].text_content()
+    assert "signed in with the server's key (admin)" in who and "env" not in who
+    assert signed_in_as(KeyInfo("translator", frozenset({"read"}))) == "key “translator” (read)"
+    assert signed_in_as(KeyInfo("anonymous", frozenset({"read"}))) == ""
+    _, anonymous = page(client, "/search")
+    assert anonymous.cssselect("header.top .who a[href^='/login']")
+
+
+def test_docs_lead_back_to_the_pages(memory):
+    client, _ = memory
+    doc = html.fromstring(client.get("/docs").text)
+    assert [a.text_content() for a in doc.cssselect("body > nav a[href='/search']")] == [
+        "← Concordia pages"]
+
+
+def test_concordance_left_context_is_isolated_for_right_alignment(memory):
+    client, _ = memory
+    _, doc = page(client, "/concordance", params={"term": "第2370"})
+    (row,) = doc.cssselect("table.kwic tbody tr")
+    left = row.cssselect("td.left")[0]
+    assert left.get("lang") == "zh" and row.cssselect("td.other")[0].get("lang") == "en"
+    assert left.cssselect("span[dir=ltr]")[0].text_content().endswith("</script> ")

@@ -289,6 +289,7 @@ def test_login_cookie_needs_csrf_and_a_current_key(opened):
 def test_review_command_starts_the_service_and_prints_the_page(tmp_path):
     """``aligner review`` on the bundled sample: a service started in the background, the
     editor's address printed, and that page serving the review."""
+    import json
     import os
     import re
     import signal
@@ -315,6 +316,14 @@ def test_review_command_starts_the_service_and_prints_the_page(tmp_path):
         url = re.search(r"review: (http://127\.0\.0\.1:\d+/review/\S+)", done.stdout).group(1)
         with urllib.request.urlopen(url, timeout=10) as page:
             assert page.status == 200 and b'id="editor"' in page.read()
+        counts = re.search(r"(\d+) pairs: (\d+) doubtful \(score below 0.5\), (\d+) unpaired "
+                           r"sentences", done.stdout)
+        assert counts, done.stdout
+        api = url.replace("/review/", "/reviews/")
+        with urllib.request.urlopen(api, timeout=10) as answer:
+            summary = json.load(answer)["summary"]
+        assert tuple(map(int, counts.groups())) == (
+            summary["beads"], summary["doubtful"], summary["unpaired"])
     finally:
         if pid:
             os.kill(int(pid.group(1)), signal.SIGTERM)

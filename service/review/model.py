@@ -284,8 +284,10 @@ def _split_side(sentences: list[str], side: str, at: int | None) -> tuple[list[s
     return first, []
 
 
-def plan(review: Review, op: dict, max_chars: int) -> Splice:
-    """The splice that operation ``op`` makes on ``review`` (not applied yet)."""
+def plan(review: Review, op: dict, max_chars: int, *, min_score: float) -> Splice:
+    """The splice that operation ``op`` makes on ``review`` (not applied yet). Confirming a
+    turn confirms its sure pairs (``min_score`` or more, or made by the reviewer); the
+    doubtful ones stay pending for a decision of their own."""
     kind = op.get("op")
     beads = review.beads
     if kind == "confirm_turn":
@@ -297,7 +299,8 @@ def plan(review: Review, op: dict, max_chars: int) -> Splice:
         old = beads[start:end]
         new = [
             _copy(review, b, score=b.score, status="confirmed")
-            if b.paired and b.status == "pending" else b
+            if b.paired and b.status == "pending" and (b.score is None or b.score >= min_score)
+            else b
             for b in old
         ]
         return Splice(start, old, new)
@@ -490,7 +493,7 @@ class Reviews:
                 if op.get("op") in ("undo", "redo"):
                     splice = _history_step(edit, op["op"])
                 else:
-                    splice = plan(review, op, max_chars)
+                    splice = plan(review, op, max_chars, min_score=row.min_score)
                     logged = {k: v for k, v in op.items() if k != "build"}
                     edit.log_edit(json.dumps(logged, ensure_ascii=False), splice.start,
                                   _beads_json(splice.removed), _beads_json(splice.added),

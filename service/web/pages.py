@@ -12,6 +12,8 @@ JSON API with the login cookie and the page's CSRF token (``service.security.ses
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote, urlencode
@@ -24,9 +26,10 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from service.errors import ServiceError
+from service.memory.store import lang_family
 from service.memory.views import LookupQuery, concordance_data, lookup_view, stats_data
 from service.review.views import review_data, review_list_data
-from service.security.keys import KeyInfo, authorize, keyring
+from service.security.keys import ENV_KEY_NAME, SCOPES, KeyInfo, authorize, keyring
 from service.security.session import (
     CSRF_FIELD,
     KEY_COOKIE,
@@ -83,6 +86,74 @@ def kwic(text: str, hits: list[list[int]]) -> dict | None:
     }
 
 
+_STAMP = re.compile(r"^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z$")
+STAT_LABELS = {
+    "units": "units",
+    "directions": "language directions",
+    "documents": "documents",
+    "speakers": "speakers",
+    "last_import": "last import",
+    "generation": "index generation",
+    "database_bytes": "database size",
+    "fuzzy_index": "fuzzy index",
+    "semantic_index": "semantic index",
+}
+
+
+def tmx_date(stamp: str) -> str:
+    """A TMX date (``20261207T185551Z``) as people write it: ``7 December 2026, 18:55 UTC``."""
+    match = _STAMP.match(stamp)
+    if not match:
+        return stamp
+    when = datetime(*map(int, match.groups()))
+    return f"{when.day} {when:%B %Y, %H:%M} UTC"
+
+
+def size(n: int) -> str:
+    """Bytes for people: ``209648`` → ``205 KiB``."""
+    value = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{n:,} bytes" if unit == "bytes" else f"{value:,.1f} {unit}".replace(".0 ", " ")
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def stat_value(name: str, value: object) -> str:
+    """One statistic for the Memory page (the JSON keeps the raw values)."""
+    if value is None:
+        return "off"
+    if isinstance(value, dict):
+        if not value:
+            return "none"
+        return " · ".join(f"{k.replace('>', ' → ').replace('_', ' ')}: {stat_value(k, v)}"
+                          for k, v in value.items())
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return size(value) if name.endswith("bytes") else f"{value:,}"
+    if isinstance(value, str):
+        if name == "last_import" and not value:
+            return "never"
+        return tmx_date(value)
+    return str(value)
+
+
+def stats_rows(stats: dict) -> list[tuple[str, str]]:
+    """The memory's statistics as (label, text) rows, dates and sizes written for people."""
+    return [(STAT_LABELS.get(name, name.replace("_", " ")), stat_value(name, value))
+            for name, value in stats.items()]
+
+
+def signed_in_as(user: KeyInfo | None) -> str:
+    """The header's "signed in" line: which key, and the most it may do."""
+    if user is None or user.anonymous:
+        return ""
+    most = max(user.scopes, key=SCOPES.index) if user.scopes else "nothing"
+    who = "the server's key" if user.name == ENV_KEY_NAME else f"key “{user.name}”"
+    return f"{who} ({most})"
+
+
 # -- who is asking -----------------------------------------------------------------------
 
 
@@ -118,6 +189,7 @@ def render(request: Request, template: str, status: int = 200, **context) -> HTM
         csrf=csrf_token(request),
         user=user,
         can_write=bool(user and user.allows("write")),
+        signed_in=signed_in_as(user),
         path=request.url.path,
     )
     response = templates.TemplateResponse(request, template, context, status_code=status)
@@ -236,6 +308,7 @@ def create_router() -> APIRouter:
             role = "source" if unit["source_hits"] else "target"
             unit["kwic"] = kwic(unit[role], unit[f"{role}_hits"])
             unit["kwic_role"] = role
+            unit["kwic_lang"] = lang_family(unit[f"{role}_lang"])
         pages = max(1, -(-data["total"] // PAGE_SIZE))
         base = {"term": term, "lang": lang, "document": document, "speaker": speaker}
         if whole:
@@ -251,7 +324,7 @@ def create_router() -> APIRouter:
         except LoginNeeded as need:
             return _login_redirect(request, need.why)
         stats = await state.run(stats_data, state.memory)
-        return render(request, "memory.html", stats=stats)
+        return render(request, "memory.html", stats=stats_rows(stats))
 
     @router.get("/review")
     def review_list(request: Request, state: State, job: str = "") -> Response:
@@ -284,13 +357,18 @@ def create_router() -> APIRouter:
     def docs() -> HTMLResponse:
         """Swagger UI 5 (it reads OpenAPI 3.1) from the installed ``fastapi-offline`` package's
         assets: works offline."""
-        return get_swagger_ui_html(
+        page = get_swagger_ui_html(
             openapi_url="/openapi.json",
             title="Concordia API",
             swagger_js_url="/static/swagger/swagger-ui-bundle.js",
             swagger_css_url="/static/swagger/swagger-ui.css",
             swagger_favicon_url="/static/swagger/favicon.png",
         )
+        back = ('<nav style="font-family: sans-serif; margin: -8px -8px 0; padding: .5rem 1.25rem; '
+                'background: #17325c;"><a href="/search" style="color: #fff;">'
+                '← Concordia pages</a></nav>')
+        html = page.body.decode().replace("<body>", "<body>\n" + back, 1)
+        return HTMLResponse(html)
 
     return router
 

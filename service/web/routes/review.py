@@ -29,7 +29,7 @@ from service.review.views import open_review, review_data, review_list_data
 from service.security.keys import KeyInfo
 from service.security.session import require_read, require_write
 from service.web.middleware import Slot
-from service.web.state import State, heavy_work
+from service.web.state import ServiceState, State, heavy_work
 
 DEFAULT_MIN_SCORE = 0.5
 
@@ -59,6 +59,14 @@ class Finish(BaseModel):
     add_to_memory: bool = True
 
 
+def _opened(state: ServiceState, review_id: str) -> dict:
+    """The answer to opening a review: where it is, and what it holds (pairs, doubtful,
+    unpaired)."""
+    row, review = state.reviews.load(review_id)
+    return {"id": review_id, "page": f"/review/{review_id}", "api": f"/reviews/{review_id}",
+            "summary": summary(review, row.min_score), "min_score": row.min_score}
+
+
 def create_router() -> APIRouter:
     router = APIRouter(tags=["review"])
     reads = [Depends(require_read)]
@@ -81,7 +89,7 @@ def create_router() -> APIRouter:
             open_review, state.reviews, state.settings, *uploads, mode=mode, name=name,
             min_score=min_score, origin="upload", slot=slot,
         )
-        return {"id": review_id, "page": f"/review/{review_id}", "api": f"/reviews/{review_id}"}
+        return _opened(state, review_id)
 
     @router.post("/reviews/from-job/{job_id}/{pair_id}", status_code=201)
     async def from_job(
@@ -98,7 +106,7 @@ def create_router() -> APIRouter:
             mode=jobs.get(job_id).options.get("mode", "auto"), name=symbol or pair_id,
             min_score=DEFAULT_MIN_SCORE, origin=f"job:{job_id}/{pair_id}", slot=slot,
         )
-        return {"id": review_id, "page": f"/review/{review_id}", "api": f"/reviews/{review_id}"}
+        return _opened(state, review_id)
 
     @router.get("/reviews", dependencies=reads)
     def list_reviews(state: State) -> dict:

@@ -75,8 +75,11 @@
     }
     const meta = document.createElement("div");
     meta.className = "meta";
-    meta.textContent = bead.score === null ? "edited" : bead.score.toFixed(2);
-    meta.title = bead.status + (bead.score === null ? " (changed by the reviewer)" : " (aligner's score)");
+    // No score: a sentence the aligner left alone, or a pair the reviewer made or changed.
+    const label = bead.score !== null ? bead.score.toFixed(2) : paired(bead) ? "edited" : "";
+    meta.textContent = label;
+    meta.title = bead.status + (bead.score !== null ? " (aligner's score)"
+      : paired(bead) ? " (changed by the reviewer)" : " (no counterpart)");
     row.appendChild(meta);
     return row;
   }
@@ -165,7 +168,8 @@
       const ends = document.getElementById(`split-${side}-ends`);
       ends.replaceChildren();
       let pos = 0;
-      b[side].forEach((sentence, k) => {
+      // The end of the last sentence is no split: a button after each sentence but the last.
+      b[side].slice(0, -1).forEach((sentence, k) => {
         pos += sentence.length + (k > 0 && side === "en" ? 1 : 0);
         const at = pos;
         const button = document.createElement("button");
@@ -263,7 +267,16 @@
     "next-doubt": () => nextDoubt(1),
     confirm: () => send({ op: "status", bead: bead().id, status: "confirmed" }),
     reject: () => send({ op: "status", bead: bead().id, status: "rejected" }),
-    confirm_turn: () => send({ op: "confirm_turn", section: bead().section }),
+    confirm_turn: async () => {
+      const section = bead().section;
+      const answer = await send({ op: "confirm_turn", section });
+      if (!answer) return;
+      const left = review.beads.filter((b) => b.section === section && b.status === "pending");
+      say(left.length
+        ? `Confirmed the sure pairs of this turn; ${left.length} doubtful or unpaired ` +
+          `${left.length === 1 ? "stays" : "stay"} for you to decide (N goes to the next).`
+        : "Confirmed every pair of this turn.", false);
+    },
     merge: () => send({ op: "merge", bead: bead().id }),
     split: splitDialog,
     unpair: () => send({ op: "unpair", bead: bead().id }),

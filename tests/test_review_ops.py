@@ -1,0 +1,190 @@
+"""Every review operation on a small review built by hand, where the right answer is known:
+what each one makes, each refusal with its code, and confirming a turn leaving its doubtful
+pairs for a decision. The same operations over HTTP, on a real record, are in test_review.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.errors import ServiceError
+from service.review.model import Bead, Review, Section, apply, plan, summary
+
+MIN = 0.5
+
+
+def build() -> Review:
+    """Turn 0: two sure pairs, a doubtful one (0.31), an unpaired Chinese and an unpaired
+    English sentence. Turn 1: one pair."""
+    review = Review([Section("甲", "A", turn=0), Section("乙", "B", turn=1)], [])
+    rows = [
+        (0, ["一。", "二。"], ["One.", "Two."], 0.9),
+        (0, ["三。"], ["Three."], 0.8),
+        (0, ["错。"], ["Wrong."], 0.31),
+        (0, ["孤。"], [], None),
+        (0, [], ["Alone."], None),
+        (1, ["四。"], ["Four."], 0.95),
+    ]
+    review.beads = [review.new_bead(s, zh, en, score=score) for s, zh, en, score in rows]
+    return review
+
+
+def do(review: Review, **op) -> Review:
+    apply(review, plan(review, op, 2000, min_score=MIN))
+    return review
+
+
+def refused(review: Review, code: str, **op) -> None:
+    before = [vars(b).copy() for b in review.beads]
+    with pytest.raises(ServiceError) as caught:
+        plan(review, op, 2000, min_score=MIN)
+    assert caught.value.code == code, caught.value
+    assert [vars(b) for b in review.beads] == before  # nothing changed
+
+
+def sides(review: Review) -> list[tuple[list[str], list[str]]]:
+    return [(b.zh, b.en) for b in review.beads]
+
+
+def ids(review: Review) -> list[int]:
+    return [b.id for b in review.beads]
+
+
+def test_confirm_turn_confirms_only_the_sure_pairs():
+    review = do(build(), op="confirm_turn", section=0)
+    assert [b.status for b in review.beads] == [
+        "confirmed", "confirmed", "pending", "pending", "pending", "pending"]
+    assert review.beads[0].score == 0.9  # a confirmed pair keeps the aligner's score
+    counts = summary(review, MIN)
+    assert (counts["confirmed"], counts["doubtful"], counts["unpaired"]) == (2, 1, 2)
+
+
+def test_confirm_turn_takes_a_pair_at_the_threshold_and_one_the_reviewer_made():
+    review = build()
+    review.beads[2].score = MIN
+    review.beads[1].score = None  # edited by the reviewer: no score, theirs
+    do(review, op="confirm_turn", section=0)
+    assert [b.status for b in review.beads[:3]] == ["confirmed"] * 3
+
+
+def test_confirm_turn_leaves_rejected_pairs_and_other_turns():
+    review = build()
+    review.beads[1].status = "rejected"
+    do(review, op="confirm_turn", section=0)
+    assert review.beads[1].status == "rejected" and review.beads[5].status == "pending"
+    refused(review, "section_not_found", op="confirm_turn", section=7)
+
+
+def test_move_to_next_moves_the_last_sentence_to_the_front_of_the_next_pair():
+    review = build()
+    first, second = review.beads[0].id, review.beads[1].id
+    do(review, op="move", bead=first, side="en", to="next")
+    assert sides(review)[:2] == [(["一。", "二。"], ["One."]), (["三。"], ["Two.", "Three."])]
+    assert first not in ids(review) and second not in ids(review)  # both are new beads
+    do(review, op="move", bead=review.beads[0].id, side="zh", to="next")
+    assert sides(review)[:2] == [(["一。"], ["One."]), (["二。", "三。"], ["Two.", "Three."])]
+
+
+def test_move_to_prev_moves_the_first_sentence_to_the_end_of_the_previous_pair():
+    review = build()
+    do(review, op="merge", bead=review.beads[1].id)  # 三。错。 | Three. Wrong.
+    do(review, op="move", bead=review.beads[1].id, side="zh", to="prev")
+    assert sides(review)[:2] == [(["一。", "二。", "三。"], ["One.", "Two."]),
+                                 (["错。"], ["Three.", "Wrong."])]
+
+
+def test_moving_a_side_away_entirely_leaves_no_empty_bead():
+    review = build()
+    do(review, op="move", bead=review.beads[1].id, side="zh", to="prev")
+    assert sides(review)[:2] == [(["一。", "二。", "三。"], ["One.", "Two."]), ([], ["Three."])]
+    do(review, op="move", bead=review.beads[1].id, side="en", to="prev")
+    assert sides(review)[0] == (["一。", "二。", "三。"], ["One.", "Two.", "Three."])
+    assert len(review.beads) == 5  # the emptied bead is gone
+    assert sides(review)[1] == (["错。"], ["Wrong."])
+
+
+def test_move_refusals():
+    review = build()
+    refused(review, "nothing_to_move", op="move", bead=review.beads[4].id, side="zh", to="prev")
+    refused(review, "no_neighbour", op="move", bead=review.beads[0].id, side="zh", to="prev")
+    refused(review, "no_neighbour", op="move", bead=review.beads[5].id, side="en", to="next")
+    refused(review, "not_same_turn", op="move", bead=review.beads[4].id, side="en", to="next")
+    refused(review, "invalid_request", op="move", bead=review.beads[0].id, side="zh", to="up")
+    refused(review, "invalid_request", op="move", bead=review.beads[0].id, side="fr", to="next")
+
+
+def test_merge_and_its_refusals():
+    review = build()
+    do(review, op="merge", bead=review.beads[0].id)
+    assert sides(review)[0] == (["一。", "二。", "三。"], ["One.", "Two.", "Three."])
+    assert review.beads[0].score is None and len(review.beads) == 5
+    refused(review, "not_same_turn", op="merge", bead=review.beads[3].id)
+    refused(review, "no_neighbour", op="merge", bead=review.beads[4].id)
+    refused(review, "bead_not_found", op="merge", bead=999)
+
+
+def test_split_at_a_sentence_end_inside_a_sentence_and_refused_at_the_ends():
+    review = build()
+    do(review, op="split", bead=review.beads[0].id, zh=2, en=5)  # after 一。 and One.
+    assert sides(review)[:2] == [(["一。"], ["One."]), (["二。"], ["Two."])]
+    do(review, op="split", bead=review.beads[1].id, zh=1, en=None)
+    assert sides(review)[1:3] == [(["二"], ["Two."]), (["。"], [])]
+    bead = review.beads[0].id
+    refused(review, "invalid_split", op="split", bead=bead, zh=2, en=4)  # both at the end
+    refused(review, "invalid_split", op="split", bead=bead, zh=0, en=0)  # both at the start
+    refused(review, "invalid_split", op="split", bead=bead, zh=9, en=0)  # outside the text
+
+
+def test_pair_unpair_and_their_refusals():
+    review = build()
+    lone_zh, lone_en = review.beads[3].id, review.beads[4].id
+    refused(review, "not_unpaired", op="pair", bead=review.beads[2].id, **{"with": lone_en})
+    refused(review, "not_same_turn", op="pair", bead=lone_zh, **{"with": review.beads[5].id})
+    do(review, op="pair", bead=lone_en, **{"with": lone_zh})
+    assert sides(review)[3] == (["孤。"], ["Alone."]) and len(review.beads) == 5
+    do(review, op="unpair", bead=review.beads[2].id)
+    assert sides(review)[2:4] == [(["错。"], []), ([], ["Wrong."])]
+    refused(review, "not_paired", op="unpair", bead=review.beads[2].id)
+    twins = build()
+    refused(twins, "not_unpaired", op="pair", bead=twins.beads[3].id,
+            **{"with": twins.beads[3].id})
+
+
+def test_edit_and_its_refusals():
+    review = build()
+    do(review, op="edit", bead=review.beads[2].id, side="en", text="Right. Really.")
+    assert sides(review)[2] == (["错。"], ["Right.", "Really."])
+    assert review.beads[2].score is None
+    do(review, op="edit", bead=review.beads[2].id, side="en", text="   ")
+    assert sides(review)[2] == (["错。"], [])  # a side may be emptied: unpaired
+    refused(review, "empty_pair", op="edit", bead=review.beads[2].id, side="zh", text="")
+    refused(review, "segment_too_long", op="edit", bead=review.beads[0].id, side="zh",
+            text="长" * 2001)
+    refused(review, "invalid_request", op="edit", bead=review.beads[0].id, side="zh", text=3)
+
+
+def test_status_and_its_refusals():
+    review = build()
+    do(review, op="status", bead=review.beads[2].id, status="rejected")
+    assert review.beads[2].status == "rejected" and review.beads[2].score == 0.31
+    do(review, op="status", bead=review.beads[2].id, status="confirmed")
+    assert review.beads[2].status == "confirmed"
+    refused(review, "not_paired", op="status", bead=review.beads[3].id, status="confirmed")
+    refused(review, "invalid_request", op="status", bead=review.beads[0].id, status="maybe")
+    refused(review, "invalid_request", op="fold", bead=review.beads[0].id)
+
+
+def test_summary_counts():
+    review = build()
+    assert summary(review, MIN) == {"beads": 6, "pending": 6, "confirmed": 0, "rejected": 0,
+                                    "unpaired": 2, "doubtful": 1}
+    review.beads[2].status = "rejected"
+    assert summary(review, MIN)["doubtful"] == 0  # decided
+    assert summary(review, 0.95)["doubtful"] == 2  # 0.9 and 0.8 below; 0.95 is not
+
+
+def test_bead_and_review_helpers():
+    bead = Bead(1, 0, ["一。", "二。"], ["One.", "Two."])
+    assert bead.paired and bead.text("zh") == "一。二。" and bead.text("en") == "One. Two."
+    assert not Bead(2, 0, ["一。"], []).paired
+    review = build()
+    assert Review.from_json(review.to_json()) == review
