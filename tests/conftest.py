@@ -1,4 +1,5 @@
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -7,8 +8,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CONCORDIA_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
-# Tests never touch the user's embedding cache.
-os.environ.setdefault("CONCORDIA_CACHE_DIR", tempfile.mkdtemp(prefix="concordia-test-cache-"))
+# Tests never touch the user's embedding cache: one cache folder for the run, removed after it.
+_CACHE = None
+if "CONCORDIA_CACHE_DIR" not in os.environ:
+    _CACHE = tempfile.mkdtemp(prefix="concordia-test-cache-")
+    os.environ["CONCORDIA_CACHE_DIR"] = _CACHE
+
+
+def pytest_unconfigure(config) -> None:
+    if _CACHE is not None:
+        shutil.rmtree(_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

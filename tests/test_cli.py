@@ -33,12 +33,17 @@ def test_sample_pair_aligns_into_tmx(tmp_path):
     summary = json.loads(result.stdout)
     tree = etree.parse(str(out))
     units = tree.findall(".//tu")
-    assert summary["written"] == len(units) >= 10
-    assert summary["left_out"] >= 0 and summary["unmatched_zh"] >= 0
-    # every written unit has a Chinese and an English segment, neither empty
-    for tu in units:
-        segs = [seg.text for seg in tu.iter("seg")]
-        assert len(segs) == 2 and all(s and s.strip() for s in segs)
+    assert summary["written"] == len(units) == 17
+    assert summary["sentences"] == {"zh": 18, "en": 17}  # one 2-1 pair
+    assert (summary["left_out"], summary["unmatched_zh"], summary["unmatched_en"]) == (0, 0, 0)
+    assert summary["pairs_below_threshold"] == [] and summary["unmatched_sentences"] == []
+    # every written unit has a Chinese and an English segment, and together they hold all
+    # of both texts, in order
+    segs = [[seg.text for seg in tu.iter("seg")] for tu in units]
+    assert all(len(pair) == 2 and all(s and s.strip() for s in pair) for pair in segs)
+    for k, lang in enumerate(("zh", "en")):
+        text = (SAMPLES / f"sample.{lang}.txt").read_text(encoding="utf-8")
+        assert "".join("".join(p[k].split()) for p in segs) == "".join(text.split())
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -77,19 +82,39 @@ def test_missing_file_and_unknown_kind(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
 
 
-def test_very_long_line_is_handled(tmp_path):
+LONG = "安全理事会审议了这个问题" * 1600 + "。"  # 19,201 characters, one sentence
+
+
+@pytest.fixture(scope="module")
+def long_line_run(tmp_path_factory):
+    """The sample with one very long Chinese sentence added at its end (aligned once)."""
+    tmp = tmp_path_factory.mktemp("long")
     zh = (SAMPLES / "sample.zh.txt").read_text(encoding="utf-8")
-    long_line = "安全理事会审议了这个问题" * 16000 + "。"  # ~200,000 characters, one sentence
-    zh_path = _write(tmp_path / "long.zh.txt", (zh + "\n" + long_line + "\n").encode())
-    out = tmp_path / "long.tmx"
+    zh_path = _write(tmp / "long.zh.txt", (zh + "\n" + LONG + "\n").encode())
+    out = tmp / "long.tmx"
     result = run_aligner(
         "align", str(zh_path), str(SAMPLES / "sample.en.txt"), "-o", str(out), "--json"
     )
+    return result, out
+
+
+def test_very_long_line_is_kept_and_listed(long_line_run):
+    result, out = long_line_run
+    assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    if result.returncode == 0:
-        assert out.exists()
-    else:
-        assert result.returncode == 2 and not out.exists()
+    summary = json.loads(result.stdout)
+    assert summary["sentences"] == {"zh": 19, "en": 17}
+    assert [(u["lang"], u["index"], u["text"]) for u in summary["unmatched_sentences"]] == [
+        ("zh", 18, LONG)]
+    assert len(etree.parse(str(out)).findall(".//tu")) == summary["written"]
+
+
+@pytest.mark.xfail(strict=True, reason="the document's length ratio (aligner.align."
+                   "sentence_align, doc_ratio) counts the long sentence, so every other pair's "
+                   "length agreement is off and all score below the threshold")
+def test_very_long_line_leaves_the_other_pairs_as_they_were(long_line_run):
+    result, _ = long_line_run
+    assert json.loads(result.stdout)["written"] == 17
 
 
 def test_unrelated_texts_warn_and_score_low(tmp_path, shared_data):

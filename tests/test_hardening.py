@@ -92,19 +92,23 @@ def text_pair(shared_data: Path, start: int, count: int) -> dict:
 # 1 ---------------------------------------------------------------- .docx bomb
 
 
-def test_1_docx_bomb_is_refused_before_parsing(tmp_path, shared_data):
+def test_1_docx_bomb_is_refused_before_parsing(tmp_path, shared_data, monkeypatch):
+    import docx
+
+    def never(*args, **kwargs):
+        raise AssertionError("python-docx was given the bomb")  # the probe's took 105 s there
+
+    monkeypatch.setattr(docx, "Document", never)
     bomb = docx_bomb(17_000_000)  # 100 MB of <w:p/> in ~100 KB, as the probe sent
     assert len(bomb) < 200_000
     small_bomb = docx_bomb(1_000_000)  # 6 MB, under the size limit: too many tags
     with TestClient(create_app(settings_for(tmp_path)), raise_server_exceptions=False) as client:
         for doc in (bomb, small_bomb):
-            started = time.perf_counter()
             files = {"zh": ("a.zh.txt", unpc(shared_data, "zh", 0, 3)),
                      "en": ("bomb.docx", doc)}
             answer = client.post("/align", files=files, headers=AUTH)
             assert (answer.status_code, answer.json()["error"]["code"]) == (
                 413, "input_too_large"), answer.text
-            assert time.perf_counter() - started < 10  # the probe's took 105 s
     with pytest.raises(InputTooLarge, match="pages|tags|bytes"):
         read_bytes(small_bomb, "x.docx", "en", ReadLimits())
 
@@ -249,11 +253,9 @@ def test_4_big_integers_are_4xx_and_keep_the_connection(server):
 
 def test_server_times_out_slow_headers_and_bodies(server):
     with socket.create_connection(("127.0.0.1", server)) as idle:
-        idle.settimeout(5)
-        started = time.monotonic()
+        idle.settimeout(30)  # the header timeout is 1 s: closed long before (recv raises else)
         idle.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # and no more
         assert idle.recv(1024) == b""  # closed
-        assert time.monotonic() - started < 4
     with socket.create_connection(("127.0.0.1", server)) as slow:
         slow.settimeout(10)
         slow.sendall(b"POST /tm/import HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n"
@@ -315,12 +317,10 @@ def test_6_entry_count_is_checked_before_the_directory_is_read(monkeypatch):
     def no_directory_reading(*args, **kwargs):
         raise AssertionError("the central directory was read")
 
-    monkeypatch.setattr(zipfile, "ZipFile", no_directory_reading)
-    started = time.perf_counter()
+    monkeypatch.setattr(zipfile, "ZipFile", no_directory_reading)  # the probe's took 13 s
     with pytest.raises(Exception) as refused:
         check_archive(io.BytesIO(data), 200 * 2**20, 10_000)
     assert getattr(refused.value, "status", None) == 413, refused.value
-    assert time.perf_counter() - started < 1  # the probe's took 13 s
 
 
 # 7, 8 ---------------------------------------------------------------- jobs
@@ -373,7 +373,10 @@ def test_8_finished_jobs_are_deleted_after_retention(tmp_path, shared_data):
         assert db.execute("SELECT results FROM job WHERE id = ?", (job_id,)).fetchone() == (None,)
         assert db.execute("SELECT COUNT(*) FROM job_pair WHERE job = ?",
                           (job_id,)).fetchone() == (3,)
-        time.sleep(1.1)  # "updated" has one-second resolution
+        assert client.app.state.jobs.cleanup() == 0  # ended this second, not before it
+        # "updated" has one-second resolution: the job ended a while ago
+        db.execute("UPDATE job SET updated = '2026-01-01T00:00:00Z' WHERE id = ?", (job_id,))
+        db.commit()
         assert client.app.state.jobs.cleanup() == 1
         assert client.get(f"/jobs/{job_id}").status_code == 404
         assert not (settings.data_dir / "jobs" / job_id).exists()
@@ -551,15 +554,17 @@ def test_handed_over_pair_that_is_large_goes_to_the_queue(tmp_path, shared_data,
     from service.web.routes import align as align_routes
 
     real_read = align_routes.read_pair
+    released = threading.Event()
 
     def slow_read(*args):
-        time.sleep(0.3)
+        released.wait(60)  # reading lasts until the request has timed out and answered
         return real_read(*args)
 
     monkeypatch.setattr(align_routes, "read_pair", slow_read)
     settings = settings_for(tmp_path, request_timeout_s=0.1, align_sync_chars=1500)
     with TestClient(create_app(settings)) as client:
         answer = client.post("/align", files=text_pair(shared_data, 100, 12), headers=AUTH)
+        released.set()
         assert answer.status_code == 202, answer.text
         assert "took longer than 0.1 s" in answer.json()["message"]
         job = wait(client, answer.json()["job"])
@@ -607,13 +612,11 @@ def test_tmx_upload_is_checked_before_it_is_accepted(tmp_path):
              f"late.tmx: malformed TMX at line {broken_line + 1}, column 9: Opening and ending "
              f"tag mismatch: seg line {broken_line} and tuv"),
         ):
-            started = time.perf_counter()
             answer = client.post("/tm/import", files={"file": (name, body)}, headers=AUTH)
             assert answer.status_code == 400, answer.text
             error = answer.json()["error"]
             assert error["code"] == code and error["message"].startswith(message), error
             assert str(tmp_path) not in error["message"] and "import.tmx" not in error["message"]
-            assert time.perf_counter() - started < 5
         assert client.get("/tm/imports").json()["imports"] == []  # no job, no import begun
         assert not list((tmp_path / "data" / "jobs").glob("*/input/*"))  # nothing kept
         accepted = client.post("/tm/import", files={"file": ("good.tmx", good.read_bytes())},

@@ -22,6 +22,7 @@ from service.errors import ServiceError
 from service.jobs import PAUSE_ENV, JobManager
 from service.memory.factory import open_store
 from service.web.app import create_app
+from tests.test_import_rules import tmx, tu
 
 KEY = {"X-API-Key": "jobs-test-key"}
 FINISHED = ("done", "failed", "cancelled")
@@ -155,6 +156,19 @@ def test_writes_need_the_key_and_unknown_jobs_are_404(settings, shared_data):
     )
 
 
+@pytest.fixture(scope="module")
+def refusing(tmp_path_factory):
+    """One service for every unsafe upload (each is refused before anything is written, so
+    they cannot see each other); no encoder: nothing here aligns."""
+    tmp_path = tmp_path_factory.mktemp("unsafe")
+    settings = Settings(
+        data_dir=tmp_path / "data", api_key=KEY["X-API-Key"], max_upload_bytes=256 * 1024,
+        max_expanded_bytes=1024 * 1024, encoder="none",
+    )
+    with TestClient(create_app(settings)) as client:
+        yield client, settings, tmp_path
+
+
 def _bomb() -> bytes:
     return make_zip({"a.zh.txt": b"\0" * (3 << 20), "a.en.txt": b"x"})
 
@@ -170,13 +184,9 @@ def _bomb() -> bytes:
     ],
     ids=["not-a-zip", "zip-slip", "absolute-path", "symlink", "zip-bomb"],
 )
-def test_unsafe_uploads_are_refused_before_anything_is_written(tmp_path, body, status, code):
-    settings = Settings(
-        data_dir=tmp_path / "data", api_key=KEY["X-API-Key"], max_upload_bytes=256 * 1024,
-        max_expanded_bytes=1024 * 1024,
-    )
-    with TestClient(create_app(settings)) as client:
-        answer = client.post("/jobs", files={"file": ("up.zip", body)}, headers=KEY)
+def test_unsafe_uploads_are_refused_before_anything_is_written(refusing, body, status, code):
+    client, settings, tmp_path = refusing
+    answer = client.post("/jobs", files={"file": ("up.zip", body)}, headers=KEY)
     assert answer.status_code == status
     assert answer.json()["error"]["code"] == code
     assert "Traceback" not in answer.text
@@ -195,9 +205,15 @@ def test_cancel_a_queued_job(shared_data, settings):
     with pytest.raises(ServiceError) as again:
         manager.cancel(job.id, "alice")
     assert again.value.status == 409
+    # A job submitted after it: once that one has run, the runner has passed the cancelled one.
+    later = manager.submit_import(io.BytesIO(tmx(tu("你好。", "Hello."))), "later.tmx", "merge")
     manager.start()
-    time.sleep(0.5)
+    deadline = time.monotonic() + 120
+    while manager.get(later.id).state not in FINISHED:
+        assert time.monotonic() < deadline, manager.get(later.id)
+        time.sleep(0.05)
     manager.stop()
+    assert manager.get(later.id).state == "done"
     after = JobManager(settings, store).get(job.id)
     assert (after.state, after.done) == ("cancelled", 0)
     with pytest.raises(ServiceError, match="not done"):
