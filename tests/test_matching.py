@@ -41,6 +41,31 @@ def test_placeables_and_adapted_target():
     assert adapt("第3段获得通过。", "第2段。", "Paragraph 2.") is None
 
 
+def test_placeables_positions_tags_and_keys():
+    text = "{1}Paragraph 12{/1} of 1,500 and {2/}."
+    found = [(p.kind, p.text, p.key, text[p.start:p.end]) for p in placeables(text)]
+    assert found == [("tag", "{1}", "{1}", "{1}"), ("number", "12", "12", "12"),
+                     ("tag", "{/1}", "{/1}", "{/1}"), ("number", "1,500", "1500", "1,500"),
+                     ("tag", "{2/}", "{2/}", "{2/}")]
+    # a tag's digits are no number; without tags the text is read as it is
+    assert [p.kind for p in placeables("{12}")] == ["tag"]
+    assert [(p.kind, p.start) for p in placeables("at 3 and 4")] == [("number", 3),
+                                                                      ("number", 9)]
+
+
+def test_adapt_only_where_the_numbers_are_all_that_differ():
+    source, target = "第2段和第3段。", "Paragraphs 2 and 3."
+    assert adapt("第2段和第4段。", source, target) == "Paragraphs 2 and 4."  # after an equal one
+    assert adapt("第5段和第3段。", source, target) == "Paragraphs 5 and 3."
+    assert adapt(source, source, target) is None  # nothing to change
+    assert adapt("第2段。", "第2段和第3段。", target) is None  # fewer numbers
+    assert adapt("第段。", "第段。", "Paragraph.") is None  # no numbers at all
+    assert adapt("第1段和第3段。", "第2段和第3段。", "Paragraph 2, 2 and 3.") is None  # twice
+    # the texts around the numbers must be the same, in the same places
+    assert adapt("第2段或第4段。", source, target) is None
+    assert adapt("2第段和第4段。", source, target) is None
+
+
 def test_edit_operations_mark_what_differs():
     ops = edit_operations("resolution 2370 (2017)", "resolution 2371 (2017)")
     assert [o["op"] for o in ops] == ["equal", "replace", "equal"]

@@ -33,11 +33,23 @@ def do(review: Review, **op) -> Review:
     return review
 
 
+STATUS = {"not_same_turn": 409, "no_neighbour": 409, "nothing_to_move": 409,
+          "not_unpaired": 409, "not_paired": 409, "empty_pair": 422, "invalid_split": 422,
+          "invalid_request": 422, "segment_too_long": 422, "bead_not_found": 404,
+          "section_not_found": 404}
+
+
 def refused(review: Review, code: str, **op) -> None:
+    """``op`` is refused with ``code`` and its status, naming the operation where it can;
+    the review is left as it was."""
     before = [vars(b).copy() for b in review.beads]
     with pytest.raises(ServiceError) as caught:
         plan(review, op, 2000, min_score=MIN)
-    assert caught.value.code == code, caught.value
+    assert (caught.value.code, caught.value.status) == (code, STATUS[code]), caught.value
+    if code in ("not_same_turn", "no_neighbour", "empty_pair", "not_unpaired"):
+        assert caught.value.message.startswith(f"{op['op']}: "), caught.value.message
+    if code == "invalid_request" and "side" in op and op["side"] not in ("zh", "en"):
+        assert repr(op["side"]) in caught.value.message
     assert [vars(b) for b in review.beads] == before  # nothing changed
 
 
@@ -188,3 +200,95 @@ def test_bead_and_review_helpers():
     assert not Bead(2, 0, ["一。"], []).paired
     review = build()
     assert Review.from_json(review.to_json()) == review
+
+
+# -- the store side: versions, history, snapshots, finishing -------------------------------
+
+
+@pytest.fixture
+def reviews(tmp_path):
+    from service.memory.factory import open_store
+    from service.review.model import Reviews
+
+    store = open_store(tmp_path / "data")
+    yield Reviews(store.reviews())
+    store.close()
+
+
+def test_changes_are_versioned_and_a_stale_version_is_refused(reviews):
+    rid = reviews.create("S/PV.1", build(), origin="upload", min_score=MIN)
+    row, review = reviews.load(rid)
+    assert (row.name, row.origin, row.min_score, row.version) == ("S/PV.1", "upload", MIN, 0)
+    first = review.beads[0].id
+    changed = reviews.change(rid, 0, {"op": "merge", "bead": first}, max_chars=2000, by="ann")
+    assert (changed.version, changed.min_score) == (1, MIN)
+    assert sides(changed.review)[0] == (["一。", "二。", "三。"], ["One.", "Two.", "Three."])
+    with pytest.raises(ServiceError) as stale:
+        reviews.change(rid, 0, {"op": "merge", "bead": first}, max_chars=2000)
+    assert (stale.value.status, stale.value.code) == (409, "review_changed")
+    assert "version 0" in stale.value.message and "1" in stale.value.message
+    _, again = reviews.load(rid)
+    assert sides(again) == sides(changed.review) and reviews.history(rid) == {
+        "edits": 1, "undone": 0}
+
+
+def test_confirm_turn_through_the_store_uses_the_reviews_threshold(reviews):
+    rid = reviews.create("S/PV.2", build(), origin="upload", min_score=0.85)
+    changed = reviews.change(rid, 0, {"op": "confirm_turn", "section": 0}, max_chars=2000)
+    assert [b.status for b in changed.review.beads][:3] == ["confirmed", "pending", "pending"]
+
+
+def test_undo_redo_and_nothing_left_to_undo(reviews):
+    rid = reviews.create("S/PV.3", build(), origin="upload", min_score=MIN)
+    _, review = reviews.load(rid)
+    before = sides(review)
+    with pytest.raises(ServiceError) as nothing:
+        reviews.change(rid, 0, {"op": "undo"}, max_chars=2000)
+    assert (nothing.value.status, nothing.value.code) == (409, "nothing_to_undo")
+    v = reviews.change(rid, 0, {"op": "unpair", "bead": review.beads[2].id},
+                       max_chars=2000).version
+    after = sides(reviews.load(rid)[1])
+    undone = reviews.change(rid, v, {"op": "undo"}, max_chars=2000)
+    assert sides(undone.review) == before == sides(reviews.load(rid)[1])
+    assert reviews.history(rid) == {"edits": 0, "undone": 1}
+    redone = reviews.change(rid, undone.version, {"op": "redo"}, max_chars=2000)
+    assert sides(redone.review) == after and redone.version == 3
+    with pytest.raises(ServiceError) as no_redo:
+        reviews.change(rid, 3, {"op": "redo"}, max_chars=2000)
+    assert no_redo.value.code == "nothing_to_redo"
+
+
+def test_state_is_the_same_across_a_snapshot(reviews):
+    """Past SNAPSHOT_EVERY changes the state is rewritten whole: a fresh reader (no cache)
+    sees what the changes made."""
+    from service.review.model import SNAPSHOT_EVERY, Reviews
+
+    rid = reviews.create("S/PV.4", build(), origin="upload", min_score=MIN)
+    version = 0
+    for k in range(SNAPSHOT_EVERY + 3):
+        bead = reviews.load(rid)[1].beads[0].id
+        status = ("confirmed", "rejected")[k % 2]
+        version = reviews.change(rid, version, {"op": "status", "bead": bead,
+                                                "status": status}, max_chars=2000).version
+    row, review = reviews.load(rid)
+    assert row.version == SNAPSHOT_EVERY + 3 and row.snapshot_version == SNAPSHOT_EVERY
+    fresh = Reviews(reviews.table).load(rid)[1]
+    assert [vars(b) for b in fresh.beads] == [vars(b) for b in review.beads]
+    assert fresh.beads[0].status == "confirmed" and fresh.next_id == review.next_id
+
+
+def test_finish_and_delete(reviews):
+    rid = reviews.create("S/PV.5", build(), origin="upload", min_score=MIN)
+    with pytest.raises(ServiceError) as stale:
+        reviews.finish(rid, 3, "Ann")
+    assert stale.value.code == "review_changed"
+    row, _ = reviews.finish(rid, 0, "Ann")
+    assert row.finished_by == "Ann" and row.finished_at
+    assert [r.id for r in reviews.list()] == [rid]
+    reviews.delete(rid)
+    for call in (lambda: reviews.load(rid), lambda: reviews.delete(rid),
+                 lambda: reviews.finish(rid, 0, "Ann"),
+                 lambda: reviews.change(rid, 0, {"op": "undo"}, max_chars=2000)):
+        with pytest.raises(ServiceError) as gone:
+            call()
+        assert (gone.value.status, gone.value.code) == (404, "review_not_found")

@@ -133,6 +133,37 @@ def test_add_command_appends_a_hashed_key(tmp_path, capsys):
     assert oct(path.stat().st_mode & 0o777) == "0o600"
 
 
+def test_add_command_scopes_names_and_printing(tmp_path, capsys):
+    path = tmp_path / "keys.toml"
+    assert main(["add", "pipe-line_2", "--scopes", " read, write ,", "--file", str(path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"added key 'pipe-line_2' (read, write) to {path}"
+    key = out[1].removeprefix("the key (shown once, keep it secret): ")
+    assert len(key) == 32  # 24 random bytes
+    info = authorize(KeyRing(keys_file=path), key, "write")
+    assert (info.name, info.scopes) == ("pipe-line_2", frozenset({"read", "align", "write"}))
+    assert main(["add", "reader", "--file", str(path)]) == 0  # read is the default scope
+    reader = capsys.readouterr().out.splitlines()[1].rsplit(" ", 1)[-1]
+    assert authorize(KeyRing(keys_file=path), reader, "read").name == "reader"
+    with pytest.raises(ServiceError):
+        authorize(KeyRing(keys_file=path), reader, "align")
+    with pytest.raises(SystemExit, match="a key named 'reader' exists already"):
+        main(["add", "reader", "--file", str(path)])
+    with pytest.raises(SystemExit, match="letters, digits"):
+        main(["add", "Bad name", "--file", str(path)])
+    with pytest.raises(SystemExit, match="letters, digits"):
+        main(["add", "naïve", "--file", str(path)])
+    assert len(read_keys_file(path)) == 2  # nothing added by the refusals
+    with pytest.raises(SystemExit):
+        main([])  # a command is needed
+    # without --file the entry is printed, ready to paste
+    assert main(["add", "Boss", "--scopes", "admin"]) == 0
+    printed = capsys.readouterr().out
+    entry, shown = printed.split("\nthe key (shown once, keep it secret): ")
+    assert entry.startswith('[keys.Boss]\nscopes = ["admin"]\nsha256 = "')
+    assert hash_key(shown.strip()) in entry
+
+
 def test_registry_is_the_settings_and_the_readme():
     fields = {f.name for f in dataclasses.fields(Settings)}
     assert fields == {s.field for s in REGISTRY}

@@ -108,6 +108,37 @@ class StoreContract:
         assert done.source == "a.tmx" and done.rule == "merge"
         assert failed.state == "failed" and "do not pair" in failed.error
         assert [u.import_id for u in store.iter_units()] == [ok.import_id]
+        assert done.id == ok.import_id and failed.id == ok.import_id + 1
+        assert len(done.started) == len(done.finished) == 16 and done.started <= done.finished
+        assert done.header is None  # units given, not a file: no header to keep
+        assert store.imports()[1].result == done.result == dict(ok)
+        assert store.import_record(999) is None
+
+    def test_a_files_header_is_kept_with_its_import(self, store, tmp_path):
+        path = tmp_path / "h.tmx"
+        path.write_text(
+            '<?xml version="1.0" encoding="UTF-8"?>\n<tmx version="1.4"><header '
+            'creationtool="Tool" creationtoolversion="9" segtype="sentence" o-tmf="t" '
+            'adminlang="en" srclang="zh-CN" datatype="plaintext"><note>kept</note></header>'
+            '<body><tu><tuv xml:lang="zh-CN"><seg>一。</seg></tuv><tuv xml:lang="en">'
+            '<seg>One.</seg></tuv></tu></body></tmx>', encoding="utf-8")
+        result = store.import_tmx(path, source="h.tmx")
+        record = store.import_record(result.import_id)
+        assert record.header["attrs"]["creationtool"] == "Tool"
+        assert record.header["version"] == "1.4" and record.header["extras"]
+        assert record.source == "h.tmx" and record.result["imported"] == 1
+
+    def test_skips_are_counted_by_reason(self, store):
+        result = store.import_units([TranslationUnit("", "x"), TranslationUnit("y", " "),
+                                     TranslationUnit("一。", "x" * 2001), tmx_unit("二。", "Two.")])
+        assert result.imported == 1 and result.skipped == 3
+        assert sum(result.skipped_reasons.values()) == 3 and len(result.skipped_reasons) == 2
+
+    def test_deletion_needs_a_condition(self, store):
+        with pytest.raises(StoreError) as refused:
+            store.delete_where(UnitQuery())
+        assert (refused.value.code, refused.value.status) == ("empty_query", 400)
+        assert "at least one condition" in str(refused.value)
 
     # -- markup as data
 
@@ -120,6 +151,8 @@ class StoreContract:
         with_tags, plain = store.get([1, 2]).values()
         assert with_tags.en == plain.en == "The Council"  # indexes see the same text
         assert with_tags.en_runs == runs and plain.en_runs is None
+        assert with_tags.runs("en") == runs and plain.runs("en") == ["The Council"]
+        assert with_tags.runs("zh") == ["安理会。"]
         assert with_tags.hash != plain.hash  # the markup is part of the identity
         assert store.get([1])[1].to_translation_unit().target_runs == runs
 
@@ -130,8 +163,10 @@ class StoreContract:
         props = store.edit(1, 1, props={"x-document": "A/2"}, changeid="reviser")
         assert (props.id, props.version, props.attrs["changeid"]) == (1, 2, "reviser")
         assert props.attrs["changedate"]
-        with pytest.raises(EditConflict):
+        with pytest.raises(EditConflict) as conflict:
             store.edit(1, 1, props={})  # made on version 1, which is gone
+        assert (conflict.value.code, conflict.value.status) == ("edit_conflict", 409)
+        assert str(conflict.value).startswith("unit 1 is at version 2, not 1: ")
         generation = store.generation
         text = store.edit(1, 2, en=["Hello there."])
         assert text.id != 1 and text.version == 3 and text.en == "Hello there."
@@ -140,10 +175,60 @@ class StoreContract:
         with pytest.raises(UnitGone) as gone:
             store.edit(1, 2, en=["Hi."])
         assert gone.value.code == "edit_conflict" and gone.value.replaced_by == text.id
+        assert gone.value.status == 409 and f"it is now unit {text.id}" in str(gone.value)
         store.delete([text.id])
         with pytest.raises(UnitGone) as deleted:
             store.edit(text.id, 3, en=["Hi."])
-        assert deleted.value.code == "unit_not_found"
+        assert (deleted.value.code, deleted.value.status) == ("unit_not_found", 404)
+        assert str(deleted.value).startswith(f"no unit {text.id} ")
+
+    def test_edit_puts_each_language_on_its_side(self, store):
+        """A unit stored English → Chinese keeps English as its source when either side is
+        edited; a Chinese-source unit the same the other way round."""
+        english_source = TranslationUnit(
+            "Thank you.", "谢谢。", "en-US", "zh-CN", source_tuv=Tuv({XML_LANG: "en-US"}),
+            target_tuv=Tuv({XML_LANG: "zh-CN"}))
+        store.import_units([tmx_unit("你好。", "Hello."), english_source])
+        zh_edit = store.edit(1, 1, zh=["您好。"])
+        assert (zh_edit.zh, zh_edit.en, zh_edit.source_lang) == ("您好。", "Hello.", "zh-CN")
+        tu = zh_edit.to_translation_unit()
+        assert (tu.source, tu.target) == ("您好。", "Hello.")
+        en_src = store.edit(2, 1, zh=["多谢。"], en=["Many thanks."])
+        assert (en_src.zh, en_src.en, en_src.source_lang) == ("多谢。", "Many thanks.", "en-US")
+        tu = en_src.to_translation_unit()
+        assert (tu.source, tu.target) == ("Many thanks.", "多谢。")
+
+    def test_edit_refusals_change_nothing(self, store):
+        store.import_units([tmx_unit("你好。", "Hello.")])
+        for sides, code, status in (({"zh": ["  "]}, "empty_segment", 400),
+                                    ({"en": [""]}, "empty_segment", 400),
+                                    ({"en": ["x" * 2001]}, "segment_too_long", 422)):
+            with pytest.raises(StoreError) as refused:
+                store.edit(1, 1, **sides)
+            assert (refused.value.code, refused.value.status) == (code, status)
+            assert next(iter(sides)) in str(refused.value)  # names the side
+        unit = store.get([1])[1]
+        assert (unit.zh, unit.en, unit.version) == ("你好。", "Hello.", 1)
+
+    def test_edit_of_a_unit_made_here_dates_it(self, store):
+        """Units Concordia made itself (no TMX of their own) get changedate and changeid too;
+        an edit leaving the text as it was keeps the id."""
+        store.import_units([TranslationUnit("你好。", "Hello.")])
+        same = store.edit(1, 1, en=["Hello."], changeid="reviser")
+        assert (same.id, same.version) == (1, 2)
+        assert same.attrs["changeid"] == "reviser" and len(same.attrs["changedate"]) == 16
+        unnamed = store.edit(1, 2, props={"x-note": "checked"})
+        assert unnamed.attrs["changeid"] == "reviser"  # the last one named
+        assert unnamed.props == {"x-note": "checked"} and unnamed.id == 1
+
+    def test_usage_counts_on_from_the_files_count(self, store):
+        unit = tmx_unit("你好。", "Hello.")
+        unit.attrs["usagecount"] = "5"
+        store.import_units([unit, TranslationUnit("再见。", "Goodbye.")])
+        assert store.record_usage(1, "20200101T000000Z").attrs["usagecount"] == "6"
+        made_here = store.record_usage(2, "20200101T000000Z")
+        assert made_here.attrs == {"usagecount": "1", "lastusagedate": "20200101T000000Z"}
+        assert store.record_usage(2, "20200102T000000Z").attrs["usagecount"] == "2"
 
     def test_usage_is_counted(self, store):
         store.import_units([tmx_unit("你好。", "Hello.")])
