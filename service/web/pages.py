@@ -110,13 +110,15 @@ def tmx_date(stamp: str) -> str:
 
 
 def size(n: int) -> str:
-    """Bytes for people: ``209648`` → ``205 KiB``."""
-    value = float(n)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{n:,} bytes" if unit == "bytes" else f"{value:,.1f} {unit}".replace(".0 ", " ")
-        value /= 1024
-    raise AssertionError("unreachable")
+    """Bytes for people: ``209648`` → ``204.7 KiB``."""
+    if n < 1024:
+        return f"{n:,} bytes"
+    value, unit = n / 1024, "KiB"
+    for bigger in ("MiB", "GiB"):
+        if value < 1024:
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:,.1f}".removesuffix(".0") + f" {unit}"
 
 
 def stat_value(name: str, value: object) -> str:
