@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("CONCORDIA_SHARED_DATA", ROOT.parent / "shared" / "data"))
+# mutmut runs the tests from a copy of the checkout in mutants/
+CHECKOUT = ROOT.parent if ROOT.name == "mutants" else ROOT
+SHARED_DATA = Path(os.environ.get("CONCORDIA_SHARED_DATA", CHECKOUT.parent / "shared" / "data"))
 
 # Tests never touch the user's embedding cache: one cache folder for the run, removed after it.
 _CACHE = None

@@ -292,3 +292,78 @@ def test_finish_and_delete(reviews):
         with pytest.raises(ServiceError) as gone:
             call()
         assert (gone.value.status, gone.value.code) == (404, "review_not_found")
+
+
+def test_split_counts_the_space_between_english_sentences_only():
+    review = Review([Section("甲", "A", turn=0)], [])
+    review.beads = [review.new_bead(0, ["一。", "二。", "三。"], ["One.", "Two.", "Three."],
+                                    score=0.9)]
+    # after the second sentence: Chinese at 4 (no space), English at 9 ("One. Two." + space)
+    do(review, op="split", bead=review.beads[0].id, zh=4, en=9)
+    assert sides(review) == [(["一。", "二。"], ["One.", "Two."]), (["三。"], ["Three."])]
+    whole = Review([Section("甲", "A", turn=0)], [])
+    whole.beads = [whole.new_bead(0, ["一。", "二。"], ["One.", "Two."])]
+    bead = whole.beads[0].id
+    # the ends are points of the text too: all of one side may go to either half
+    do(whole, op="split", bead=bead, zh=0, en=9)  # Chinese all in the second, English first
+    assert sides(whole) == [([], ["One.", "Two."]), (["一。", "二。"], [])]
+    again = Review([Section("甲", "A", turn=0)], [])
+    again.beads = [again.new_bead(0, ["一。", "二。"], ["One.", "Two."])]
+    refused(again, "invalid_split", op="split", bead=again.beads[0].id, zh=5, en=1)
+    refused(again, "invalid_split", op="split", bead=again.beads[0].id, zh=1, en=10)
+    refused(again, "invalid_split", op="split", bead=again.beads[0].id, zh=-1, en=1)
+    do(again, op="split", bead=again.beads[0].id, zh=2, en=None)  # at a sentence's very end
+    assert sides(again) == [(["一。"], ["One.", "Two."]), (["二。"], [])]
+
+
+def test_confirm_turn_covers_the_whole_turn_and_only_it():
+    review = Review([Section(turn=0), Section(turn=1), Section(turn=2)], [])
+    rows = [(0, 0.9), (1, 0.9), (1, 0.2), (1, 0.9), (2, 0.9)]
+    review.beads = [review.new_bead(s, [f"{k}。"], [f"{k}."], score=score)
+                    for k, (s, score) in enumerate(rows)]
+    do(review, op="confirm_turn", section=1)
+    assert [b.status for b in review.beads] == [
+        "pending", "confirmed", "pending", "confirmed", "pending"]
+
+
+def test_a_missing_bead_or_partner_is_not_found():
+    review = build()
+    refused(review, "bead_not_found", op="merge")
+    refused(review, "bead_not_found", op="pair", bead=review.beads[3].id)
+    refused(review, "invalid_request", op="move", bead=review.beads[0].id, to="next")
+    refused(review, "invalid_request", op="move", bead=review.beads[0].id, side="zh")
+    refused(review, "invalid_request", op="edit", bead=review.beads[0].id, text="x")
+
+
+def test_move_to_next_takes_the_last_of_three_sentences():
+    review = Review([Section(turn=0)], [])
+    review.beads = [review.new_bead(0, ["一。"], ["One.", "Two.", "Three."]),
+                    review.new_bead(0, ["二。"], ["Four."])]
+    do(review, op="move", bead=review.beads[0].id, side="en", to="next")
+    assert sides(review) == [(["一。"], ["One.", "Two."]), (["二。"], ["Three.", "Four."])]
+
+
+def test_pair_english_before_chinese_and_across_a_pair_between():
+    review = Review([Section(turn=0)], [])
+    review.beads = [review.new_bead(0, [], ["Alone."]), review.new_bead(0, ["中。"], ["Mid."]),
+                    review.new_bead(0, ["孤。"], [])]
+    lone_en, middle, lone_zh = (b.id for b in review.beads)
+    do(review, op="pair", bead=lone_zh, **{"with": lone_en})
+    assert sides(review) == [(["孤。"], ["Alone."]), (["中。"], ["Mid."])]
+    assert review.beads[1].id == middle  # the pair between is kept as it was
+
+
+def test_an_edit_at_the_segment_limit_is_taken():
+    review = build()
+    apply(review, plan(review, {"op": "edit", "bead": review.beads[0].id, "side": "zh",
+                                "text": "长" * 1999 + "。"}, 2000, min_score=MIN))
+    assert len(review.beads[0].zh[0]) == 2000
+
+
+def test_a_spreadsheet_import_replaces_every_bead():
+    review = build()
+    made = [review.new_bead(0, ["新。"], ["New."], status="confirmed")]
+    splice = plan(review, {"op": "import", "build": lambda r: made}, 2000, min_score=MIN)
+    assert splice.start == 0 and len(splice.removed) == 6 and splice.added == made
+    apply(review, splice)
+    assert sides(review) == [(["新。"], ["New."])]
