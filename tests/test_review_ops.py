@@ -367,3 +367,19 @@ def test_a_spreadsheet_import_replaces_every_bead():
     assert splice.start == 0 and len(splice.removed) == 6 and splice.added == made
     apply(review, splice)
     assert sides(review) == [(["新。"], ["New."])]
+
+
+def test_two_readers_of_one_review_see_each_others_changes(reviews):
+    """Each ``Reviews`` keeps the states it used; one made stale by a change elsewhere (a
+    second worker) is read again from the store."""
+    from service.review.model import Reviews
+
+    other = Reviews(reviews.table)
+    rid = reviews.create("S/PV.6", build(), origin="upload", min_score=MIN)
+    first = reviews.load(rid)[1].beads[0].id
+    assert other.load(rid)[1].beads[0].id == first  # cached by both now
+    changed = other.change(rid, 0, {"op": "merge", "bead": first}, max_chars=2000)
+    mine = reviews.load(rid)[1]
+    assert sides(mine) == sides(changed.review) and mine.next_id == changed.review.next_id
+    again = reviews.change(rid, 1, {"op": "undo"}, max_chars=2000)
+    assert sides(other.load(rid)[1]) == sides(again.review) == sides(build())

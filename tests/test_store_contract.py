@@ -230,6 +230,51 @@ class StoreContract:
         assert made_here.attrs == {"usagecount": "1", "lastusagedate": "20200101T000000Z"}
         assert store.record_usage(2, "20200102T000000Z").attrs["usagecount"] == "2"
 
+    def test_a_failed_write_leaves_the_store_writable(self, store):
+        store.import_units([tmx_unit("你好。", "Hello.")])
+        with pytest.raises(UnitGone):
+            store.record_usage(99)
+        with pytest.raises(StoreError):
+            store.edit(1, 1, en=[" "])
+        assert store.record_usage(1).attrs["usagecount"] == "1"  # no transaction left open
+        assert store.edit(1, 1, props={"x-note": "ok"}).version == 2
+
+    def test_a_usage_count_that_is_no_number_starts_again(self, store):
+        unit = tmx_unit("你好。", "Hello.")
+        unit.attrs["usagecount"] = "many"
+        store.import_units([unit])
+        assert store.record_usage(1).attrs["usagecount"] == "1"
+
+    def test_edit_keeps_markup_and_follows_replacements(self, store):
+        bold, end = Tag("bpt", {"i": "1"}, ["<b>"]), Tag("ept", {"i": "1"}, ["</b>"])
+        unit = tmx_unit("安理会。", "The Council")
+        unit.target_runs = ["The ", bold, "Council", end]
+        store.import_units([unit])
+        props = store.edit(1, 1, props={"x-note": "n"})
+        assert props.en_runs == ["The ", bold, "Council", end] and props.zh_runs is None
+        marked = store.edit(1, 2, en=["A ", bold, "Council", end])
+        assert marked.en == "A Council" and marked.en_runs == ["A ", bold, "Council", end]
+        assert marked.attrs["changedate"] and marked.props == {"x-note": "n"}
+        plain = store.edit(marked.id, 3, en=["The Council"])
+        assert plain.en_runs is None
+        assert store.replaced_by(1) == plain.id  # through every replacement
+        assert store.replaced_by(plain.id) is None
+        longest = store.edit(plain.id, 4, zh=["长" * 2000])  # the limit itself is allowed
+        assert len(longest.zh) == 2000
+
+    def test_an_unnamed_edit_of_a_unit_made_here_names_nobody(self, store):
+        store.import_units([TranslationUnit("你好。", "Hello.")])
+        edited = store.edit(1, 1, props={"x-note": "n"})
+        assert set(edited.attrs) == {"changedate"}
+
+    def test_reviews_not_found(self, store):
+        from service.memory.store import ReviewNotFound
+
+        with pytest.raises(ReviewNotFound) as missing:
+            store.reviews().delete("nope")
+        assert (missing.value.code, missing.value.status) == ("review_not_found", 404)
+        assert "nope" in str(missing.value)
+
     def test_usage_is_counted(self, store):
         store.import_units([tmx_unit("你好。", "Hello.")])
         store.record_usage(1, "20200101T000000Z")
