@@ -232,7 +232,6 @@ def test_review_in_the_browser_then_find_it(server, browser, artifacts):
         return [box.right <= text.left + 1, Math.abs((box.top + box.bottom) / 2 -
                 (text.top + text.bottom) / 2)];""", box, label)
     assert beside[0] and beside[1] < 6, beside  # on the text's line, before it
-    driver.find_element(css, "#finish-reviewer").send_keys("Test Reviewer")
     driver.find_element(css, "#finish-dialog button[value=ok]").click()
     _wait(driver, lambda d: d.find_elements(css, "#finished-tmx"))
     assert "2 confirmed pairs" in driver.find_element(css, "#message").text

@@ -16,7 +16,7 @@ from service.memory.store import ReviewEdit, ReviewNotFound, ReviewRow, ReviewTa
 
 _ROW = (
     "SELECT id, name, origin, min_score, created_at, updated_at, version, finished_at, "
-    "finished_by, snapshot_version FROM review"
+    "finished_by, snapshot_version, owner FROM review"
 )
 
 
@@ -57,7 +57,8 @@ class _Edit(ReviewEdit):
             (version, updated_at, self.row.id),
         )
 
-    def log_edit(self, op: str, start: int, removed: str, added: str, at: str, by: str):
+    def log_edit(self, op: str, start: int, removed: str, added: str, at: str, by: str,
+                 keep: int):
         conn, review_id = self._conn, self.row.id
         conn.execute("DELETE FROM review_edit WHERE review_id = ? AND undone = 1", (review_id,))
         seq = conn.execute(
@@ -69,6 +70,8 @@ class _Edit(ReviewEdit):
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (review_id, seq, op, start, removed, added, at, by),
         )
+        conn.execute("DELETE FROM review_edit WHERE review_id = ? AND seq <= ?",
+                     (review_id, seq - keep))
 
     def history_step(self, which: str) -> tuple[int, str, str] | None:
         undo = which == "undo"
@@ -135,12 +138,12 @@ class SQLiteReviewTable(ReviewTable):
         return ReviewRow(*row)
 
     def create(self, review_id: str, name: str, origin: str, min_score: float, state: str,
-               now: str) -> None:
+               now: str, owner: str = "") -> None:
         with self._transaction("IMMEDIATE") as conn:
             conn.execute(
                 "INSERT INTO review (id, name, origin, min_score, created_at, updated_at, "
-                "version, state) VALUES (?, ?, ?, ?, ?, ?, 0, ?)",
-                (review_id, name, origin, min_score, now, now, state),
+                "version, state, owner) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                (review_id, name, origin, min_score, now, now, state, owner),
             )
 
     def list(self, limit: int) -> list[ReviewRow]:

@@ -479,6 +479,7 @@ class ReviewRow:
     finished_at: str
     finished_by: str
     snapshot_version: int
+    owner: str = ""  # the name of the key that opened it ("" for reviews from before owners)
 
 
 class ReviewEdit(ABC):
@@ -509,8 +510,10 @@ class ReviewEdit(ABC):
     def set_version(self, version: int, updated_at: str) -> None: ...
 
     @abstractmethod
-    def log_edit(self, op: str, start: int, removed: str, added: str, at: str, by: str):
-        """A new edit in the history; edits undone before it can no longer be redone."""
+    def log_edit(self, op: str, start: int, removed: str, added: str, at: str, by: str,
+                 keep: int):
+        """A new edit in the history; edits undone before it can no longer be redone, and only
+        the last ``keep`` edits are kept."""
 
     @abstractmethod
     def history_step(self, which: str) -> tuple[int, str, str] | None:
@@ -526,7 +529,7 @@ class ReviewTable(ABC):
 
     @abstractmethod
     def create(self, review_id: str, name: str, origin: str, min_score: float, state: str,
-               now: str) -> None: ...
+               now: str, owner: str = "") -> None: ...
 
     @abstractmethod
     def list(self, limit: int) -> list[ReviewRow]:

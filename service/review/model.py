@@ -14,9 +14,15 @@ Kept in the store's review table (:class:`service.memory.store.ReviewTable`, bes
   the snapshot with them applied; every ``SNAPSHOT_EVERY`` changes the snapshot is rewritten
   and the journal emptied. A change then writes a few beads, not the whole alignment
   (300 KB of JSON at 1,000 pairs, most of a change's time when it was rewritten each time).
-- ``review_edit``: every change in order, as a splice of the bead list (where, the beads taken
+- ``review_edit``: the changes in order, as a splice of the bead list (where, the beads taken
   out, the beads put in), so that undo and redo are the inverse splice and the history says
-  who changed what when.
+  who changed what when. A splice holds only the beads that changed (``confirm_turn`` on a
+  turn with nothing pending logs nothing), and only the last ``HISTORY_KEPT`` edits of a
+  review are kept: undo goes back that far.
+
+A review belongs to the key that opened it (``owner``, the key's name): only that key, or an
+``admin`` key, may change, finish or delete it; any reader may read it. The reviewer a
+finished review names is the finishing key's name.
 
 Every operation is one transaction of the table: it is applied whole or not at all.
 """
@@ -41,6 +47,7 @@ SIDES = ("zh", "en")
 MAX_BEADS = 20_000  # a review larger than this is refused when it is opened
 MAX_NAME = 200
 SNAPSHOT_EVERY = 50  # changes between two snapshots of a review's whole state
+HISTORY_KEPT = 500  # edits of a review kept for undo (older ones are dropped)
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -381,6 +388,21 @@ def plan(review: Review, op: dict, max_chars: int, *, min_score: float) -> Splic
     raise ServiceError(422, "invalid_request", f"unknown operation {kind!r}")
 
 
+def trimmed(splice: Splice) -> Splice:
+    """The splice without the beads it leaves as they are at either end (the same objects:
+    an operation makes new beads for what it changes)."""
+    removed, added, start = splice.removed, splice.added, splice.start
+    head = 0
+    while head < min(len(removed), len(added)) and removed[head] is added[head]:
+        head += 1
+    tail = 0
+    while (tail < min(len(removed), len(added)) - head
+           and removed[-1 - tail] is added[-1 - tail]):
+        tail += 1
+    return Splice(start + head, removed[head : len(removed) - tail],
+                  added[head : len(added) - tail])
+
+
 def apply(review: Review, splice: Splice) -> None:
     review.beads[splice.start : splice.start + len(splice.removed)] = splice.added
 
@@ -430,11 +452,23 @@ class Reviews:
         """``ReviewNotFound`` as the service's 404."""
         return ServiceError(404, "review_not_found", f"no review {review_id}")
 
-    def create(self, name: str, review: Review, *, origin: str, min_score: float) -> str:
+    def create(
+        self, name: str, review: Review, *, origin: str, min_score: float, owner: str = ""
+    ) -> str:
         review_id = secrets.token_urlsafe(12)
         state = json.dumps(review.to_json(), ensure_ascii=False)
-        self.table.create(review_id, name[:MAX_NAME], origin, min_score, state, _now())
+        self.table.create(review_id, name[:MAX_NAME], origin, min_score, state, _now(), owner)
         return review_id
+
+    @staticmethod
+    def _check_owner(row: ReviewRow, by: str, may_all: bool) -> None:
+        """403 unless ``by`` opened the review (or may act on all, or it has no owner)."""
+        if row.owner and row.owner != by and not may_all:
+            raise ServiceError(
+                403, "not_your_review",
+                f"review {row.id} belongs to key {row.owner!r}; only that key or an admin "
+                "key may change it",
+            )
 
     def _state(self, edit: ReviewEdit) -> Review:
         """The review's state at the row's version, for the caller to change."""
@@ -469,8 +503,10 @@ class Reviews:
     def list(self, limit: int = 100) -> list[ReviewRow]:
         return self.table.list(limit)
 
-    def delete(self, review_id: str) -> None:
+    def delete(self, review_id: str, *, by: str = "", may_all: bool = True) -> None:
         try:
+            with self.table.reading(review_id) as edit:
+                self._check_owner(edit.row, by, may_all)
             self.table.delete(review_id)
         except ReviewNotFound:
             raise self._found(review_id) from None
@@ -478,26 +514,32 @@ class Reviews:
             self._cache.pop(review_id, None)
 
     def change(
-        self, review_id: str, version: int, op: dict, *, max_chars: int, by: str = ""
+        self, review_id: str, version: int, op: dict, *, max_chars: int, by: str = "",
+        may_all: bool = True,
     ) -> Changed:
         """Apply ``op`` made on ``version``; the new version, the splice it made, the review.
 
-        ``op`` may be ``{"op": "undo"}`` or ``{"op": "redo"}``.
+        ``op`` may be ``{"op": "undo"}`` or ``{"op": "redo"}``. An operation that changes
+        nothing saves nothing: the version stays, the splice is empty. ``by`` is the key's
+        name; unless ``may_all``, it must be the review's owner.
         """
         try:
             with self.table.editing(review_id) as edit:
                 row = edit.row
+                self._check_owner(row, by, may_all)
                 if version != row.version:
                     raise Conflict(version, row.version)
                 review = self._state(edit)
                 if op.get("op") in ("undo", "redo"):
                     splice = _history_step(edit, op["op"])
                 else:
-                    splice = plan(review, op, max_chars, min_score=row.min_score)
+                    splice = trimmed(plan(review, op, max_chars, min_score=row.min_score))
+                    if not splice.removed and not splice.added:
+                        return Changed(row.version, splice, review, row.min_score)
                     logged = {k: v for k, v in op.items() if k != "build"}
                     edit.log_edit(json.dumps(logged, ensure_ascii=False), splice.start,
                                   _beads_json(splice.removed), _beads_json(splice.added),
-                                  _now(), by)
+                                  _now(), by, HISTORY_KEPT)
                 apply(review, splice)
                 new = row.version + 1
                 if new - row.snapshot_version >= SNAPSHOT_EVERY:
@@ -515,9 +557,14 @@ class Reviews:
         done, undone = self.table.history(review_id)
         return {"edits": done, "undone": undone}
 
-    def finish(self, review_id: str, version: int, reviewer: str) -> tuple[ReviewRow, Review]:
+    def finish(
+        self, review_id: str, version: int, reviewer: str, *, may_all: bool = True
+    ) -> tuple[ReviewRow, Review]:
+        """Mark the review finished by ``reviewer`` (the key's name; unless ``may_all``, the
+        review's owner)."""
         try:
             with self.table.editing(review_id) as edit:
+                self._check_owner(edit.row, reviewer, may_all)
                 if version != edit.row.version:
                     raise Conflict(version, edit.row.version)
                 edit.finish(_now(), reviewer)

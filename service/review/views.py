@@ -22,6 +22,7 @@ def review_data(reviews: Reviews, review_id: str) -> dict:
         "updated_at": info.updated_at,
         "finished_at": info.finished_at,
         "finished_by": info.finished_by,
+        "owner": info.owner,
         "summary": summary(review, info.min_score),
         "history": reviews.history(review_id),
         **review.to_json(),
@@ -36,7 +37,7 @@ def review_list_data(reviews: Reviews, limit: int = 100) -> dict:
 
 def open_review(
     reviews: Reviews, settings: Settings, zh: tuple[bytes, str], en: tuple[bytes, str],
-    *, mode: str, name: str, min_score: float, origin: str,
+    *, mode: str, name: str, min_score: float, origin: str, owner: str = "",
 ) -> str:
     """Align two documents (within the alignment limits of ``/align``) and store the result
     as a new review; its id."""
@@ -44,4 +45,4 @@ def open_review(
     result = align_documents(zh_doc, en_doc, mode=mode, encoder=encoder_for(settings))
     review = review_from_alignment(zh_doc, en_doc, result)
     name = name or zh_doc.symbol or en_doc.symbol or zh[1]
-    return reviews.create(name, review, origin=origin, min_score=min_score)
+    return reviews.create(name, review, origin=origin, min_score=min_score, owner=owner)

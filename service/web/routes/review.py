@@ -3,7 +3,9 @@ spreadsheet round trip. The editor page calls these same routes; ``review_data``
 (:mod:`service.review.views`) is the view both render.
 
 Changes name the version they were made on (``version``); a stale one is refused with 409
-``review_changed`` and nothing is saved.
+``review_changed`` and nothing is saved. A review belongs to the key that opened it: other
+keys may read it, but only its owner or an ``admin`` key may change, finish or delete it
+(403 ``not_your_review``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from service.review.sheet import (
     XLSX_MEDIA,
     beads_from_sheet,
     read_sheet,
+    sheet_limits,
     to_tsv,
     to_xlsx,
 )
@@ -54,8 +57,9 @@ class Change(BaseModel):
 
 
 class Finish(BaseModel):
+    """Finishing names no reviewer: the finishing key's name is recorded."""
+
     version: int = Field(ge=0)
-    reviewer: str = Field(min_length=1, max_length=100)
     add_to_memory: bool = True
 
 
@@ -67,6 +71,10 @@ def _opened(state: ServiceState, review_id: str) -> dict:
             "summary": summary(review, row.min_score), "min_score": row.min_score}
 
 
+def _may_all(who: KeyInfo) -> bool:
+    return who.allows("admin")
+
+
 def create_router() -> APIRouter:
     router = APIRouter(tags=["review"])
     reads = [Depends(require_read)]
@@ -74,7 +82,7 @@ def create_router() -> APIRouter:
     @router.post("/reviews", status_code=201)
     async def create(
         state: State,
-        _: Annotated[KeyInfo, Depends(require_write)],
+        who: Annotated[KeyInfo, Depends(require_write)],
         slot: Annotated[Slot, Depends(heavy_work)],
         zh: Annotated[UploadFile, File(description="the Chinese document (.txt/.docx/.pdf)")],
         en: Annotated[UploadFile, File(description="the English document (.txt/.docx/.pdf)")],
@@ -87,14 +95,14 @@ def create_router() -> APIRouter:
                    (await en.read(), en.filename or "en.txt"))
         review_id = await state.run(
             open_review, state.reviews, state.settings, *uploads, mode=mode, name=name,
-            min_score=min_score, origin="upload", slot=slot,
+            min_score=min_score, origin="upload", owner=who.name, slot=slot,
         )
         return _opened(state, review_id)
 
     @router.post("/reviews/from-job/{job_id}/{pair_id}", status_code=201)
     async def from_job(
         job_id: str, pair_id: str, request: Request, state: State,
-        _: Annotated[KeyInfo, Depends(require_write)],
+        who: Annotated[KeyInfo, Depends(require_write)],
         slot: Annotated[Slot, Depends(heavy_work)],
     ) -> dict:
         """Open one pair of a finished batch job for review (aligned again from its inputs)."""
@@ -104,7 +112,8 @@ def create_router() -> APIRouter:
             open_review, state.reviews, state.settings, (zh_path.read_bytes(), zh_path.name),
             (en_path.read_bytes(), en_path.name),
             mode=jobs.get(job_id).options.get("mode", "auto"), name=symbol or pair_id,
-            min_score=DEFAULT_MIN_SCORE, origin=f"job:{job_id}/{pair_id}", slot=slot,
+            min_score=DEFAULT_MIN_SCORE, origin=f"job:{job_id}/{pair_id}", owner=who.name,
+            slot=slot,
         )
         return _opened(state, review_id)
 
@@ -130,7 +139,8 @@ def create_router() -> APIRouter:
         def run() -> dict:
             store = state.reviews
             done = store.change(
-                review_id, version, op, max_chars=state.settings.max_segment_chars, by=who.name
+                review_id, version, op, max_chars=state.settings.max_segment_chars, by=who.name,
+                may_all=_may_all(who),
             )
             return {
                 "version": done.version,
@@ -143,13 +153,17 @@ def create_router() -> APIRouter:
 
     @router.post("/reviews/{review_id}/finish")
     async def finish(
-        review_id: str, body: Finish, state: State, _: Annotated[KeyInfo, Depends(require_write)]
+        review_id: str, body: Finish, state: State,
+        who: Annotated[KeyInfo, Depends(require_write)],
     ) -> dict:
-        """Mark the review finished by ``reviewer``; add its confirmed pairs to the memory."""
+        """Mark the review finished by the calling key (its name is the reviewer recorded);
+        add its confirmed pairs to the memory."""
         def run() -> dict:
-            info, review = state.reviews.finish(review_id, body.version, body.reviewer)
-            units = list(reviewed_units(info, review, body.reviewer, tmx_date()))
-            out = {"confirmed": len(units), "tmx": f"/reviews/{review_id}/tmx", "imported": None}
+            info, review = state.reviews.finish(review_id, body.version, who.name,
+                                                may_all=_may_all(who))
+            units = list(reviewed_units(info, review, who.name, tmx_date()))
+            out = {"confirmed": len(units), "tmx": f"/reviews/{review_id}/tmx", "imported": None,
+                   "reviewer": who.name}
             if body.add_to_memory and units:
                 result = state.memory.store.import_units(units, source=f"review:{review_id}")
                 state.sync()
@@ -192,11 +206,15 @@ def create_router() -> APIRouter:
         review_id: str,
         state: State,
         who: Annotated[KeyInfo, Depends(require_write)],
+        slot: Annotated[Slot, Depends(heavy_work)],
         file: Annotated[UploadFile, File(description="a sheet exported by GET .../sheet")],
     ) -> dict:
-        """Bring back a reviewed spreadsheet: its texts and statuses, as one undoable change."""
+        """Bring back a reviewed spreadsheet: its texts and statuses, as one undoable change.
+        Reading it is bounded by the review's size (a heavy request: 429 when too many run)."""
         def run() -> dict:
-            sheet_id, version, rows = read_sheet(file.file, file.filename or "")
+            _, current = state.reviews.load(review_id)
+            limits = sheet_limits(len(current.beads), state.settings.max_document_bytes)
+            sheet_id, version, rows = read_sheet(file.file, file.filename or "", limits)
             if sheet_id != review_id:
                 raise ServiceError(
                     422, "bad_sheet",
@@ -208,7 +226,7 @@ def create_router() -> APIRouter:
                 done = state.reviews.change(
                     review_id, version,
                     {"op": "import", "build": lambda r: beads_from_sheet(r, rows, limit)},
-                    max_chars=limit, by=who.name,
+                    max_chars=limit, by=who.name, may_all=_may_all(who),
                 )
             except Conflict as exc:
                 raise ServiceError(
@@ -220,13 +238,13 @@ def create_router() -> APIRouter:
             pairs = zip(done.splice.removed, done.splice.added, strict=True)
             return {"version": done.version, "changed": sum(a is not b for a, b in pairs)}
 
-        return await state.run(run)
+        return await state.run(run, slot=slot)
 
     @router.delete("/reviews/{review_id}")
     def delete_review(
-        review_id: str, state: State, _: Annotated[KeyInfo, Depends(require_write)]
+        review_id: str, state: State, who: Annotated[KeyInfo, Depends(require_write)]
     ) -> dict:
-        state.reviews.delete(review_id)
+        state.reviews.delete(review_id, by=who.name, may_all=_may_all(who))
         return {"deleted": review_id}
 
     return router

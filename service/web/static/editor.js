@@ -217,17 +217,14 @@
 
   function finishDialog() {
     const dialog = document.getElementById("finish-dialog");
-    const reviewer = document.getElementById("finish-reviewer");
-    reviewer.value = window.localStorage.getItem("concordia-reviewer") || "";
     document.getElementById("finish-count").textContent =
       `${review.summary.confirmed} confirmed pairs will be written (${review.summary.pending} still pending).`;
     document.getElementById("finish-result").textContent = "";
     dialog.onclose = async () => {
-      if (dialog.returnValue !== "ok" || !reviewer.value.trim()) return;
-      window.localStorage.setItem("concordia-reviewer", reviewer.value.trim());
+      if (dialog.returnValue !== "ok") return;
       try {
         const answer = await Concordia.call("POST", `/reviews/${reviewId}/finish`, {
-          version: review.version, reviewer: reviewer.value.trim(),
+          version: review.version,
           add_to_memory: document.getElementById("finish-memory").checked,
         });
         const added = answer.imported ? `; ${answer.imported.imported} new in the memory` : "";
@@ -237,7 +234,7 @@
         link.textContent = "Download the TMX";
         link.id = "finished-tmx";
         message.appendChild(link);
-        review.finished_by = reviewer.value.trim();
+        review.finished_by = answer.reviewer;
         showSummary();
       } catch (err) {
         say(err.message);
