@@ -7,6 +7,7 @@ the table in docs/api.md, and a test checks that the two agree.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,6 +58,11 @@ REGISTRY: tuple[Setting, ...] = (
             "lookups, concordance, export and stats without a key"),
     Setting("open_align", "CONCORDIA_OPEN_ALIGN", False, "bool",
             "`POST /align` without a key (never into the memory)"),
+    Setting("session_hours", "CONCORDIA_SESSION_HOURS", 12.0, "float",
+            "hours a page login lasts (the session ends earlier at logout)", 0.01),
+    Setting("trusted_proxies", "CONCORDIA_TRUSTED_PROXIES", None, "str?",
+            "comma-separated addresses or networks of reverse proxies whose `X-Forwarded-For` "
+            "and `X-Forwarded-Proto` are believed (cookies are `Secure` behind https)"),
     # -- what one request may make the server do
     Setting("max_upload_bytes", "CONCORDIA_MAX_UPLOAD_BYTES", 50 * MIB, "int",
             "request body (413 beyond)"),
@@ -152,6 +158,8 @@ class Settings:
     keys_file: Path | None = _default("keys_file")
     open_reads: bool = _default("open_reads")
     open_align: bool = _default("open_align")
+    session_hours: float = _default("session_hours")
+    trusted_proxies: str | None = _default("trusted_proxies")
     max_upload_bytes: int = _default("max_upload_bytes")
     max_expanded_bytes: int = _default("max_expanded_bytes")
     max_archive_entries: int = _default("max_archive_entries")
@@ -184,6 +192,15 @@ class Settings:
             self.keys_file = Path(self.keys_file)
         if self.cache_dir is not None:
             self.cache_dir = Path(self.cache_dir)
+        for proxy in (self.trusted_proxies or "").split(","):
+            if proxy.strip():
+                try:
+                    ipaddress.ip_network(proxy.strip(), strict=False)
+                except ValueError:
+                    raise ConfigError(
+                        f"CONCORDIA_TRUSTED_PROXIES: {proxy.strip()!r} is not an address or "
+                        "network"
+                    ) from None
 
     @property
     def semantic_enabled(self) -> bool:

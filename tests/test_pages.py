@@ -132,15 +132,20 @@ def test_pages_behind_the_read_key_and_login(tmp_path):
                          follow_redirects=False)
         assert ok.status_code == 303 and ok.headers["location"] == "/memory"
         cookie = [v for k, v in ok.headers.multi_items() if k == "set-cookie"
-                  and v.startswith("concordia_key=")][0]
+                  and v.startswith("concordia_session=")][0]
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+        assert KEY not in cookie  # the cookie is a session token, never the key
+        assert client.cookies["concordia_csrf"] != csrf  # a new token after login
+        assert client.post("/tm/units/1/usage", headers={"X-CSRF-Token": csrf}).status_code \
+            == 403
+        csrf = client.cookies["concordia_csrf"]
         assert client.get("/memory").status_code == 200
         # the page's writes go through the API with the CSRF token
         assert client.delete("/tm/units/1").status_code == 403
         assert client.delete("/tm/units/1", headers={"X-CSRF-Token": csrf}).status_code == 404
-        # the key was changed on the server: the cookie's key has expired
+        # the session ended (a cookie the server does not know): the login has expired
         client.cookies.clear()
-        client.cookies.set("concordia_key", "old-key")
+        client.cookies.set("concordia_session", "old-token")
         expired = client.get("/memory", follow_redirects=False)
         assert expired.status_code == 303 and "why=expired" in expired.headers["location"]
         _, login = page(client, expired.headers["location"])

@@ -269,7 +269,7 @@ def test_login_cookie_needs_csrf_and_a_current_key(opened):
             "status": "rejected"}
     anonymous = TestClient(client.app)
     assert anonymous.post(f"/reviews/{rid}/changes", json=body).status_code == 401
-    anonymous.cookies.set("concordia_key", KEY)
+    anonymous.cookies.set("concordia_session", client.app.state.sessions.open(KEY))
     no_token = anonymous.post(f"/reviews/{rid}/changes", json=body)
     assert no_token.status_code == 403 and no_token.json()["error"]["code"] == "csrf_failed"
     anonymous.cookies.set("concordia_csrf", "tok-1")
@@ -278,11 +278,11 @@ def test_login_cookie_needs_csrf_and_a_current_key(opened):
     assert wrong.status_code == 403
     ok = anonymous.post(f"/reviews/{rid}/changes", json=body, headers={"X-CSRF-Token": "tok-1"})
     assert ok.status_code == 200, ok.text
-    anonymous.cookies.set("concordia_key", "an-old-key")  # the server's key was changed
+    anonymous.cookies.set("concordia_session", "an-old-session")  # ended, or never was
     body["version"] += 1
     expired = anonymous.post(f"/reviews/{rid}/changes", json=body,
                              headers={"X-CSRF-Token": "tok-1"})
-    assert expired.status_code == 403 and expired.json()["error"]["code"] == "invalid_api_key"
+    assert expired.status_code == 401 and expired.json()["error"]["code"] == "session_ended"
 
 
 def test_review_command_starts_the_service_and_prints_the_page(tmp_path):

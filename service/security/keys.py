@@ -20,8 +20,10 @@ surrounding white space, where they are configured and where they are sent (HTTP
 trailing space from a header value anyway).
 
 Reads are open without a key unless ``CONCORDIA_OPEN_READS`` is false; ``/align`` only when
-``CONCORDIA_OPEN_ALIGN`` is true. Routes ask for a scope with ``Depends(require("write"))``
-and get the caller's :class:`KeyInfo`; pages and forms check a key with :func:`authorize`.
+``CONCORDIA_OPEN_ALIGN`` is true. Wrong keys are slowed down per client and per key sent
+(:mod:`service.security.throttle`): 429 with ``Retry-After``. Routes ask for a scope with
+``Depends(require("write"))`` and get the caller's :class:`KeyInfo`; pages and forms check a
+key with :func:`authorize`.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ from fastapi.security import APIKeyHeader
 
 from service.config import Settings
 from service.errors import ServiceError
+from service.security.proxy import client_address
+from service.security.throttle import FailureThrottle
 
 log = logging.getLogger("concordia.service")
 
@@ -140,6 +144,7 @@ class KeyRing:
         self._stamp: tuple | None = None
         self._file_keys: dict[str, KeyInfo] = {}
         self._file_error: str | None = None
+        self.throttle = FailureThrottle()
         if self.keys_file is not None:
             self._refresh()
             if self._file_error:
@@ -177,7 +182,10 @@ class KeyRing:
 
     def find(self, sent: str) -> KeyInfo | None:
         """The key ``sent`` is, or None."""
-        digest = hash_key(sent)
+        return self.find_digest(hash_key(sent))
+
+    def find_digest(self, digest: str) -> KeyInfo | None:
+        """The key whose SHA-256 is ``digest`` (a login session's), or None when it is gone."""
         if self.keys_file is not None:
             self._refresh()
         for table in (self._env, self._file_keys):
@@ -197,31 +205,51 @@ class KeyRing:
 _WHAT = {"read": "reads", "align": "alignments", "write": "writes", "admin": "administration"}
 
 
-def authorize(keys: KeyRing | Settings, sent: str | None, scope: str) -> KeyInfo:
-    """Who ``sent`` is, if it may use ``scope``; raises a 401/403 ``ServiceError`` if not.
-
-    No key (or a blank one) is ``anonymous``, allowed only where the operator opened the
-    scope. A wrong key is refused even where no key is needed, so that a client learns it.
-    """
-    ring = keys if isinstance(keys, KeyRing) else KeyRing.from_settings(keys)
+def _open_or_disabled(ring: KeyRing, scope: str) -> None:
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}")
-    what = _WHAT[scope]
-    sent = (sent or "").strip()
     if not ring.configured and scope not in ring.open_scopes:
+        what = _WHAT[scope]
         raise ServiceError(
             403,
             f"{what}_disabled",
             f"{what} are disabled: no API key is configured on the server "
             "(set CONCORDIA_API_KEY or CONCORDIA_KEYS_FILE)",
         )
+
+
+def authorize(
+    keys: KeyRing | Settings, sent: str | None, scope: str, *, client: str = ""
+) -> KeyInfo:
+    """Who ``sent`` is, if it may use ``scope``; raises a 401/403 ``ServiceError`` if not.
+
+    No key (or a blank one) is ``anonymous``, allowed only where the operator opened the
+    scope. A wrong key is refused even where no key is needed, so that a client learns it;
+    after a few, the ``client`` (its address) and that key must wait (429).
+    """
+    ring = keys if isinstance(keys, KeyRing) else KeyRing.from_settings(keys)
+    _open_or_disabled(ring, scope)
+    sent = (sent or "").strip()
     if not sent:
         if scope in ring.open_scopes:
             return KeyInfo(ANONYMOUS, ring.open_scopes)
-        raise ServiceError(401, "missing_api_key", f"{what} need an API key in {API_KEY_HEADER}")
-    info = ring.find(sent)
+        raise ServiceError(
+            401, "missing_api_key", f"{_WHAT[scope]} need an API key in {API_KEY_HEADER}"
+        )
+    digest = hash_key(sent)
+    subjects = (f"client:{client}" if client else "", f"key:{digest}")
+    ring.throttle.check(*subjects)
+    info = ring.find_digest(digest)
     if info is None:
+        ring.throttle.failed(*subjects)
         raise ServiceError(403, "invalid_api_key", f"the API key in {API_KEY_HEADER} is wrong")
+    return permit(ring, info, scope)
+
+
+def permit(ring: KeyRing, info: KeyInfo, scope: str) -> KeyInfo:
+    """``info`` if its key may use ``scope``; else a 403 ``ServiceError``."""
+    _open_or_disabled(ring, scope)
+    what = _WHAT[scope]
     if not info.allows(scope):
         raise ServiceError(
             403, "insufficient_scope", f"key {info.name!r} may not do {what} (needs '{scope}')"
@@ -242,7 +270,7 @@ def require(scope: str) -> Callable[..., KeyInfo]:
     scopes_up_to(scope)
 
     def dependency(request: Request, key: str | None = Security(_header)) -> KeyInfo:
-        info = authorize(keyring(request), key, scope)
+        info = authorize(keyring(request), key, scope, client=client_address(request))
         request.state.key = info
         return info
 
@@ -252,7 +280,8 @@ def require(scope: str) -> Callable[..., KeyInfo]:
 
 def check_key(request: Request, scope: str) -> KeyInfo:
     """The same check inside a route, when the scope depends on the request's fields."""
-    info = authorize(keyring(request), request.headers.get(API_KEY_HEADER), scope)
+    info = authorize(keyring(request), request.headers.get(API_KEY_HEADER), scope,
+                     client=client_address(request))
     request.state.key = info
     return info
 

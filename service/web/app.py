@@ -22,6 +22,7 @@ from service.config import Settings
 from service.errors import install_error_handlers
 from service.jobs import JobManager
 from service.security.keys import API_KEY_HEADER, KeyRing, require
+from service.security.session import SESSIONS_DB, SessionStore
 from service.web import pages
 from service.web.middleware import HeaderTimeoutProtocol, UploadLimit
 from service.web.routes import align as align_routes
@@ -60,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.service = service
     app.state.keys = KeyRing.from_settings(settings)
+    app.state.sessions = SessionStore(settings.data_dir / SESSIONS_DB, settings.session_hours)
     app.state.jobs = manager
     install_error_handlers(app)
     app.add_middleware(

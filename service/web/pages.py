@@ -30,13 +30,15 @@ from service.memory.store import lang_family
 from service.memory.views import LookupQuery, concordance_data, lookup_view, stats_data
 from service.review.views import review_data, review_list_data
 from service.security.keys import ENV_KEY_NAME, SCOPES, KeyInfo, authorize, keyring
+from service.security.proxy import client_address
 from service.security.session import (
     CSRF_FIELD,
-    KEY_COOKIE,
+    SESSION_COOKIE,
     check_csrf,
     csrf_token,
-    sent_key,
+    sessions,
     set_cookies,
+    who,
 )
 from service.web.state import State
 
@@ -166,23 +168,23 @@ class LoginNeeded(Exception):
 
 def _caller(request: Request, scope: str = "read") -> KeyInfo | None:
     """The caller if allowed ``scope``; raises ``LoginNeeded`` where a (valid) key is needed."""
-    key, from_cookie = sent_key(request)
     try:
-        return authorize(keyring(request), key, scope)
+        return who(request, scope)
     except ServiceError as exc:
-        if from_cookie and exc.code == "invalid_api_key":
+        if exc.code in ("invalid_api_key", "session_ended"):
             raise LoginNeeded("expired") from None
         raise LoginNeeded("needed") from None
 
 
 def _signed_in(request: Request) -> KeyInfo | None:
-    key, _ = sent_key(request)
-    if not key:
-        return None
+    known = getattr(request.state, "key", None)
+    if known is not None and not known.anonymous:
+        return known
     try:
-        return authorize(keyring(request), key, "read")
+        info = who(request, "read")
     except ServiceError:
         return None
+    return None if info.anonymous else info
 
 
 def render(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
@@ -232,12 +234,14 @@ def create_router() -> APIRouter:
     ) -> Response:
         try:
             check_csrf(request, csrf)
-            authorize(keyring(request), key, "read")
+            authorize(keyring(request), key, "read", client=client_address(request))
         except ServiceError as exc:
-            return render(request, "login.html", status=exc.status, next=_safe_next(next),
+            page = render(request, "login.html", status=exc.status, next=_safe_next(next),
                           why="", error=exc.message)
+            page.headers.update(exc.headers or {})
+            return page
         response = RedirectResponse(_safe_next(next), 303)
-        set_cookies(request, response, key=key.strip())
+        set_cookies(request, response, session=sessions(request).open(key.strip()))
         return response
 
     @router.post("/logout")
@@ -248,8 +252,11 @@ def create_router() -> APIRouter:
             check_csrf(request, csrf)
         except ServiceError as exc:
             return _error_page(request, exc)
+        token = request.cookies.get(SESSION_COOKIE)
+        if token:
+            sessions(request).end(token)
         response = RedirectResponse("/search", 303)
-        response.delete_cookie(KEY_COOKIE)
+        response.delete_cookie(SESSION_COOKIE)
         return response
 
     @router.get("/search")
