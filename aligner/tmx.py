@@ -165,6 +165,30 @@ def tmx_date(when: datetime | None = None) -> str:
     return (when or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+_OFFSET_DATE = re.compile(
+    r"(\d{4})-?(\d{2})-?(\d{2})T(\d{2}):?(\d{2}):?(\d{2})(?:\.\d+)?(Z|[+-]\d{2}:?\d{2})"
+)
+_DATE_ATTRS = ("creationdate", "changedate", "lastusagedate")
+
+
+def utc_tmx_date(value: str) -> str:
+    """A TMX date in its form ``YYYYMMDDThhmmssZ``: one given with a time-zone offset
+    (``20240105T101500+0200``, ``2024-01-05T10:15:00+02:00``) converted to UTC; anything
+    else as it is (to be refused or dropped where it is used)."""
+    if not value or _TMX_DATE.fullmatch(value):
+        return value
+    match = _OFFSET_DATE.fullmatch(value.strip())
+    if not match:
+        return value
+    *parts, zone = match.groups()
+    zone = "+00:00" if zone == "Z" else zone[:3] + ":" + zone[-2:]
+    try:
+        moment = datetime.fromisoformat("{}-{}-{}T{}:{}:{}".format(*parts) + zone)
+    except ValueError:
+        return value
+    return tmx_date(moment)
+
+
 def _checked_lang(code: str, role: str) -> str:
     if not _LANG_CODE.fullmatch(code.strip()):
         raise TMXError(f"{role} language {code!r} is not a language code such as 'zh-CN'")
@@ -789,6 +813,9 @@ def _read_tu(
         return None
     src, tgt = variants[src_i], variants[tgt_i]
     attrs = dict(tu.attrib)
+    for date_attr in _DATE_ATTRS:
+        if date_attr in attrs:
+            attrs[date_attr] = utc_tmx_date(attrs[date_attr])
     return TranslationUnit(
         source=src[1],
         target=tgt[1],

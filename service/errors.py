@@ -8,7 +8,9 @@ errors from the aligner library, and anything unexpected (logged here, reported 
 
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -130,6 +132,32 @@ async def _encoder_error(_: Request, exc: EncoderError) -> JSONResponse:
     return error_response(503, "encoder_unavailable", str(exc))
 
 
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+DISK_FULL_MESSAGE = (
+    "the server's disk is full: nothing was saved; try again once space is freed"
+)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or the database's allowed size) is full."""
+    if isinstance(exc, OSError):
+        return exc.errno in _FULL
+    if isinstance(exc, sqlite3.OperationalError):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or (
+            "disk is full" in str(exc)
+        )
+    return False
+
+
+async def _storage_error(request: Request, exc: Exception) -> JSONResponse:
+    """507 for a full disk (the change was rolled back); anything else as unexpected. Handled
+    here rather than as a 500, which would also close a kept-alive connection."""
+    if is_disk_full(exc):
+        log.error("disk full on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(507, "disk_full", DISK_FULL_MESSAGE)
+    return await _unexpected(request, exc)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal_error", "internal error; the server log has details")
@@ -143,4 +171,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InputError, _input_error)
     app.add_exception_handler(EncoderError, _encoder_error)
     app.add_exception_handler(OverflowError, _out_of_range)
+    app.add_exception_handler(OSError, _storage_error)
+    app.add_exception_handler(sqlite3.OperationalError, _storage_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -91,10 +91,11 @@ class Vocabulary:
         return self._codes.get(token)
 
     def codes_containing(self, part: str) -> list[str]:
-        """Codes of the tokens that contain ``part`` (lower case), ignoring their case."""
+        """Codes of the tokens that contain ``part`` (case folded), ignoring their case as the
+        store does (``casefold``: "STRASSE" is in "Straße", which ``lower`` would miss)."""
         with self._lock:
             known = len(self._lowered)
-            self._lowered += [t.lower() for t in itertools.islice(self._codes, known, None)]
+            self._lowered += [t.casefold() for t in itertools.islice(self._codes, known, None)]
             lowered = self._lowered
         return [_code(number) for number, token in enumerate(lowered) if part in token]
 
@@ -514,17 +515,21 @@ class FuzzyIndex:
         unit that does, and a few more. None where the index would not narrow the search
         (a one-character Chinese term, or q-grams held by over ``most`` of the units).
 
-        Chinese: units holding every character bigram of the term. English, case ignored:
-        units holding, for each token of the term, a token that contains it (a term's token
-        always lies within one token of a text containing the term).
+        Chinese: units holding every character bigram of the term made of characters without
+        case (the bigrams are of lower-cased text, the store matches case-folded text: a
+        bigram with a letter could miss "ß" against "ss"). English, case folded: units holding,
+        for each token of the term, a token that contains it (a term's token always lies
+        within one token of a text containing the term).
         """
         enc = self.encoders[lang]
         if lang == "zh":
-            chars = "".join(fold(term).split()).lower()
-            groups = [[enc.bigrams.code(a + b)] for a, b in zip(chars, chars[1:], strict=False)]
+            chars = "".join(fold(term).split())
+            groups = [[enc.bigrams.code(a + b)] for a, b in zip(chars, chars[1:], strict=False)
+                      if _uncased(a) and _uncased(b)]
             groups = [g if g[0] is not None else [] for g in groups]
         else:
-            groups = [enc.vocab.codes_containing(t.lower()) for t in set(tokenize(term, "en"))]
+            groups = [enc.vocab.codes_containing(t.casefold())
+                      for t in set(tokenize(term, "en"))]
         if not groups:
             return None
         if not all(groups):  # a q-gram no unit holds
@@ -553,3 +558,8 @@ class FuzzyIndex:
         enc = self.encoders[lang]
         query = enc.encode(text)
         return [fuzzy_ratio(query, enc.encode(o)) for o in others]
+
+
+def _uncased(char: str) -> bool:
+    """A character that case folding and lower-casing leave as it is (Chinese, digits)."""
+    return char.lower() == char.upper() == char.casefold()

@@ -19,6 +19,11 @@ from service.memory.store import StoredUnit, TMStore, lang_family, normalise_tex
 if TYPE_CHECKING:
     from service.memory.semantic import SemanticQuery
 
+# Fuzzy candidates looked at, best first, to find ``limit`` that pass a document or speaker
+# filter: a filter matching few units (with ``min_fuzzy`` 0) would otherwise fetch and test
+# every unit of the memory (1.7 s at 100,000 units). Matches ranked below are not searched.
+MAX_FILTERED_CANDIDATES = 2_000
+
 # Lowest cosine for a semantic-only match by default: calibrated on UNPC-dev so that
 # unrelated segments stay out (bench/semantic_threshold.py; docs/figures.md).
 MIN_SEMANTIC = 0.68
@@ -105,7 +110,8 @@ def _fuzzy_candidates(
     """(unit, ratio) of the units at or above ``min_fuzzy`` that pass the filters, best first:
     unfiltered, a few more than asked for, so that meaning and variants can break ties."""
     filtered = document is not None or speaker is not None
-    ranked = fuzzy.search(text, lang, min_fuzzy / 100, None if filtered else limit * 4)
+    most = MAX_FILTERED_CANDIDATES if filtered else limit * 4
+    ranked = fuzzy.search(text, lang, min_fuzzy / 100, most)
     found: list[tuple[StoredUnit, float]] = []
     step = max(limit * 4, 20)
     for pos in range(0, len(ranked), step):

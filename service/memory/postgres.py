@@ -331,6 +331,9 @@ class PostgresStore(TMStore):
             insert=lambda rows: self._insert(conn, rows),
             merge=merge,
             retire=lambda ids: self._tombstone(conn, ids, None),
+            stored=lambda unit_id: conn.execute(
+                "SELECT hash, props, tmx FROM unit WHERE id = %s", (unit_id,)
+            ).fetchone(),
         )
 
     @staticmethod

@@ -171,13 +171,15 @@ class ImportOps:
       ``values``, as value → id (the first) or, ``with_date``, value → (id, date);
     - ``insert(rows)``: store the rows, their new ids in order;
     - ``merge(row, unit_id)``: let a stored unit gain what an identical imported one adds;
-    - ``retire(ids)``: tombstone units replaced by newer ones.
+    - ``retire(ids)``: tombstone units replaced by newer ones;
+    - ``stored(unit_id)``: a stored unit's (hash, props, tmx) as stored, or None.
     """
 
     existing: Callable[[str, list[str], bool], dict]
     insert: Callable[[list[list]], list[int]]
     merge: Callable[[list, int], None]
     retire: Callable[[list[int]], None]
+    stored: Callable[[int], tuple | None]
 
 
 def apply_chunk(ops: ImportOps, rows: list[list], rule: MergeRule, result: ImportResult) -> None:
@@ -214,6 +216,10 @@ def apply_chunk(ops: ImportOps, rows: list[list], rule: MergeRule, result: Impor
         if row[HASH] in pending or row[KEY] in pending or row[TUID] in pending:
             flush()
         if rule is MergeRule.BY_TUID and row[TUID] and row[TUID] in by_tuid:
+            stored = ops.stored(by_tuid[row[TUID]])
+            if stored is not None and tuple(stored) == (row[HASH], row[PROPS], row[TMX]):
+                result.merged += 1  # identical: the unit stays as it is, with its id
+                continue
             replaced.append(by_tuid.pop(row[TUID]))
             result.replaced += 1
         elif rule is MergeRule.KEEP_NEWEST and row[KEY] in by_key and row[HASH] not in by_hash:

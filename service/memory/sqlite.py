@@ -340,6 +340,9 @@ class SQLiteStore(TMStore):
             insert=insert,
             merge=merge,
             retire=lambda ids: self._tombstone(conn, ids, None),
+            stored=lambda unit_id: conn.execute(
+                "SELECT hash, props, tmx FROM unit WHERE id = ?", (unit_id,)
+            ).fetchone(),
         )
         apply_chunk(ops, rows, rule, result)
 

@@ -24,7 +24,7 @@ from service.jobs import JobManager
 from service.security.keys import API_KEY_HEADER, KeyRing, require
 from service.security.session import SESSIONS_DB, SessionStore
 from service.web import pages
-from service.web.middleware import HeaderTimeoutProtocol, UploadLimit
+from service.web.middleware import HeaderTimeoutProtocol, SecurityHeaders, UploadLimit
 from service.web.routes import align as align_routes
 from service.web.routes import jobs as jobs_routes
 from service.web.routes import memory as memory_routes
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         UploadLimit, limit=settings.max_upload_bytes, timeout_s=settings.body_timeout_s
     )
+    app.add_middleware(SecurityHeaders)  # outermost: also on UploadLimit's own answers
 
     @app.get("/health", tags=["service"], responses={503: {"description": "not healthy"}})
     def health():
@@ -100,6 +101,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+def check_data_folder(data_dir: Path) -> None:
+    """Exit with one clear line (no traceback) when the data folder cannot be written: a
+    read-only mount, or a bind-mounted folder owned by another user than the server's."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe = data_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        owner = ""
+        try:
+            owner = f", owned by uid {data_dir.stat().st_uid}"
+        except OSError:
+            pass
+        raise SystemExit(
+            f"concordia: cannot write the data folder {data_dir} ({exc.strerror}{owner}); the "
+            f"server runs as uid {os.getuid()}: make the folder writable for it, or set "
+            "CONCORDIA_DATA_DIR (or --data) to a folder it can write"
+        ) from None
+
+
 def serve(
     host: str = "127.0.0.1", port: int = 8000, workers: int = 1, log_level: str = "info"
 ) -> None:
@@ -119,6 +141,7 @@ def serve(
     from uvicorn.supervisors import Multiprocess
 
     settings = Settings.from_env()
+    check_data_folder(settings.data_dir)
     config = uvicorn.Config(
         "service.web.app:create_app",
         factory=True,

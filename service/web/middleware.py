@@ -2,6 +2,9 @@
 
 - ``UploadLimit``: 413 for a body over the upload limit (declared or streamed), 408 for one
   that takes longer than the body timeout to arrive.
+- ``SecurityHeaders``: a Content-Security-Policy fitting the pages (scripts, styles and
+  images from the service itself only; no frames), ``X-Frame-Options``, ``nosniff`` and a
+  ``Referrer-Policy`` on every answer.
 - ``HeavyLimiter``: alignments, imports, job uploads and exports at once, in total and per
   key; beyond, 429 with ``Retry-After``. A slot is held until the work really ends, even
   when the request has already answered 504.
@@ -66,6 +69,43 @@ class UploadLimit:
 
     def _message(self) -> str:
         return f"request body larger than the upload limit of {self.limit} bytes"
+
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+_SECURITY_HEADERS = [
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
+
+
+class SecurityHeaders:
+    """Security headers on every answer; a route may set its own Content-Security-Policy
+    (the API docs page allows its one inline script by hash)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or [])
+                names = {name.lower() for name, _ in headers}
+                extra = [(k, v) for k, v in _SECURITY_HEADERS if k not in names]
+                if b"content-security-policy" not in names:
+                    extra.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
+                message = {**message, "headers": headers + extra}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 async def _send_json(send, status: int, body: dict) -> None:

@@ -12,6 +12,8 @@ JSON API with the login cookie and the page's CSRF token (``service.security.ses
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from datetime import datetime
 from pathlib import Path
@@ -40,6 +42,7 @@ from service.security.session import (
     set_cookies,
     who,
 )
+from service.web.middleware import CONTENT_SECURITY_POLICY
 from service.web.state import State
 
 HERE = Path(__file__).parent
@@ -365,7 +368,7 @@ def create_router() -> APIRouter:
     @router.get("/docs")
     def docs() -> HTMLResponse:
         """Swagger UI 5 (it reads OpenAPI 3.1) from the installed ``fastapi-offline`` package's
-        assets: works offline."""
+        assets: works offline. Its one inline script is allowed by its hash."""
         page = get_swagger_ui_html(
             openapi_url="/openapi.json",
             title="Concordia API",
@@ -377,7 +380,15 @@ def create_router() -> APIRouter:
                 'background: #17325c;"><a href="/search" style="color: #fff;">'
                 '← Concordia pages</a></nav>')
         html = page.body.decode().replace("<body>", "<body>\n" + back, 1)
-        return HTMLResponse(html)
+        hashes = " ".join(
+            "'sha256-" + base64.b64encode(hashlib.sha256(s.encode()).digest()).decode() + "'"
+            for s in re.findall(r"<script>(.*?)</script>", html, re.S)
+        )
+        answer = HTMLResponse(html)
+        answer.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
+            "script-src 'self'", f"script-src 'self' {hashes}"
+        ).replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+        return answer
 
     return router
 

@@ -138,6 +138,7 @@ async def lookup_json(state: ServiceState, req: LookupRequest) -> dict:
 
 
 MAX_PROPS = 100  # properties a unit edit may set
+MAX_PROPS_CHARS = MAX_EXTRA_CHARS  # their types and values together, as one TMX prop may hold
 
 
 class UnitEdit(BaseModel):
@@ -152,12 +153,19 @@ class UnitEdit(BaseModel):
     @field_validator("props")
     @classmethod
     def _short_props(cls, props: dict[str, str] | None) -> dict[str, str] | None:
+        total = 0
         for kind, value in (props or {}).items():
             if not 0 < len(kind) <= 200 or len(value) > MAX_EXTRA_CHARS:
                 raise ValueError(
                     f"property {kind[:40]!r}: a type of 1-200 characters and a value of at "
                     f"most {MAX_EXTRA_CHARS:,} are allowed"
                 )
+            total += len(kind) + len(value)
+        if total > MAX_PROPS_CHARS:
+            raise ValueError(
+                f"the properties hold {total:,} characters; a unit's hold at most "
+                f"{MAX_PROPS_CHARS:,}"
+            )
         return props
 
 
