@@ -156,3 +156,19 @@ def test_cmd_starts_the_service_and_healthcheck_passes(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_stopping_and_starting_fit_docker():
+    """Docker kills a container 10 s after SIGTERM: the documented run gives the shutdown save
+    60 s; the health check waits for a large memory's first start; the image's user is named
+    where a bind-mounted /data must be writable."""
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "--stop-timeout 60" in text and "--stop-timeout 60" in readme
+    assert "stop_grace_period: 60s" in readme
+    healthcheck = first("HEALTHCHECK")
+    period = healthcheck.split("--start-period=")[1].split()[0]
+    assert period.endswith("s") and int(period[:-1]) >= 300
+    install = " ".join(args for key, args in instructions() if key == "RUN")
+    uid = install.split("--uid ")[1].split()[0]
+    assert f"uid {uid}" in text and f"uid {uid}" in readme

@@ -195,3 +195,28 @@ def test_a_read_only_data_folder_is_one_clear_line(tmp_path):
     lines = [line for line in run.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "cannot write the data folder" in lines[0], run.stderr
     assert "Read-only file system" in lines[0]
+
+
+def test_the_fuzzy_index_is_saved_in_the_background(tmp_path, monkeypatch):
+    """A stop cut short (Docker's 10 s) must not mean a full rebuild at the next start: the
+    index is saved while the service runs, so stopping has nothing (or little) left to save."""
+    import json
+    import time
+
+    from service.memory import tm
+
+    monkeypatch.setattr(tm, "SAVE_EVERY_S", 0.0, raising=False)
+    settings = Settings(data_dir=tmp_path / "d", api_key=KEY, encoder="none")
+    with TestClient(create_app(settings)) as client:
+        units = [(f"s{n}", "20240105T101500Z", f"保存{n}。", f"Saved {n}.") for n in range(3)]
+        assert import_file(client, upload(_tmx(tmp_path / "s.tmx", units)))["imported"] == 3
+        memory = client.app.state.service.memory
+        meta = tmp_path / "d" / "fuzzy-index" / "meta.json"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if meta.exists() and json.loads(meta.read_text())["generation"] == \
+                    memory.fuzzy.generation == memory.store.generation:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the fuzzy index was not saved while the service ran")

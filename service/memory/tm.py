@@ -4,7 +4,11 @@ The fuzzy index is loaded from its saved segments (or built from the store) at s
 step with the store by its generation counter, by a background thread and after every write
 made through this process; the semantic index, when enabled, likewise. The thread polls every
 second, and a shared store's change notices wake it at once, so a write through one replica
-reaches the others' indexes in well under a second. Views
+reaches the others' indexes in well under a second.
+The background thread also saves the fuzzy index once it has caught up after the start and
+then every ``SAVE_EVERY_S`` while it changes, so that stopping has little or nothing left to
+save, and a stop cut short (Docker kills a container 10 s after asking it to stop) never means
+a full rebuild at the next start: that start loads the last save and catches up. Views
 (:mod:`service.memory.views`) and jobs read the memory through this object only.
 """
 
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("concordia.service")
 
 _SYNC_INTERVAL_S = 1.0
+SAVE_EVERY_S = 300.0  # the fuzzy index is saved in the background at most this often
 
 
 class Memory:
@@ -50,6 +56,8 @@ class Memory:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._saved_generation = -1
+        self._saved_at = 0.0
 
     @property
     def _fuzzy_dir(self) -> Path:
@@ -57,7 +65,10 @@ class Memory:
 
     def start(self) -> None:
         """Load or build the indexes, then keep them in step in the background."""
-        if not self.fuzzy.load(self._fuzzy_dir, self.store):
+        if self.fuzzy.load(self._fuzzy_dir, self.store):
+            self._saved_generation = self.fuzzy.generation
+            self._saved_at = time.monotonic()
+        else:
             log.info("no usable saved fuzzy index: building it from the store")
         self.fuzzy.sync(self.store)
         if self._encoder is not None:
@@ -83,6 +94,7 @@ class Memory:
             try:
                 self.sync()
                 self.semantic_ready = True
+                self._save_if_due()
             except Exception:  # logged; the next round tries again
                 log.exception("index sync failed")
             self._wake.wait(_SYNC_INTERVAL_S)
@@ -93,6 +105,17 @@ class Memory:
         while not self._stop.is_set():
             if self.store.wait_for_change(_SYNC_INTERVAL_S, self._stop):
                 self._wake.set()
+
+    def _save_if_due(self) -> None:
+        """Save the fuzzy index if it changed since its last save and that save is old
+        (or there is none: the index was built at this start)."""
+        generation = self.fuzzy.generation
+        if generation == self._saved_generation:
+            return
+        if self._saved_generation >= 0 and time.monotonic() - self._saved_at < SAVE_EVERY_S:
+            return
+        self.fuzzy.save(self._fuzzy_dir)
+        self._saved_generation, self._saved_at = generation, time.monotonic()
 
     def sync(self) -> None:
         """Bring both indexes up to the store's generation."""
