@@ -515,17 +515,17 @@ class FuzzyIndex:
         unit that does, and a few more. None where the index would not narrow the search
         (a one-character Chinese term, or q-grams held by over ``most`` of the units).
 
-        Chinese: units holding every character bigram of the term made of characters without
-        case (the bigrams are of lower-cased text, the store matches case-folded text: a
-        bigram with a letter could miss "ß" against "ss"). English, case folded: units holding,
+        Chinese: units holding every character bigram of the case-folded term that lower-cased
+        text holds alike (the bigrams are of lower-cased text, the store matches case-folded
+        text: a bigram with "s" could miss "ß" against "ss"). English, case folded: units holding,
         for each token of the term, a token that contains it (a term's token always lies
         within one token of a text containing the term).
         """
         enc = self.encoders[lang]
         if lang == "zh":
-            chars = "".join(fold(term).split())
+            chars = "".join(fold(term).split()).casefold()
             groups = [[enc.bigrams.code(a + b)] for a, b in zip(chars, chars[1:], strict=False)
-                      if _uncased(a) and _uncased(b)]
+                      if _same_lowered(a) and _same_lowered(b)]
             groups = [g if g[0] is not None else [] for g in groups]
         else:
             groups = [enc.vocab.codes_containing(t.casefold())
@@ -560,6 +560,15 @@ class FuzzyIndex:
         return [fuzzy_ratio(query, enc.encode(o)) for o in others]
 
 
-def _uncased(char: str) -> bool:
-    """A character that case folding and lower-casing leave as it is (Chinese, digits)."""
-    return char.lower() == char.upper() == char.casefold()
+# ASCII letters that case folding makes of other characters than lower-casing does: ß → ss,
+# ẖ → h, ǰ → j, ẗ → t, ẘ → w, ẙ → y (after NFKC, which ``fold`` applies).
+_FOLDED_FROM_OTHERS = frozenset("hjstwy")
+
+
+def _same_lowered(char: str) -> bool:
+    """Whether a character of case-folded text stands where lower-cased text has it too:
+    characters without case (Chinese, digits, punctuation) and ASCII letters but those that
+    case folding also makes of other characters."""
+    if char.lower() == char.upper():
+        return True
+    return char.isascii() and char not in _FOLDED_FROM_OTHERS
