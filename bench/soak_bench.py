@@ -12,9 +12,21 @@ named keys from a keys file), imports a first memory of UNPC pairs, measures a b
                                      damaged zips, billion-laughs and broken TMX, integers
                                      too big for SQLite, missing and wrong keys, oversized
                                      and slow bodies, slow headers, unsafe zip paths
+  reviewer                           opens reviews of UNPC excerpts, edits them (status,
+                                     text, confirm_turn, undo), sends their sheets back
+                                     (XLSX and TSV, unchanged and changed), and hostile
+                                     sheets (a 2 KB XLSX declaring 1,048,576 rows, damaged
+                                     XML, a TSV field over 131,072 characters)
+
+A disk-full episode: the data folder is a tmpfs of its own (--data-mib; the embedding cache
+lies outside it); from 40 % to 50 % of the run a filler file takes all its free space, then
+goes. Writes meanwhile answer 507 ``disk_full`` (counted apart, not as failures); afterwards
+an import must be accepted and done (the job runner survived). Without the privilege to
+mount a tmpfs the episode is skipped, and the report says so.
 
 Every loop stops by itself at the deadline (and after --max-requests per client). Reported:
-5xx answers and connection errors (the run fails if there is any), answers by kind and
+5xx answers other than the episode's 507s and connection errors (the run fails if there is
+any), answers by kind and
 status, latency percentiles per minute, and the server's memory (RSS of the server process
 and its children, sampled every 5 s) per minute, with the change over the second half of
 the run (flat once warm) and its least-squares trend. Timings on a shared machine are noisy;
@@ -31,6 +43,7 @@ import io
 import json
 import os
 import random
+import re
 import socket
 import statistics
 import struct
@@ -55,8 +68,9 @@ from service.security.keys import hash_key  # noqa: E402
 
 SHARED = Path(os.environ.get("CONCORDIA_SHARED_DATA", ROOT.parent / "shared" / "data"))
 KEYS = {"reader": "soak-read-key", "importer": "soak-write-key", "aligner": "soak-align-key",
-        "intruder": "soak-intruder-key"}
-SCOPES = {"reader": "read", "importer": "write", "aligner": "align", "intruder": "write"}
+        "intruder": "soak-intruder-key", "reviewer": "soak-review-key"}
+SCOPES = {"reader": "read", "importer": "write", "aligner": "align", "intruder": "write",
+          "reviewer": "write"}
 W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 
 
@@ -152,9 +166,11 @@ def start_server(work: Path, port: int, workers: int) -> subprocess.Popen:
     env = dict(
         os.environ,
         CONCORDIA_DATA_DIR=str(work / "data"),
+        CONCORDIA_CACHE_DIR=str(work / "cache"),  # outside the data folder's own tmpfs
         CONCORDIA_KEYS_FILE=str(keys),
         CONCORDIA_HEADER_TIMEOUT="5",
         CONCORDIA_BODY_TIMEOUT="10",
+        CONCORDIA_TRUSTED_PROXIES="127.0.0.1",
         PYTHONPATH=str(ROOT),
     )
     env.pop("CONCORDIA_API_KEY", None)
@@ -190,6 +206,12 @@ def rss_mib(process: psutil.Process) -> float:
 # ------------------------------------------------------------------------------ clients
 
 
+def from_address(address: str) -> dict:
+    """Each client its own address, as a reverse proxy on 127.0.0.1 (trusted) tells it: the
+    hostile client's wrong keys slow down that client only."""
+    return {"X-Forwarded-For": address}
+
+
 def timed(log: Log, client: str, kind: str, send) -> httpx.Response | None:
     started = time.perf_counter()
     try:
@@ -203,7 +225,7 @@ def timed(log: Log, client: str, kind: str, send) -> httpx.Response | None:
 
 def lookup_client(base, log, deadline, cap, pairs, seed) -> None:
     rng = random.Random(seed)
-    headers = {"X-API-Key": KEYS["reader"]}
+    headers = {"X-API-Key": KEYS["reader"], **from_address(f"10.0.0.{seed + 1}")}
     with httpx.Client(base_url=base, timeout=60, headers=headers) as http:
         for n in range(cap):
             if time.monotonic() > deadline:
@@ -227,7 +249,7 @@ def lookup_client(base, log, deadline, cap, pairs, seed) -> None:
 
 def import_client(base, log, deadline, cap, pairs, seed) -> None:
     rng = random.Random(seed)
-    headers = {"X-API-Key": KEYS["importer"]}
+    headers = {"X-API-Key": KEYS["importer"], **from_address("10.0.1.1")}
     with httpx.Client(base_url=base, timeout=120, headers=headers) as http:
         for n in range(cap):
             if time.monotonic() > deadline:
@@ -246,7 +268,7 @@ def import_client(base, log, deadline, cap, pairs, seed) -> None:
 
 def align_client(base, log, deadline, cap, seed) -> None:
     rng = random.Random(seed)
-    headers = {"X-API-Key": KEYS["aligner"]}
+    headers = {"X-API-Key": KEYS["aligner"], **from_address("10.0.2.1")}
     zh_lines = (SHARED / "unpc-dev" / "zh.txt").read_text(encoding="utf-8").splitlines()
     en_lines = (SHARED / "unpc-dev" / "en.txt").read_text(encoding="utf-8").splitlines()
     mac = sorted(p.name for p in (SHARED / "mac-dev" / "zh").iterdir())
@@ -365,7 +387,7 @@ def hostile_client(base, port, log, deadline, cap, pairs, seed) -> None:
     }
     raw = {"slow-headers": slow_headers, "slow-body": slow_body, "declared-huge": declared_huge}
     names = list(attacks) + list(raw)
-    with httpx.Client(base_url=base, timeout=120) as http:
+    with httpx.Client(base_url=base, timeout=120, headers=from_address("10.0.3.1")) as http:
         for n in range(cap):
             if time.monotonic() > deadline:
                 return
@@ -383,6 +405,161 @@ def hostile_client(base, port, log, deadline, cap, pairs, seed) -> None:
                 except Exception as exc:  # noqa: BLE001 - the client's fault, logged apart
                     log.add("hostile", f"{name} (client {type(exc).__name__})", -1, 0.0)
             time.sleep(rng.uniform(0.5, 1.5))
+
+
+def rezip(xlsx: bytes, replace: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(xlsx)) as src, zipfile.ZipFile(
+        out, "w", zipfile.ZIP_DEFLATED
+    ) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, replace.get(info.filename, src.read(info)))
+    return out.getvalue()
+
+
+def hostile_sheets(xlsx: bytes, tsv: str) -> dict[str, tuple[str, bytes]]:
+    """A 2 KB sheet declaring 1,048,576 rows, damaged XML, a TSV field over 131,072 chars."""
+    with zipfile.ZipFile(io.BytesIO(xlsx)) as z:
+        part = z.read("xl/worksheets/sheet1.xml").decode()
+    huge = re.sub(r'<dimension ref="[^"]*"/>', '<dimension ref="A1:XFD1048576"/>', part)
+    huge = huge.replace("</sheetData>", '<row r="1048576"><c r="XFD1048576" t="inlineStr">'
+                        "<is><t>x</t></is></c></row></sheetData>")
+    lines = tsv.split("\n")
+    cells = lines[2].split("\t")
+    cells[4] = '"' + "x" * 140_000
+    lines[2] = "\t".join(cells)
+    return {
+        "sheet-huge-dimension": ("h.xlsx", rezip(xlsx, {"xl/worksheets/sheet1.xml":
+                                                        huge.encode()})),
+        "sheet-bad-xml": ("b.xlsx", rezip(xlsx, {"xl/worksheets/sheet1.xml": b"<worksheet><r"})),
+        "sheet-long-field": ("l.tsv", "\n".join(lines).encode()),
+    }
+
+
+def review_client(base, log, deadline, cap, seed) -> None:
+    """Open reviews, edit them, send their sheets back (and hostile ones)."""
+    from openpyxl import load_workbook
+
+    rng = random.Random(seed)
+    headers = {"X-API-Key": KEYS["reviewer"], **from_address("10.0.4.1")}
+    zh_lines = (SHARED / "unpc-dev" / "zh.txt").read_text(encoding="utf-8").splitlines()
+    en_lines = (SHARED / "unpc-dev" / "en.txt").read_text(encoding="utf-8").splitlines()
+    review, version, beads = None, 0, []
+    with httpx.Client(base_url=base, timeout=120, headers=headers) as http:
+
+        def state() -> None:
+            nonlocal version, beads
+            answer = timed(log, "review", "review-read", lambda: http.get(f"/reviews/{review}"))
+            if answer is not None and answer.status_code == 200:
+                version, beads = answer.json()["version"], answer.json()["beads"]
+
+        for n in range(cap):
+            if time.monotonic() > deadline:
+                return
+            if review is None or n % 40 == 0:
+                if review is not None:
+                    timed(log, "review", "review-delete",
+                          lambda r=review: http.delete(f"/reviews/{r}"))
+                start = rng.randrange(0, 3900)
+                files = {"zh": ("r.zh.txt", text(zh_lines[start : start + 25])),
+                         "en": ("r.en.txt", text(en_lines[start : start + 25]))}
+                answer = timed(log, "review", "review-open",
+                               lambda f=files: http.post("/reviews", files=f))
+                review = answer.json()["id"] if answer is not None and answer.status_code \
+                    == 201 else None
+                if review is None:
+                    time.sleep(1)
+                    continue
+                state()
+            paired = [b for b in beads if b["zh"] and b["en"]]
+            if n % 5 == 4:  # the sheets: out and back, unchanged and changed, and hostile ones
+                xlsx = http.get(f"/reviews/{review}/sheet").content
+                tsv = http.get(f"/reviews/{review}/sheet", params={"format": "tsv"}).text
+                book = load_workbook(io.BytesIO(xlsx))
+                book["review"].cell(row=2, column=5, value=f"=Edited in Excel {n}.")
+                changed = io.BytesIO()
+                book.save(changed)
+                for kind, (name, body) in {
+                    **hostile_sheets(xlsx, tsv),
+                    "sheet-tsv-same": ("s.tsv", tsv.encode()),
+                    "sheet-xlsx-changed": ("c.xlsx", changed.getvalue()),
+                }.items():
+                    timed(log, "review", kind, lambda nm=name, b=body, r=review: http.post(
+                        f"/reviews/{r}/sheet", files={"file": (nm, b)}))
+                state()
+            elif paired:
+                bead = rng.choice(paired)
+                op = rng.choice(["status", "status", "edit", "confirm_turn", "undo"])
+                body = {"version": version, "op": op}
+                if op == "status":
+                    body |= {"bead": bead["id"], "status": rng.choice(["confirmed", "rejected"])}
+                elif op == "edit":
+                    body |= {"bead": bead["id"], "side": "en",
+                             "text": f"{' '.join(bead['en'])} (checked {n})"}
+                elif op == "confirm_turn":
+                    body |= {"section": bead["section"]}
+                answer = timed(log, "review", f"review-{op}", lambda b=body, r=review: http.post(
+                    f"/reviews/{r}/changes", json=b))
+                if answer is None or answer.status_code != 200:
+                    state()
+                else:
+                    done = answer.json()
+                    version = done["version"]
+                    beads[done["start"] : done["start"] + done["removed"]] = done["beads"]
+            time.sleep(rng.uniform(0.3, 1.0))
+
+
+# ------------------------------------------------------------------------------ disk full
+
+
+def mount_tmpfs(folder: Path, mib: int) -> bool:
+    folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(folder)],
+                          capture_output=True)
+    return done.returncode == 0
+
+
+def disk_full_episode(data: Path, base: str, start: float, duration: float,
+                      notes: dict) -> None:
+    """Fill the data folder's file system from 40 % to 50 % of the run, then free it; then
+    check that an import is accepted and done (the job runner is alive)."""
+    time.sleep(max(0.0, start + 0.4 * duration - time.monotonic()))
+    filler = data / "filler.bin"
+    with open(filler, "wb", buffering=0) as sink:
+        free = os.statvfs(data).f_bavail * os.statvfs(data).f_frsize
+        try:
+            os.posix_fallocate(sink.fileno(), 0, free)
+        except OSError:
+            pass
+        try:  # what fallocate left, a page at a time
+            while True:
+                sink.write(b"\0" * 4096)
+                sink.flush()
+        except OSError:
+            pass
+    notes["filled_mib"] = round(filler.stat().st_size / 2**20, 1)
+    notes["free_bytes_left"] = os.statvfs(data).f_bavail * os.statvfs(data).f_frsize
+    notes["full_from_s"] = round(time.monotonic() - start, 1)
+    time.sleep(max(0.0, start + 0.5 * duration - time.monotonic()))
+    filler.unlink()
+    notes["freed_at_s"] = round(time.monotonic() - start, 1)
+    body = tmx_bytes([("磁盘已满之后的导入。", "An import after the disk was full.")], "SOAK/after")
+    headers = {"X-API-Key": KEYS["importer"], **from_address("10.0.5.1")}
+    with httpx.Client(base_url=base, timeout=60, headers=headers) as http:
+        began = time.monotonic()
+        while True:  # the importer's key may be busy (429): wait as told
+            answer = http.post("/tm/import", files={"file": ("a.tmx", body)})
+            if answer.status_code != 429 or time.monotonic() - began > 120:
+                break
+            time.sleep(float(answer.headers.get("Retry-After", "1")))
+        job = answer.json()
+        while answer.status_code == 202 and job.get("state") in ("queued", "running") \
+                and time.monotonic() - began < 120:
+            time.sleep(0.5)
+            job = http.get(f"/jobs/{job['id']}").json()
+        notes["import_after"] = {"status": answer.status_code, "state": job.get("state"),
+                                 "seconds": round(time.monotonic() - began, 1)}
+        notes["health_after"] = http.get("/health").json()
 
 
 # ------------------------------------------------------------------------------ report
@@ -403,12 +580,19 @@ def trend_mib_per_hour(samples: list[tuple[float, float]]) -> float:
     return 3600 * statistics.linear_regression(seconds, mib).slope
 
 
-def report(log: Log, memory: list[tuple[float, float]], baseline: list[float], args) -> dict:
+def report(log: Log, memory: list[tuple[float, float]], baseline: list[float], args,
+           episode: dict) -> dict:
     rows = log.rows
+    full = (args.duration * 0.4 - 5, args.duration * 0.5 + 15) if episode.get(
+        "full_from_s") is not None else (0.0, -1.0)
+
+    def failed(row) -> bool:  # a 5xx, except the disk-full episode's 507s
+        return row[3] >= 500 and not (row[3] == 507 and full[0] <= row[0] <= full[1])
+
     minutes = int(args.duration // 60) + (1 if args.duration % 60 else 0)
     print(f"\nbaseline (idle server, one lookup at a time, {len(baseline)} lookups): "
           f"p50 {1000 * pct(baseline, .5):.1f} ms, p95 {1000 * pct(baseline, .95):.1f} ms")
-    print("\nminute  requests  5xx  conn-err  429  lookup p50 / p95 / p99 ms   "
+    print("\nminute  requests  5xx  507  conn-err  429  lookup p50 / p95 / p99 ms   "
           "align p50 ms  import p50 ms  server RSS MiB")
     per_minute = []
     for m in range(minutes):
@@ -420,7 +604,8 @@ def report(log: Log, memory: list[tuple[float, float]], baseline: list[float], a
         entry = {
             "minute": m + 1,
             "requests": len(window),
-            "5xx": sum(1 for r in window if r[3] >= 500),
+            "5xx": sum(1 for r in window if failed(r)),
+            "507": sum(1 for r in window if r[3] == 507),
             "connection_errors": sum(1 for r in window if r[3] == 0),
             "429": sum(1 for r in window if r[3] == 429),
             "lookup_ms": [round(1000 * pct(lookups, q), 1) for q in (.5, .95, .99)],
@@ -429,7 +614,7 @@ def report(log: Log, memory: list[tuple[float, float]], baseline: list[float], a
             "rss_mib": round(rss[-1], 1) if rss else None,
         }
         per_minute.append(entry)
-        print(f"{m + 1:>6}  {entry['requests']:>8}  {entry['5xx']:>3}  "
+        print(f"{m + 1:>6}  {entry['requests']:>8}  {entry['5xx']:>3}  {entry['507']:>3}  "
               f"{entry['connection_errors']:>8}  {entry['429']:>3}  "
               f"{' / '.join(f'{v:.1f}' for v in entry['lookup_ms']):>26}   "
               f"{entry['align_p50_ms']:>12.1f}  {entry['import_p50_ms']:>13.1f}  "
@@ -445,13 +630,16 @@ def report(log: Log, memory: list[tuple[float, float]], baseline: list[float], a
     first = [v for t, v in memory if t < half]
     growth = (statistics.mean(warm[-6:]) - statistics.mean(warm[:6])) if len(warm) >= 12 else 0
     trend = trend_mib_per_hour([(t, v) for t, v in memory if t >= half])
-    errors_5xx = sum(1 for r in rows if r[3] >= 500)
+    errors_5xx = sum(1 for r in rows if failed(r))
+    disk_full = sum(1 for r in rows if r[3] == 507)
     dropped = sum(1 for r in rows if r[3] == 0 and r[2] not in ("slow-headers", "slow-body"))
     lookups = [r[4] for r in rows if r[2] == "lookup" and r[3] == 200]
     summary = {
         "duration_s": args.duration,
         "requests": len(rows),
         "5xx": errors_5xx,
+        "507_disk_full": disk_full,
+        "disk_full_episode": episode,
         "connection_errors": dropped,
         "lookup_ms": {q: round(1000 * pct(lookups, v), 1)
                       for q, v in (("p50", .5), ("p95", .95), ("p99", .99))},
@@ -466,8 +654,9 @@ def report(log: Log, memory: list[tuple[float, float]], baseline: list[float], a
         "per_minute": per_minute,
         "by_kind": {k: dict(v) for k, v in by_kind.items()},
     }
-    print(f"\n5xx answers: {errors_5xx}; connection errors (not counting the slow-connection "
-          f"probes): {dropped}")
+    print(f"\n5xx answers (besides the disk-full episode's 507s): {errors_5xx}; 507 disk_full: "
+          f"{disk_full}; connection errors (not counting the slow-connection probes): {dropped}")
+    print(f"disk-full episode: {episode}")
     print(f"server RSS: {summary['rss_mib']['start']} MiB at start, "
           f"{summary['rss_mib']['end_of_first_half']} at half time, "
           f"{summary['rss_mib']['end']} at the end (max {summary['rss_mib']['max']}); "
@@ -488,6 +677,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-requests", type=int, default=100_000, help="per client")
     parser.add_argument("--work", type=Path, help="folder for the server (default: a temp one)")
     parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument("--data-mib", type=int, default=1024,
+                        help="size of the data folder's tmpfs (the disk-full episode)")
     args = parser.parse_args(argv)
 
     pairs = unpc_pairs()
@@ -496,6 +687,10 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     print(f"server on {base}, data in {work}", flush=True)
+    episode: dict = {}
+    mounted = mount_tmpfs(work / "data", args.data_mib)
+    if not mounted:
+        episode["skipped"] = "no privilege to mount a tmpfs for the data folder"
     server = start_server(work, port, args.workers)
     process = psutil.Process(server.pid)
     try:
@@ -533,25 +728,37 @@ def main(argv: list[str] | None = None) -> int:
             threading.Thread(target=align_client, args=(base, log, deadline, cap, 92)),
             threading.Thread(target=hostile_client,
                              args=(base, port, log, deadline, cap, pairs, 93)),
+            threading.Thread(target=review_client, args=(base, log, deadline, cap, 94)),
         ]
+        if mounted:
+            threads.append(threading.Thread(target=disk_full_episode, args=(
+                work / "data", base, start, args.duration, episode)))
         print(f"load for {args.duration:g} s: {args.lookup_clients} lookup clients, an "
-              "importer, an aligner, a hostile client", flush=True)
+              "importer, an aligner, a hostile client, a reviewer"
+              + (", a disk-full episode" if mounted else ""), flush=True)
         for thread in threads:
             thread.start()
         for thread in threads[1:]:
             thread.join(args.duration + 300)
         stop.set()
         threads[0].join(10)
-        summary = report(log, memory, baseline, args)
+        summary = report(log, memory, baseline, args, episode)
     finally:
+        stopping = time.monotonic()
         server.terminate()
         try:
             server.wait(60)
         except subprocess.TimeoutExpired:
             server.kill()
+        stopped_s = round(time.monotonic() - stopping, 1)
+        print(f"server stopped {stopped_s} s after SIGTERM (Docker allows 10 s by default)")
+        if mounted:
+            subprocess.run(["umount", str(work / "data")], check=False)
+    summary["stop_s"] = stopped_s
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1))
-    return 1 if summary["5xx"] or summary["connection_errors"] else 0
+    runner_ok = not mounted or episode.get("import_after", {}).get("state") == "done"
+    return 1 if summary["5xx"] or summary["connection_errors"] or not runner_ok else 0
 
 
 if __name__ == "__main__":
