@@ -113,3 +113,12 @@ def test_secure_cookies_behind_a_trusted_proxy_only(tmp_path):
     assert cookies and not any("Secure" in c for c in cookies)
     with pytest.raises(ConfigError):
         Settings(trusted_proxies="10.0.0.0/8, not-an-address")
+
+
+def test_logins_per_key_are_bounded(app, monkeypatch):
+    from service.security import session
+
+    monkeypatch.setattr(session, "MAX_SESSIONS_PER_KEY", 3)
+    store = app.state.sessions
+    tokens = [store.open(KEY) for _ in range(5)]
+    assert [store.key_of(t) is not None for t in tokens] == [False, False, True, True, True]

@@ -44,6 +44,7 @@ CSRF_COOKIE = "concordia_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf"
 SESSIONS_DB = "sessions.sqlite"
+MAX_SESSIONS_PER_KEY = 100  # logins kept per key (the oldest end beyond)
 
 
 def _digest(token: str) -> str:
@@ -79,6 +80,11 @@ class SessionStore:
             conn.execute("DELETE FROM session WHERE expires < ?", (now,))
             conn.execute("INSERT INTO session VALUES (?, ?, ?)",
                          (_digest(token), hash_key(key), now + self.seconds))
+            conn.execute(
+                "DELETE FROM session WHERE key = ? AND token NOT IN (SELECT token FROM session "
+                "WHERE key = ? ORDER BY expires DESC LIMIT ?)",
+                (hash_key(key), hash_key(key), MAX_SESSIONS_PER_KEY),
+            )
         return token
 
     def key_of(self, token: str) -> str | None:
