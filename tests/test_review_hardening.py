@@ -102,12 +102,12 @@ def huge_dimension_sheet(xlsx: bytes) -> bytes:
 
 
 def test_a_sheet_declaring_a_million_rows_is_read_within_bounds(tmp_path):
-    """Run in a child process held to 1.5 GiB of address space: reading the padded sheet
+    """Run in a child process held to 3 GiB of address space: reading the padded sheet
     (as openpyxl does by its declared dimension) would take gigabytes; bounded reading
     stops after the review's rows and answers in moments."""
     script = textwrap.dedent(f"""
         import resource, sys, time
-        resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20))
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
         sys.path.insert(0, {str(ROOT)!r})
         from fastapi.testclient import TestClient
         from service.config import Settings
