@@ -220,3 +220,47 @@ def test_the_fuzzy_index_is_saved_in_the_background(tmp_path, monkeypatch):
             time.sleep(0.2)
         else:
             pytest.fail("the fuzzy index was not saved while the service ran")
+
+
+def test_a_committed_change_is_answered_even_if_saving_an_index_fails(service, monkeypatch):
+    """The soak's one 500: a deletion committed, then saving the semantic index hit the full
+    disk. The change is answered as done; the index is saved again by a later sync."""
+    memory = service.app.state.service.memory
+    real_sync = memory.sync
+    calls = []
+
+    def full_disk_sync():
+        calls.append(1)
+        raise RuntimeError("write error in zh.faiss (No space left on device)")
+
+    monkeypatch.setattr(memory, "sync", full_disk_sync)
+    answer = service.delete("/tm/units/2", headers=AUTH)
+    monkeypatch.setattr(memory, "sync", real_sync)
+    assert calls and answer.status_code == 200, answer.text
+    assert answer.json()["ids"] == [2]
+    assert service.get("/tm/units/2").status_code == 404
+
+
+def test_a_failed_semantic_save_is_retried(tmp_path, shared_data, monkeypatch):
+    from service.memory.factory import open_store
+    from service.memory.semantic import SemanticIndex
+
+    store = open_store(tmp_path / "data")
+    store.import_units(unpc_units(shared_data, 20))
+    index = SemanticIndex(tmp_path / "data", "use-m3")
+    index.load(store)
+    real_save = SemanticIndex.save
+
+    def full(self):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(SemanticIndex, "save", full)
+    with pytest.raises(OSError):
+        index.sync(store)
+    monkeypatch.setattr(SemanticIndex, "save", real_save)
+    index.sync(store)  # nothing new in the store, but the save is still owed
+    again = SemanticIndex(tmp_path / "data", "use-m3")
+    assert again.load(store) and len(again) == 20
+    index.close()
+    again.close()
+    store.close()

@@ -223,6 +223,7 @@ class SemanticIndex:
         self.max_id = 0
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
+        self._unsaved = False  # a save failed (a full disk): the next sync saves again
         self._embedder = _QueryEmbedder(self._encode["query"])
 
     # -- persistence -------------------------------------------------------------------
@@ -344,7 +345,7 @@ class SemanticIndex:
         """
         with self._sync_lock, process_lock(self.data_dir / "semantic.lock"):
             generation = store.generation
-            if generation == self.generation:
+            if generation == self.generation and not self._unsaved:
                 return 0
             saved = self._read_saved(store, newer_than=self.generation)
             if saved is not None:
@@ -361,8 +362,10 @@ class SemanticIndex:
             for chunk in store.iter_segment_batches(after_id=self.max_id, batch=batch):
                 added += self._add(chunk)
             self.generation = generation
-            if added or changed or self._current() is None:
+            if added or changed or self._unsaved or self._current() is None:
+                self._unsaved = True
                 self.save()
+                self._unsaved = False
             return added
 
     def _forget(self, ids: list[int]) -> None:

@@ -59,7 +59,13 @@ class ServiceState:
         self.memory.start()
 
     def sync(self) -> None:
-        self.memory.sync()
+        """Bring the indexes up to a change this request has committed. A failure here (a
+        full disk while saving an index) is logged, not answered: the change is made, the
+        indexes in memory follow it, and the background sync saves them again."""
+        try:
+            self.memory.sync()
+        except Exception:  # noqa: BLE001 - logged; the request's change is committed
+            log.exception("indexing after a change failed; the background sync retries")
 
     def stop(self) -> None:
         self.lookup_thread.shutdown(wait=False)
