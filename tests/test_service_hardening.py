@@ -264,3 +264,38 @@ def test_a_failed_semantic_save_is_retried(tmp_path, shared_data, monkeypatch):
     index.close()
     again.close()
     store.close()
+
+
+@pytest.mark.skipif(not shutil.which("mount") or os.geteuid() != 0, reason="needs root")
+def test_a_really_full_disk_answers_507_for_unit_changes(tmp_path):
+    """The data folder on a small tmpfs, filled: a failed COMMIT rolls back by itself, and the
+    service answers 507, not 500 ('cannot rollback - no transaction is active')."""
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode()}")
+    try:
+        settings = Settings(data_dir=folder / "d", api_key=KEY, encoder="none")
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            units = [(f"f{n}", "20240105T101500Z", f"满{n}。", f"Full {n}.") for n in range(20)]
+            assert import_file(client, upload(_tmx(tmp_path / "f.tmx", units)))["imported"] == 20
+            filler = folder / "filler.bin"
+            with open(filler, "wb", buffering=0) as sink:
+                stat = os.statvfs(folder)
+                os.posix_fallocate(sink.fileno(), 0, stat.f_bavail * stat.f_frsize)
+                try:
+                    while True:
+                        sink.write(b"\0" * 4096)
+                except OSError:
+                    pass
+            answers = [client.delete(f"/tm/units/{n}", headers=AUTH) for n in range(1, 6)]
+            answers.append(client.patch("/tm/units/6", headers=AUTH, json={
+                "version": 1, "props": {"x-note": "n" * 50_000}}))
+            assert {a.status_code for a in answers} <= {200, 507}, [a.text for a in answers]
+            assert any(a.status_code == 507 for a in answers)
+            filler.unlink()
+            assert client.delete("/tm/units/7", headers=AUTH).status_code == 200
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)

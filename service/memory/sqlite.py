@@ -309,7 +309,8 @@ class SQLiteStore(TMStore):
                     self._log_end(conn, import_id, result.as_dict(), header)
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    if conn.in_transaction:  # a failed COMMIT (full disk) rolled back already
+                        conn.execute("ROLLBACK")
                     raise
         except BaseException as exc:
             result.seconds = time.perf_counter() - started
@@ -496,7 +497,8 @@ class SQLiteStore(TMStore):
                 self._bump(conn)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # a failed COMMIT (full disk) rolled back already
+                    conn.execute("ROLLBACK")
                 raise
         return found
 
@@ -565,7 +567,8 @@ class SQLiteStore(TMStore):
                 edited = self._current(conn, new_id, None)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # a failed COMMIT (full disk) rolled back already
+                    conn.execute("ROLLBACK")
                 raise
         return edited
 
@@ -589,7 +592,8 @@ class SQLiteStore(TMStore):
                 used = self._current(conn, unit_id, None)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # a failed COMMIT (full disk) rolled back already
+                    conn.execute("ROLLBACK")
                 raise
         return used
 
