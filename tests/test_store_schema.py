@@ -37,6 +37,7 @@ def test_a_data_folder_from_before_migrations_is_adopted(tmp_path):
     store.close()
     with sqlite3.connect(tmp_path / "tm.sqlite") as conn:  # as Concordia wrote it before
         conn.execute("DROP TABLE schema_version")
+        conn.execute("ALTER TABLE review DROP COLUMN owner")  # came with migration 0002
     store = open_store(tmp_path)
     try:
         assert store.count() == 1 and store.get([1])[1].en == "Hello."

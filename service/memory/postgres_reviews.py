@@ -59,7 +59,7 @@ class _Edit(ReviewEdit):
         )
 
     def log_edit(self, op: str, start: int, removed: str, added: str, at: str, by: str,
-                 keep: int):
+                 keep: int | None = None):
         conn, review_id = self._conn, self.row.id
         conn.execute("DELETE FROM review_edit WHERE review_id = %s AND undone = 1", (review_id,))
         seq = conn.execute(
@@ -71,8 +71,9 @@ class _Edit(ReviewEdit):
             " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             (review_id, seq, op, start, removed, added, at, by),
         )
-        conn.execute("DELETE FROM review_edit WHERE review_id = %s AND seq <= %s",
-                     (review_id, seq - keep))
+        if keep is not None:
+            conn.execute("DELETE FROM review_edit WHERE review_id = %s AND seq <= %s",
+                         (review_id, seq - keep))
 
     def history_step(self, which: str) -> tuple[int, str, str] | None:
         undo = which == "undo"

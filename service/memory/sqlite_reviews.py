@@ -58,7 +58,7 @@ class _Edit(ReviewEdit):
         )
 
     def log_edit(self, op: str, start: int, removed: str, added: str, at: str, by: str,
-                 keep: int):
+                 keep: int | None = None):
         conn, review_id = self._conn, self.row.id
         conn.execute("DELETE FROM review_edit WHERE review_id = ? AND undone = 1", (review_id,))
         seq = conn.execute(
@@ -70,8 +70,9 @@ class _Edit(ReviewEdit):
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (review_id, seq, op, start, removed, added, at, by),
         )
-        conn.execute("DELETE FROM review_edit WHERE review_id = ? AND seq <= ?",
-                     (review_id, seq - keep))
+        if keep is not None:
+            conn.execute("DELETE FROM review_edit WHERE review_id = ? AND seq <= ?",
+                         (review_id, seq - keep))
 
     def history_step(self, which: str) -> tuple[int, str, str] | None:
         undo = which == "undo"

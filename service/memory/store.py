@@ -511,9 +511,9 @@ class ReviewEdit(ABC):
 
     @abstractmethod
     def log_edit(self, op: str, start: int, removed: str, added: str, at: str, by: str,
-                 keep: int):
+                 keep: int | None = None):
         """A new edit in the history; edits undone before it can no longer be redone, and only
-        the last ``keep`` edits are kept."""
+        the last ``keep`` edits are kept (all when None)."""
 
     @abstractmethod
     def history_step(self, which: str) -> tuple[int, str, str] | None:
