@@ -163,7 +163,7 @@ def test_stopping_and_starting_fit_docker():
     60 s; the health check waits for a large memory's first start; the image's user is named
     where a bind-mounted /data must be writable."""
     text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")  # Docker's section
     assert "--stop-timeout 60" in text and "--stop-timeout 60" in readme
     assert "stop_grace_period: 60s" in readme
     healthcheck = first("HEALTHCHECK")
