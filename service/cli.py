@@ -44,7 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--store", default=None,
                         help="a postgresql:// URL (default $CONCORDIA_STORE, else SQLite in DIR)")
     sub = parser.add_subparsers(dest="command", required=True)
-    imp = sub.add_parser("import", help="import a TMX (one transaction)")
+    imp = sub.add_parser(
+        "import", help="import a TMX of any size (committed in chunks; run again to resume)"
+    )
     imp.add_argument("file", type=Path)
     imp.add_argument("--rule", choices=[r.value for r in MergeRule], default="merge")
     exp = sub.add_parser("export", help="write units as TMX")
@@ -105,7 +107,7 @@ def run(args: argparse.Namespace, store: TMStore) -> None:
     if args.command == "import":
         if not args.file.is_file():
             raise InputError(f"{args.file}: no such file")
-        _print(store.import_tmx(args.file, rule=args.rule).as_dict())
+        _print(_import(store, args.file, args.rule))
     elif args.command == "export":
         _export(args, store)
     elif args.command == "show":
@@ -147,6 +149,18 @@ def run(args: argparse.Namespace, store: TMStore) -> None:
         _print({"deleted": len(deleted), "ids": deleted})
     elif args.command == "imports":
         _print([r.to_json() for r in store.imports(args.limit)])
+
+
+def _import(store: TMStore, path: Path, rule: str) -> dict:
+    """A bulk import (committed in chunks, resumed after a crash) with a progress bar."""
+    from tqdm import tqdm
+
+    with tqdm(desc=path.name, unit=" units", unit_scale=True, disable=None) as bar:
+
+        def progress(read: int) -> None:
+            bar.update(read - bar.n)
+
+        return store.bulk_import_tmx(path, rule=rule, progress=progress).as_dict()
 
 
 def _export(args: argparse.Namespace, store: TMStore) -> None:

@@ -315,6 +315,22 @@ class StoreContract:
         batches = list(store.iter_segment_batches(after_id=1))
         assert batches == [[(2, "二。", "Two.")]]
 
+    def test_identity_and_id_sequence(self, store, tmp_path):
+        store.import_units([tmx_unit("一。", "One."), tmx_unit("二。", "Two.")])
+        assert store.identity == store.identity and len(store.identity) >= 16
+        assert store.identity != self.make_store(tmp_path / "other").identity
+        store.delete([2])  # the newest unit gone: the sequence stays
+        assert store.max_id() == 1 and store.last_id() == 2
+
+    def test_bulk_import_of_a_file(self, store, tmp_path):
+        from aligner.tmx import write_tmx
+
+        path = tmp_path / "big.tmx"
+        write_tmx(path, [TranslationUnit(f"第{i}段。", f"Paragraph {i}.") for i in range(30)])
+        seen = []
+        result = store.bulk_import_tmx(path, progress=seen.append)
+        assert result.imported == 30 and seen[-1] == 30 and store.count() == 30
+
     # -- jobs
 
     def test_job_table(self, store):

@@ -616,6 +616,30 @@ class SQLiteStore(TMStore):
     def max_id(self) -> int:
         return self._conn().execute("SELECT COALESCE(MAX(id), 0) FROM unit").fetchone()[0]
 
+    @property
+    def identity(self) -> str:
+        conn = self._conn()
+        row = conn.execute("SELECT value FROM meta WHERE key = 'identity'").fetchone()
+        if row is None:  # made once, by the first process that asks
+            conn.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('identity', lower(hex(randomblob(16))))"
+            )
+            row = conn.execute("SELECT value FROM meta WHERE key = 'identity'").fetchone()
+        return row[0]
+
+    def last_id(self) -> int:
+        row = self._conn().execute(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'unit'"
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def bulk_import_tmx(
+        self, path: Path, *, rule: MergeRule | str = MergeRule.MERGE, progress=None
+    ) -> ImportResult:
+        from service.memory.sqlite_bulk import bulk_import_tmx
+
+        return bulk_import_tmx(self, Path(path), rule=rule, progress=progress)
+
     def get(self, ids: Iterable[int]) -> dict[int, StoredUnit]:
         ids = [int(i) for i in ids]
         found: dict[int, StoredUnit] = {}

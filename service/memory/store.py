@@ -610,6 +610,15 @@ class TMStore(ABC):
             job=job,
         )
 
+    def bulk_import_tmx(
+        self, path: Path, *, rule: MergeRule | str = MergeRule.MERGE, progress=None
+    ) -> ImportResult:
+        """Import a TMX of any size without holding the write lock throughout: committed in
+        chunks, resumed after a crash where it stopped (no unit twice, none lost), taken
+        back whole on bad input. A store that cannot do better imports it in one
+        transaction (``import_tmx``)."""
+        return self.import_tmx(path, rule=rule, progress=progress)
+
     @abstractmethod
     def delete(self, ids: Iterable[int] = (), *, document: str | None = None) -> list[int]:
         """Delete units by id and/or by document; returns the ids actually deleted."""
@@ -649,6 +658,17 @@ class TMStore(ABC):
 
     @abstractmethod
     def max_id(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def identity(self) -> str:
+        """What tells this memory from any other (made once, with the memory): indexes saved
+        for one memory are never served for another put in its place."""
+
+    @abstractmethod
+    def last_id(self) -> int:
+        """The largest id ever given to a unit, deleted ones included (ids are never
+        reused): indexes that hold units up to it hold everything but tombstones."""
 
     @abstractmethod
     def get(self, ids: Iterable[int]) -> dict[int, StoredUnit]:

@@ -1,0 +1,118 @@
+"""Bulk imports (``concordia-tm import``): committed in chunks, resumed after a crash with no
+unit twice and none lost, taken back whole on bad input, other writers served meanwhile."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from aligner.models import TranslationUnit
+from aligner.tmx import TMXError, write_tmx
+from service.memory.sqlite import SQLiteStore
+from service.memory.sqlite_bulk import bulk_import, bulk_import_tmx, file_key
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def units(n: int, start: int = 0) -> list[TranslationUnit]:
+    return [TranslationUnit(f"第{i}段决议。", f"Paragraph {i} of the resolution.")
+            for i in range(start, start + n)]
+
+
+def test_a_crash_midway_resumes_with_no_unit_twice_and_none_lost(tmp_path):
+    path = tmp_path / "memory.tmx"
+    write_tmx(path, units(2500))
+    data = tmp_path / "data"
+    crash = (
+        "import os, sys; from pathlib import Path\n"
+        "from service.memory.sqlite import SQLiteStore\n"
+        "from service.memory.sqlite_bulk import bulk_import_tmx\n"
+        "def progress(read):\n"
+        "    if read >= 1200: os._exit(9)\n"  # killed once the chunk past 1,200 is in
+        f"bulk_import_tmx(SQLiteStore({str(data)!r}), Path({str(path)!r}), rule='keep_both',"
+        " progress=progress, chunk=500)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", crash], cwd=ROOT)
+    assert done.returncode == 9
+    store = SQLiteStore(data)
+    assert store.count() == 1500  # three chunks of 500 committed, the rest never read
+    assert store.imports()[0].state == "running"
+    result = bulk_import_tmx(store, path, rule="keep_both", chunk=500)
+    assert (result.imported, result.import_id) == (2500, 1)  # the same import, resumed
+    texts = [u.en for u in store.iter_units()]
+    assert len(texts) == len(set(texts)) == 2500  # keep_both: a unit twice would show
+    assert [r.state for r in store.imports()] == ["done"]
+
+
+def test_bad_input_midway_takes_the_import_back_whole(tmp_path):
+    store = SQLiteStore(tmp_path / "data")
+    store.import_units([TranslationUnit("第3段决议。", "Paragraph 3 of the resolution.",
+                                        props={"x-document": "A/1"}),
+                        TranslationUnit("旧的。", "Old.")])
+    before = {u.id: (u.en, u.props) for u in store.iter_units()}
+
+    def broken():
+        for number, unit in enumerate(units(1200)):
+            if number == 1100:
+                raise TMXError("t.tmx, line 9: inline tags do not pair")
+            unit.props = {"x-note": "new"}
+            yield unit
+
+    with pytest.raises(TMXError):
+        bulk_import(store, broken(), key="k", source="t.tmx", chunk=500)
+    # the merged unit lost the property the import gave it; the new units are gone
+    assert {u.id: (u.en, u.props) for u in store.iter_units()} == before
+    assert store.imports()[0].state == "failed" and "do not pair" in store.imports()[0].error
+    assert store.deleted_since(0)  # tombstoned: indexes that saw them forget them
+
+
+def test_a_failed_replacing_import_brings_the_replaced_unit_back(tmp_path):
+    store = SQLiteStore(tmp_path / "data")
+    old = TranslationUnit("第1段决议。", "Old wording.", creationdate="20100101T000000Z")
+    store.import_units([old])
+
+    def newer():
+        yield TranslationUnit("第1段决议。", "New wording.", creationdate="20200101T000000Z")
+        raise TMXError("t.tmx, line 3: broken")
+
+    with pytest.raises(TMXError):
+        bulk_import(store, newer(), key="k", source="t.tmx", rule="keep_newest", chunk=1)
+    assert [u.en for u in store.iter_units()] == ["Old wording."]
+
+
+def test_writes_go_on_during_a_bulk_import(tmp_path):
+    path = tmp_path / "memory.tmx"
+    write_tmx(path, units(20000))
+    store = SQLiteStore(tmp_path / "data")
+    store.import_units(units(1, start=10**6))
+    other = SQLiteStore(tmp_path / "data")
+    waits = []
+    running = threading.Event()
+
+    def writer():
+        running.wait()
+        for _ in range(5):
+            began = time.perf_counter()
+            unit = next(iter(other.iter_units()))
+            other.record_usage(unit.id)
+            waits.append(time.perf_counter() - began)
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    bulk_import_tmx(store, path, progress=lambda read: running.set(), chunk=1000)
+    thread.join()
+    assert len(waits) == 5 and max(waits) < 0.5  # one chunk's wait, not the whole import
+    assert store.count() == 20001
+
+
+def test_the_file_key_tells_files_apart(tmp_path):
+    a, b = tmp_path / "a.tmx", tmp_path / "b.tmx"
+    write_tmx(a, units(10))
+    write_tmx(b, units(10, start=1))
+    assert file_key(a) != file_key(b) and file_key(a) == file_key(a)
