@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import re
 import sys
@@ -33,9 +34,11 @@ from pathlib import Path
 from aligner.errors import InputError
 from aligner.markup import MarkupError, runs_from_placeholders
 from service.memory.factory import open_store
+from service.memory.tm import FUZZY_FOLDER
 from service.memory.store import MergeRule, TMStore, UnitQuery, tags_from_data
 
 TMX_DATE = r"\d{8}T\d{6}Z"
+INDEX_BATCH = 200_000  # new units that make the importing indexer write a file
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -101,13 +104,13 @@ def _props(pairs: list[str] | None) -> dict[str, str] | None:
     return props
 
 
-def run(args: argparse.Namespace, store: TMStore) -> None:
+def run(args: argparse.Namespace, store: TMStore, data: Path) -> None:
     from service.memory.views import unit_data
 
     if args.command == "import":
         if not args.file.is_file():
             raise InputError(f"{args.file}: no such file")
-        _print(_import(store, args.file, args.rule))
+        _print(_import(store, data, args.file, args.rule))
     elif args.command == "export":
         _export(args, store)
     elif args.command == "show":
@@ -151,16 +154,47 @@ def run(args: argparse.Namespace, store: TMStore) -> None:
         _print([r.to_json() for r in store.imports(args.limit)])
 
 
-def _import(store: TMStore, path: Path, rule: str) -> dict:
-    """A bulk import (committed in chunks, resumed after a crash) with a progress bar."""
+def _import(store: TMStore, data: Path, path: Path, rule: str) -> dict:
+    """A bulk import (committed in chunks, resumed after a crash) with a progress bar; the
+    fuzzy index files are written alongside, by a second process, unless a running service
+    is their indexer (it then follows the import itself)."""
     from tqdm import tqdm
 
-    with tqdm(desc=path.name, unit=" units", unit_scale=True, disable=None) as bar:
+    done = multiprocessing.get_context("spawn").Event()
+    indexer = multiprocessing.get_context("spawn").Process(
+        target=_index, args=(data, done), name="concordia-indexer"
+    )
+    indexer.start()
+    try:
+        with tqdm(desc=path.name, unit=" units", unit_scale=True, disable=None) as bar:
 
-        def progress(read: int) -> None:
-            bar.update(read - bar.n)
+            def progress(read: int) -> None:
+                bar.update(read - bar.n)
 
-        return store.bulk_import_tmx(path, rule=rule, progress=progress).as_dict()
+            result = store.bulk_import_tmx(path, rule=rule, progress=progress).as_dict()
+    finally:
+        done.set()
+        indexer.join()
+    return result
+
+
+def _index(data: Path, done) -> None:
+    """Follow the store with the fuzzy index files until ``done``, then write the rest."""
+    from service.memory.fuzzy import FuzzyIndex
+
+    store = open_store(data)
+    index = FuzzyIndex(data / FUZZY_FOLDER)
+    try:
+        index.load(store)
+        while True:
+            last = done.wait(1.0)
+            if last or store.last_id() - index.max_id >= INDEX_BATCH:
+                index.sync(store)  # files of many units at once: fewer merges
+                if last or not index.is_indexer:  # a running service is the indexer
+                    break
+    finally:
+        index.close()
+        store.close()
 
 
 def _export(args: argparse.Namespace, store: TMStore) -> None:
@@ -206,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"concordia-tm: {exc}", file=sys.stderr)
         return 2
     try:
-        run(args, store)
+        run(args, store, data)
     except (InputError, OSError) as exc:
         print(f"concordia-tm: {exc}", file=sys.stderr)
         return 2

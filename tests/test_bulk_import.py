@@ -116,3 +116,17 @@ def test_the_file_key_tells_files_apart(tmp_path):
     write_tmx(a, units(10))
     write_tmx(b, units(10, start=1))
     assert file_key(a) != file_key(b) and file_key(a) == file_key(a)
+
+
+def test_the_import_command_writes_the_fuzzy_index_files_a_service_maps(tmp_path, capsys):
+    from service.cli import main
+    from service.memory.fuzzy import FuzzyIndex
+
+    path = tmp_path / "memory.tmx"
+    write_tmx(path, units(300))
+    data = tmp_path / "data"
+    assert main(["--data", str(data), "import", str(path)]) == 0
+    store = SQLiteStore(data)
+    index = FuzzyIndex(data / "fuzzy-index")
+    assert index.load(store) and len(index) == 300  # mapped, nothing tokenised
+    assert index.search("Paragraph 7 of the resolution.", "en", 1.0) == [(1.0, 8)]

@@ -87,21 +87,76 @@ def test_a_match_exactly_on_the_threshold_is_found(indexed, percent):
     assert hits[uid] == pytest.approx(percent / 100)
 
 
-def test_an_index_saved_in_an_older_format_is_rebuilt_and_replaced(tmp_path, shared_data):
+def test_an_index_of_another_format_or_store_is_rebuilt_not_served(tmp_path, shared_data):
     store = open_store(tmp_path / "data")
     store.import_units(unpc_units(shared_data, 50))
-    index = FuzzyIndex()
+    folder = tmp_path / "data" / "fuzzy-index"
+    index = FuzzyIndex(folder)
     index.sync(store)
-    index.save(tmp_path / "fuzzy")
-    meta_path = tmp_path / "fuzzy" / "meta.json"
-    meta = json.loads(meta_path.read_text())
-    meta_path.write_text(json.dumps(dict(meta, version=meta["version"] - 1)))
-    again = FuzzyIndex()
-    assert not again.load(tmp_path / "fuzzy", store)  # another format: built from the store
+    index.close()
+    manifest = folder / "manifest.json"
+    meta = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps(dict(meta, version=meta["version"] - 1)))
+    again = FuzzyIndex(folder)
+    assert not again.load(store)  # another format: built from the store
     again.sync(store)
-    again.save(tmp_path / "fuzzy")  # as new as the saved one, but that one is unusable
-    assert json.loads(meta_path.read_text())["version"] == meta["version"]
-    assert FuzzyIndex().load(tmp_path / "fuzzy", store)
+    again.close()
+    assert json.loads(manifest.read_text())["version"] == meta["version"]
+    assert FuzzyIndex(folder).load(store)
+    # Another memory put in the place of this one: its files are not served for it.
+    other = open_store(tmp_path / "other")
+    other.import_units(unpc_units(shared_data, 60)[10:])
+    assert not FuzzyIndex(folder).load(other)
+    store.close()
+
+
+def test_files_are_mapped_by_every_process_and_only_new_units_held_in_memory(
+    tmp_path, shared_data
+):
+    store = open_store(tmp_path / "data")
+    units = unpc_units(shared_data, 400)
+    store.import_units(units[:300])
+    folder = tmp_path / "data" / "fuzzy-index"
+    indexer, worker = FuzzyIndex(folder), FuzzyIndex(folder)
+    indexer.sync(store)
+    assert indexer.is_indexer and not worker.is_indexer
+    indexer.flush()  # what it holds goes to the files
+    worker.sync(store)
+    assert worker._memory["zh"] == [] and len(worker._disk["zh"]) == 1
+    assert isinstance(worker._disk["zh"][0].rows, np.memmap)
+    store.import_units(units[300:])  # new words: each process gives them codes of its own
+    store.delete([3])
+    worker.sync(store)
+    assert sum(map(len, worker._memory["en"])) == 100 and len(worker) == 399
+    indexer.sync(store)
+    indexer.flush()
+    worker.sync(store)  # maps the new files; its own codes give way to the indexer's
+    assert worker._memory["en"] == [] and len(worker) == 399
+    for lang, side in (("en", 1), ("zh", 0)):
+        for number in (0, 2, 350, 399):
+            text = (units[number].source, units[number].target)[side]
+            got = worker.search(text, lang, 1.0)
+            assert got == ([] if number == 2 else [(1.0, number + 1)])
+    # The indexer goes: another process takes its place, from its files.
+    indexer.close()
+    store.import_units(unpc_units(shared_data, 420)[400:])
+    assert worker.sync(store) == 20 and worker.is_indexer and len(worker) == 419
+    worker.close()
+    store.close()
+
+
+def test_deleting_the_newest_unit_does_not_make_the_files_unusable(tmp_path, shared_data):
+    store = open_store(tmp_path / "data")
+    store.import_units(unpc_units(shared_data, 40))
+    folder = tmp_path / "data" / "fuzzy-index"
+    index = FuzzyIndex(folder)
+    index.sync(store)
+    store.delete([40])
+    index.sync(store)
+    index.close()
+    again = FuzzyIndex(folder)
+    assert again.load(store) and again.sync(store) == 0 and len(again) == 39
+    again.close()
     store.close()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import subprocess
 import sys
 import textwrap
@@ -203,27 +205,32 @@ def test_fuzzy_index_saved_and_caught_up(tmp_path, shared_data):
     store = open_store(tmp_path / "data")
     units = unpc_units(shared_data, 200)
     store.import_units(units[:150])
-    index = FuzzyIndex()
+    folder = tmp_path / "fuzzy"
+    index = FuzzyIndex(folder)
     index.sync(store)
-    index.save(tmp_path / "fuzzy")
+    index.close()  # the indexer writes what it holds
     # While the service is down: a delete and a new import.
     store.delete([5])
     store.import_units(units[150:])
-    again = FuzzyIndex()
-    assert again.load(tmp_path / "fuzzy", store)
+    again = FuzzyIndex(folder)
+    assert again.load(store)
     assert again.sync(store) == 50  # only the new units are tokenised
     assert len(again) == 199
     assert again.search(units[4].target, "en", 1.0) == []
     assert again.search(units[180].source, "zh", 1.0) == [(1.0, 181)]
     assert again.search(units[20].target, "en", 1.0) == [(1.0, 21)]
+    again.close()
     # A file cut short (a crash before the disk had it all): rebuilt, not a failed start.
-    segment = tmp_path / "fuzzy" / "zh-0.npz"
-    segment.write_bytes(segment.read_bytes()[:1000])
-    assert not FuzzyIndex().load(tmp_path / "fuzzy", store)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    segment = folder / manifest["segments"]["zh"][0] / "rows.npy"
+    segment.write_bytes(segment.read_bytes()[:100])
+    assert not FuzzyIndex(folder).load(store)
     segment.write_bytes(b"")
-    assert not FuzzyIndex().load(tmp_path / "fuzzy", store)
-    (tmp_path / "fuzzy" / "meta.json").write_text("{")
-    assert not FuzzyIndex().load(tmp_path / "fuzzy", store)
+    assert not FuzzyIndex(folder).load(store)
+    (folder / "manifest.json").write_text("{")
+    assert not FuzzyIndex(folder).load(store)
+    rebuilt = FuzzyIndex(folder)
+    assert rebuilt.sync(store) == 199 and rebuilt.search(units[20].target, "en", 1.0)
 
 
 def test_workers_share_the_semantic_index(tmp_path, shared_data):

@@ -21,13 +21,9 @@ a concordance term can be in (``FuzzyIndex.containing``).
 from __future__ import annotations
 
 import itertools
-import json
 import math
-import os
 import re
-import shutil
 import threading
-import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -35,19 +31,20 @@ import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
+from service.memory import fuzzy_files as files
+from service.memory.fuzzy_files import Manifest
 from service.memory.matching import fold
-from service.memory.store import (
-    TMStore,
-    fsync_folder,
-    process_lock,
-)
+from service.memory.store import TMStore
 
 LANGS = ("zh", "en")
 _WORD = re.compile(r"\w+(?:[-'’.]\w+)*|[^\w\s]")
 _OCC_BITS = 8
 _MAX_OCC = (1 << _OCC_BITS) - 1
-_SEGMENT_MAX = 1 << 18
-_FORMAT = 3  # 2: rows in order of length; 3: segments folded for matching
+_SEGMENT_MAX = 1 << 18  # rows of a segment built in memory
+_FILE_SEGMENT_MAX = 1 << 21  # rows of a segment file (merged up to it)
+_FILE_BUILD = 1 << 19  # units a segment file is built from at once, when many arrive
+_FLUSH = 50_000  # units in memory (or deletions) that make the indexer write files
+_MEMORY_MAX = 200_000  # more new units than this: a worker waits for the indexer's files
 _FEW = 256  # candidates left for rapidfuzz to settle without more counting
 _TOP_CODE = 0x10FFFF
 _SURROGATES = range(0xD800, 0xE000)
@@ -79,13 +76,26 @@ class Vocabulary:
         self._lock = threading.Lock()
         self._lowered: list[str] = []  # the tokens in code order, lower-cased when first asked
 
-    def tokens(self) -> list[str]:
-        """Every token, in code order (what ``restore`` takes back)."""
-        return list(self._codes)
+    def __len__(self) -> int:
+        return len(self._codes)
 
-    def restore(self, tokens: list[str]) -> None:
-        self._codes = {tok: _code(number) for number, tok in enumerate(tokens)}
-        self._lowered = []
+    def tokens_from(self, number: int) -> list[str]:
+        """The tokens from the ``number``-th on, in code order."""
+        return list(itertools.islice(self._codes, number, None))
+
+    def extend(self, tokens: list[str]) -> None:
+        """Take the next codes for ``tokens`` (read from the index's files)."""
+        with self._lock:
+            codes = self._codes
+            for tok in tokens:
+                codes[tok] = _code(len(codes))
+
+    def truncate(self, number: int) -> None:
+        """Forget the tokens from the ``number``-th on (codes this process gave itself)."""
+        with self._lock:
+            while len(self._codes) > number:
+                self._codes.pop(next(reversed(self._codes)))
+            del self._lowered[number:]
 
     def code(self, token: str) -> str | None:
         return self._codes.get(token)
@@ -222,55 +232,107 @@ def _unique_counts(rows: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]
     return found, counts[found]
 
 
+def _pack(strings: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(code points of all ``strings`` laid end to end, where each starts): two bytes a code
+    point when they all fit (Chinese text, English tokens below the 63,488th), else four."""
+    lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
+    starts = np.zeros(len(strings) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    text = np.frombuffer("".join(strings).encode("utf-32-le"), dtype=np.uint32)
+    if not len(text) or int(text.max()) < 0x10000:  # no surrogates: they are never codes
+        text = text.astype(np.uint16)
+    return text, starts
+
+
+def _gather(text: np.ndarray, starts: np.ndarray, rows: np.ndarray):
+    """The code points of ``rows`` laid end to end, and their new starts."""
+    lengths = starts[rows + 1] - starts[rows]
+    new_starts = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=new_starts[1:])
+    at = np.repeat(starts[rows] - new_starts[:-1], lengths) + np.arange(new_starts[-1])
+    return text[at], new_starts
+
+
+def _narrow(array: np.ndarray) -> np.ndarray:
+    """int32 when the values allow (ids, text positions), to halve what is mapped."""
+    if isinstance(array, np.memmap) or array.dtype == np.int32:
+        return array
+    if not len(array) or (int(array.min()) >= 0 and int(array.max()) < 1 << 31):
+        return array.astype(np.int32)
+    return array
+
+
 class _Segment:
     """An immutable slice of the index: unit ids, their scored strings, postings of q-grams.
 
+    The strings are code points laid end to end (``text``, ``starts``), so that a segment is
+    a handful of flat arrays: built in memory, or mapped from the files an indexer wrote
+    (:mod:`service.memory.fuzzy_files`), shared by every process through the page cache.
     Rows are numbered in order of length, so the rows of the lengths a query can match form
     one range and a posting list is cut to them by comparing row numbers.
     """
 
-    def __init__(self, ids: np.ndarray, strings: list[str], keys, offsets, rows):
-        self.ids = ids
-        self.strings = strings
-        self.lengths = np.fromiter(map(len, strings), dtype=np.int32, count=len(strings))
+    ARRAYS = ("ids", "lengths", "starts", "text", "keys", "offsets", "rows")
+
+    def __init__(self, ids, lengths, starts, text, keys, offsets, rows):
+        # Built ones narrowed to the dtypes the files keep (keys: 21-bit code, 8-bit count).
+        ids, starts, offsets = _narrow(ids), _narrow(starts), _narrow(offsets)
+        keys = keys if isinstance(keys, np.memmap) else keys.astype(np.int32, copy=False)
+        self.ids, self.lengths, self.starts, self.text = ids, lengths, starts, text
         self.keys, self.offsets, self.rows = keys, offsets, rows
+        self._codec = "utf-16-le" if text.dtype == np.uint16 else "utf-32-le"
 
     @classmethod
     def build(cls, ids: np.ndarray, strings: list[str], grams: list[str]) -> _Segment:
-        order = np.argsort(np.fromiter(map(len, strings), np.int64, len(strings)), kind="stable")
+        lengths = np.fromiter(map(len, strings), np.int64, len(strings))
+        order = np.argsort(lengths, kind="stable")
         pick = order.tolist()
-        return cls(ids[order], [strings[i] for i in pick], *_keys([grams[i] for i in pick]))
+        text, starts = _pack([strings[i] for i in pick])
+        return cls(
+            ids[order].astype(np.int64), lengths[order].astype(np.uint16), starts, text,
+            *_keys([grams[i] for i in pick]),
+        )
 
     @classmethod
     def merge(cls, a: _Segment, b: _Segment, deleted: np.ndarray) -> _Segment:
         """One segment holding both, without ``deleted`` ids; postings merged, not rebuilt."""
-        ids = np.concatenate([a.ids, b.ids])
+        ids = np.concatenate([a.ids, b.ids]).astype(np.int64)
         kept = np.arange(len(ids))
         if len(deleted):
             kept = np.flatnonzero(~np.isin(ids, deleted))
-        order = kept[np.argsort(np.concatenate([a.lengths, b.lengths])[kept], kind="stable")]
+        lengths = np.concatenate([a.lengths, b.lengths])
+        order = kept[np.argsort(lengths[kept], kind="stable")]
         new_row = np.full(len(ids), -1, dtype=np.int64)
         new_row[order] = np.arange(len(order))
         keys = np.concatenate(
             [np.repeat(a.keys, np.diff(a.offsets)), np.repeat(b.keys, np.diff(b.offsets))]
-        )
+        ).astype(np.int64)
         rows = new_row[np.concatenate([a.rows, b.rows.astype(np.int64) + len(a)])]
         del new_row
         if len(order) < len(ids):  # postings of deleted rows go
             live = rows >= 0
             keys, rows = keys[live], rows[live]
-        strings = a.strings + b.strings
-        strings = [strings[i] for i in order.tolist()]
+        wide = np.uint16 if a.text.dtype == b.text.dtype == np.uint16 else np.uint32
+        text, starts = _gather(
+            np.concatenate([a.text.astype(wide), b.text.astype(wide)]),
+            np.concatenate([a.starts[:-1], int(a.starts[-1]) + np.asarray(b.starts, np.int64)]),
+            order,
+        )
         keys <<= 32  # (key, row) packed and sorted in place: these arrays are the peak
         keys |= rows
         del rows
         keys.sort()
         rows = (keys & 0xFFFFFFFF).astype(np.int32)
         keys >>= 32
-        return cls(ids[order], strings, *_csr(keys, rows))
+        return cls(ids[order], lengths[order], starts, text, *_csr(keys, rows))
 
     def __len__(self) -> int:
-        return len(self.strings)
+        return len(self.ids)
+
+    def strings(self, rows: Iterable[int]) -> list[str]:
+        """The scored strings of ``rows``."""
+        text, starts, codec = self.text, self.starts, self._codec
+        return [bytes(text[starts[r] : starts[r + 1]]).decode(codec) for r in rows]
 
     def postings(self, codes: list[str]) -> list[np.ndarray]:
         """The posting lists (rows) of these q-gram codes, absent ones left out."""
@@ -337,133 +399,321 @@ class _Segment:
         return rows
 
 
-def _load_segment(path: Path) -> _Segment:
-    with np.load(path) as z:
-        text = z["text"].tobytes().decode("utf-32-le")
-        ends = np.cumsum(z["lengths"]).tolist()
-        starts = [0, *ends[:-1]]
-        strings = [text[a:b] for a, b in zip(starts, ends, strict=True)]
-        return _Segment(z["ids"], strings, z["keys"], z["offsets"], z["rows"])
-
-
 class FuzzyIndex:
-    """The in-memory n-gram (token) index of both sides of the memory."""
+    """The n-gram (token) index of both sides of the memory.
 
-    def __init__(self) -> None:
+    Without a folder it lives in this process's memory. With one, it is the folder's
+    on-disk index (:mod:`service.memory.fuzzy_files`): the process holding the folder's lock
+    (the indexer) writes new units into segment files in large batches and publishes them;
+    every process maps those files and keeps only the units newer than them (a few
+    thousand) in memory, indexed from the store. Index work happens in ``sync``, which the
+    service runs on a background thread; a request calls it with ``wait=False, most=…``
+    so that it never waits behind a long indexing run.
+    """
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder
         self.encoders = {lang: SideEncoder(lang) for lang in LANGS}
+        self._disk: dict[str, list[_Segment]] = {lang: [] for lang in LANGS}
+        self._memory: dict[str, list[_Segment]] = {lang: [] for lang in LANGS}
         self._segments: dict[str, list[_Segment]] = {lang: [] for lang in LANGS}
         self._deleted: set[int] = set()
         self._deleted_array = np.zeros(0, np.int64)
-        self.generation = -1
+        self.generation = -1  # the store's generation this index is caught up with
+        self._deletions_at = -1  # tombstones up to this generation are applied
         self.max_id = 0
         self._live = 0  # units indexed and not deleted
         self._sync_lock = threading.Lock()
+        self._manifest: Manifest | None = None
+        self._deleted_on_disk = 0  # ids in the manifest's file of deletions
+        self._lock = files.IndexerLock(folder) if folder is not None else None
 
     def __len__(self) -> int:
         return self._live
 
-    # -- persistence: saved at shutdown, so a restart need not re-tokenise the memory ----
-    def save(self, folder: Path) -> None:
-        """Write the index to ``folder`` (replaced whole; a crash leaves the old one).
+    @property
+    def is_indexer(self) -> bool:
+        return self._lock is not None and self._lock.held
 
-        Workers of one service share the folder: one at a time saves, and none replaces
-        an index that is as new as its own.
-        """
-        with self._sync_lock, process_lock(folder.with_name(folder.name + ".lock")):
-            try:
-                meta = json.loads((folder / "meta.json").read_text())
-                saved = meta["generation"] if meta["version"] == _FORMAT else -1
-            except (OSError, ValueError, KeyError, TypeError):
-                saved = -1
-            if saved >= self.generation:
-                return
-            tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            for lang, segments in self._segments.items():
-                enc = self.encoders[lang]
-                vocab = enc.vocab or enc.bigrams
-                (tmp / f"{lang}-vocab.json").write_text(
-                    json.dumps(list(vocab.tokens()), ensure_ascii=False)
-                )
-                for number, seg in enumerate(segments):
-                    text = "".join(seg.strings).encode("utf-32-le")
-                    np.savez(
-                        tmp / f"{lang}-{number}.npz", ids=seg.ids, lengths=seg.lengths,
-                        text=np.frombuffer(text, dtype=np.uint32), keys=seg.keys,
-                        offsets=seg.offsets, rows=seg.rows,
-                    )
-            meta = {
-                "version": _FORMAT,
-                "generation": self.generation,
-                "max_id": self.max_id,
-                "deleted": sorted(self._deleted),
-                "segments": {lang: len(segs) for lang, segs in self._segments.items()},
-            }
-            (tmp / "meta.json").write_text(json.dumps(meta))
-            fsync_folder(tmp)
-            shutil.rmtree(folder, ignore_errors=True)
-            os.replace(tmp, folder)
+    def _vocab(self, lang: str) -> Vocabulary:
+        enc = self.encoders[lang]
+        return enc.vocab if enc.vocab is not None else enc.bigrams
 
-    def load(self, folder: Path, store: TMStore) -> bool:
-        """Take the index saved in ``folder`` if it can belong to ``store``; ``sync`` then
-        brings it up to date. False (and nothing changed) when there is none or it is not."""
-        try:
-            meta = json.loads((folder / "meta.json").read_text())
-            if (
-                meta["version"] != _FORMAT
-                or not 0 <= meta["generation"] <= store.generation
-                or meta["max_id"] > store.max_id()
-            ):
-                return False
-            encoders = {lang: SideEncoder(lang) for lang in LANGS}
-            segments: dict[str, list[_Segment]] = {}
-            for lang in LANGS:
-                enc = encoders[lang]
-                tokens = json.loads((folder / f"{lang}-vocab.json").read_text())
-                (enc.vocab or enc.bigrams).restore(tokens)
-                segments[lang] = [
-                    _load_segment(folder / f"{lang}-{n}.npz") for n in range(meta["segments"][lang])
-                ]
-        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile):
-            return False  # missing or damaged: the caller rebuilds from the store
+    def _show(self) -> None:
+        """Readers see the mapped and in-memory segments, swapped in whole."""
+        self._segments = {lang: self._disk[lang] + self._memory[lang] for lang in LANGS}
+
+    # -- the files ---------------------------------------------------------------------
+    def load(self, store: TMStore) -> bool:
+        """Map the folder's index if it belongs to ``store``; ``sync`` then brings it up to
+        date. False (nothing mapped) when there is none, it is damaged or another store's."""
+        if self.folder is None:
+            return False
         with self._sync_lock:
-            self.encoders, self._segments = encoders, segments
-            self._deleted = set(meta["deleted"])
-            self._deleted_array = np.fromiter(sorted(self._deleted), dtype=np.int64)
-            self.generation, self.max_id = meta["generation"], meta["max_id"]
-            self._live = sum(
-                int((~np.isin(seg.ids, self._deleted_array)).sum()) for seg in segments["zh"]
-            )
+            return self._adopt(store, fresh=True)
+
+    def _usable(self, manifest: Manifest | None, store: TMStore) -> bool:
+        return (
+            manifest is not None
+            and manifest.identity == store.identity
+            and manifest.seq <= store.last_id()
+            and 0 <= manifest.generation <= store.generation
+        )
+
+    def _adopt(self, store: TMStore, *, fresh: bool = False) -> bool:
+        """Map the newest manifest's files if they are not those mapped; the units in
+        memory give way to them (read again from the store by the next ``sync``)."""
+        for _ in range(5):  # an indexer may remove files between reading and mapping
+            manifest = files.read_manifest(self.folder)
+            if not self._usable(manifest, store):
+                return False
+            fresh = fresh or self._manifest is None
+            if not fresh and manifest.serial == self._manifest.serial:
+                return True
+            try:
+                disk = {
+                    lang: [
+                        _Segment(**files.map_arrays(self.folder, name, _Segment.ARRAYS))
+                        for name in manifest.segments[lang]
+                    ]
+                    for lang in LANGS
+                }
+                deleted = files.read_deleted(self.folder, manifest.deleted)
+                known = self._manifest if not fresh else None
+                tokens = {
+                    lang: files.read_vocab(
+                        self.folder, lang, known.vocab_bytes[lang] if known else 0,
+                        manifest.vocab_bytes[lang],
+                    )
+                    for lang in LANGS
+                }
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError, KeyError, TypeError, EOFError):
+                return False  # damaged: the indexer rebuilds it
+            break
+        else:
+            return False
+        for lang in LANGS:
+            vocab = self._vocab(lang)
+            if fresh:
+                vocab.truncate(0)
+            else:
+                vocab.truncate(known.vocab[lang])
+            vocab.extend(tokens[lang])
+            if len(vocab) != manifest.vocab[lang]:
+                return False
+        self._disk = disk
+        self._memory = {lang: [] for lang in LANGS}
+        if fresh:
+            self._deleted = set()
+            self._deletions_at = manifest.generation
+        self._deleted.update(deleted.tolist())
+        self._deletions_at = min(self._deletions_at, manifest.generation)
+        self._deleted_array = np.fromiter(sorted(self._deleted), dtype=np.int64)
+        # Units the files hold that this process knows were deleted since they were written.
+        later = np.fromiter((i for i in self._deleted if i <= manifest.seq), np.int64)
+        self._live = manifest.live - int(np.isin(later, deleted, invert=True).sum())
+        self._deleted_on_disk = len(deleted)
+        self.max_id = manifest.seq
+        self.generation = -1
+        self._manifest = manifest
+        self._show()
         return True
 
-    def sync(self, store: TMStore, batch: int = 100_000) -> int:
-        """Catch up with ``store``: index new units, forget deleted ones. Returns units added."""
+    def _take_role(self, store: TMStore) -> None:
+        """Become the indexer when none is (starting from its newest files)."""
+        if self._lock is None or self._lock.held or not self._lock.try_acquire():
+            return
+        if not self._adopt(store, fresh=True):
+            files.clear(self.folder)
+            self.encoders = {lang: SideEncoder(lang) for lang in LANGS}
+            self._disk = {lang: [] for lang in LANGS}
+            self._memory = {lang: [] for lang in LANGS}
+            self._deleted, self._deleted_array = set(), np.zeros(0, np.int64)
+            self._deletions_at = self.generation = -1
+            self.max_id = self._live = 0
+            self._manifest = files.Manifest(identity=store.identity)
+            self._deleted_on_disk = 0
+            self._show()
+
+    def _publish(self, seq: int, new: dict[str, list[_Segment]], drop: dict[str, int]) -> None:
+        """Write ``new`` segments after the mapped ones (less the last ``drop[lang]``), the
+        vocabularies and the deletions, then the manifest; map what was written."""
+        old = self._manifest
+        serial = old.serial + 1
+        names = {}
+        for lang in LANGS:
+            kept = old.segments[lang][: len(old.segments[lang]) - drop[lang]]
+            for number, seg in enumerate(new[lang]):
+                name = f"seg-{lang}-{serial}-{number}"
+                files.write_arrays(
+                    self.folder, name, {k: getattr(seg, k) for k in _Segment.ARRAYS}
+                )
+                kept.append(name)
+            names[lang] = kept
+        vocab, vocab_bytes = {}, {}
+        for lang in LANGS:
+            tokens = self._vocab(lang).tokens_from(old.vocab[lang])
+            vocab_bytes[lang] = files.append_vocab(
+                self.folder, lang, old.vocab_bytes[lang], tokens
+            )
+            vocab[lang] = old.vocab[lang] + len(tokens)
+        deleted = old.deleted
+        if len(self._deleted) != self._deleted_on_disk:
+            deleted = f"deleted-{serial}.npy"
+            files.write_deleted(self.folder, deleted, self._deleted_array)
+            self._deleted_on_disk = len(self._deleted)
+        live = self._live - self._memory_live()
+        manifest = files.Manifest(
+            identity=old.identity, seq=seq, generation=max(self._deletions_at, 0), live=live,
+            serial=serial, segments=names, vocab=vocab, vocab_bytes=vocab_bytes,
+            deleted=deleted,
+        )
+        files.write_manifest(self.folder, manifest)
+        self._disk = {
+            lang: [
+                _Segment(**files.map_arrays(self.folder, name, _Segment.ARRAYS))
+                for name in names[lang]
+            ]
+            for lang in LANGS
+        }
+        self._manifest = manifest
+
+    def _memory_live(self) -> int:
+        ids = [seg.ids for seg in self._memory["zh"]]
+        if not ids:
+            return 0
+        ids = np.concatenate(ids)
+        return len(ids) - int(np.isin(ids, self._deleted_array).sum())
+
+    def flush(self) -> None:
+        """The indexer writes the units it holds in memory to the files (and merges the
+        newest files while they are small next to the one before)."""
+        if not self.is_indexer:
+            return
+        memory = self._memory
+        if memory["zh"] or len(self._deleted) != self._deleted_on_disk:
+            self._memory = {lang: [] for lang in LANGS}  # what it holds goes to the files
+            self._publish(self.max_id, memory, dict.fromkeys(LANGS, 0))
+            self._show()
+        self._merge_files()
+
+    def _merge_files(self) -> None:
+        while True:
+            segs = self._disk["zh"]
+            if not (
+                len(segs) > 1
+                and len(segs[-2]) <= 2 * len(segs[-1])
+                and len(segs[-2]) + len(segs[-1]) <= _FILE_SEGMENT_MAX
+            ):
+                return
+            merged = {
+                lang: [_Segment.merge(self._disk[lang][-2], self._disk[lang][-1],
+                                      self._deleted_array)]
+                for lang in LANGS
+            }
+            self._publish(self._manifest.seq, merged, dict.fromkeys(LANGS, 2))
+            self._show()
+
+    def close(self) -> None:
+        """Write what the indexer holds in memory, and let another process index."""
+        if self._lock is None:
+            return
         with self._sync_lock:
+            if self.is_indexer:
+                self.flush()
+            self._lock.release()
+
+    # -- keeping up with the store ------------------------------------------------------
+    def sync(
+        self, store: TMStore, batch: int = 100_000, *, wait: bool = True, most: int | None = None
+    ) -> int:
+        """Catch up with ``store``: index new units, forget deleted ones. Returns units added.
+
+        ``wait=False``: return at once when another sync is running. ``most``: index new
+        units only when there are at most that many (deletions are always applied). A
+        process that is not the indexer leaves large arrivals to it and maps its files.
+        """
+        if not self._sync_lock.acquire(blocking=wait):
+            return 0
+        try:
+            if self.folder is not None:
+                self._take_role(store)
+                if not self.is_indexer:
+                    self._adopt(store)
             generation = store.generation
             if generation == self.generation:
                 return 0
-            if self.generation >= 0:
-                gone = [i for i in store.deleted_since(self.generation) if i not in self._deleted]
-                if gone:
-                    self._live -= sum(1 for i in gone if i <= self.max_id)
-                    self._deleted.update(gone)
-                    self._deleted_array = np.fromiter(sorted(self._deleted), dtype=np.int64)
+            if self._deletions_at >= 0:
+                self._forget(store.deleted_since(self._deletions_at))
+            self._deletions_at = generation
+            pending = store.last_id() - self.max_id
+            if most is not None and pending > most:
+                return 0
+            if self.folder is not None and not self.is_indexer and pending > _MEMORY_MAX:
+                return 0  # the indexer writes them; they are mapped when it has
             added = 0
+            if self.is_indexer and pending >= _FLUSH:
+                added += self._index_to_files(store)
             for chunk in store.iter_segment_batches(after_id=self.max_id, batch=batch):
                 added += self._add(chunk)
             self.generation = generation
+            if self.is_indexer and (
+                sum(map(len, self._memory["zh"])) >= _FLUSH
+                or len(self._deleted) - self._deleted_on_disk >= _FLUSH
+            ):
+                self.flush()
             return added
+        finally:
+            self._sync_lock.release()
+
+    def _forget(self, gone: list[int]) -> None:
+        gone = [i for i in gone if i not in self._deleted]
+        if gone:
+            self._live -= sum(1 for i in gone if i <= self.max_id)
+            self._deleted.update(gone)
+            self._deleted_array = np.fromiter(sorted(self._deleted), dtype=np.int64)
+
+    def _index_to_files(self, store: TMStore) -> int:
+        """Index a large arrival straight into files, ``_FILE_BUILD`` units a segment."""
+        self.flush()
+        added = 0
+        rows: list[tuple[int, str, str]] = []
+        for chunk in store.iter_segment_batches(after_id=self.max_id, batch=50_000):
+            rows += chunk
+            if len(rows) >= _FILE_BUILD:
+                added += self._write_segment(rows)
+                rows = []
+        if len(rows) >= _FLUSH:
+            added += self._write_segment(rows)
+        elif rows:
+            added += self._add(rows)
+        return added
+
+    def _write_segment(self, rows: list[tuple[int, str, str]]) -> int:
+        built = {lang: [self._build(rows, lang)] for lang in LANGS}
+        self._live += len(rows)
+        self.max_id = int(rows[-1][0])
+        self._publish(self.max_id, built, dict.fromkeys(LANGS, 0))
+        self._show()
+        self._merge_files()
+        return len(rows)
+
+    def _build(self, rows: list[tuple[int, str, str]], lang: str) -> _Segment:
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        side = 1 if lang == "zh" else 2
+        enc = self.encoders[lang]
+        strings = [enc.encode(r[side], grow=True) for r in rows]
+        grams = [enc.grams(s, grow=True) for s in strings]
+        return _Segment.build(ids, strings, grams)
 
     def _add(self, rows: list[tuple[int, str, str]]) -> int:
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        for side, lang in ((1, "zh"), (2, "en")):
-            enc = self.encoders[lang]
-            strings = [enc.encode(r[side], grow=True) for r in rows]
-            grams = [enc.grams(s, grow=True) for s in strings]
-            segments = list(self._segments[lang])
-            segments.append(_Segment.build(ids, strings, grams))
-            del grams
+        """Index ``rows`` in memory: a new segment, merged with the ones before while they
+        are not much larger (an LSM tree), swapped in whole."""
+        for lang in LANGS:
+            segments = list(self._memory[lang])
+            segments.append(self._build(rows, lang))
             while (
                 len(segments) > 1
                 and len(segments[-2]) <= 2 * len(segments[-1])
@@ -471,8 +721,9 @@ class FuzzyIndex:
             ):
                 last, before = segments.pop(), segments.pop()
                 segments.append(_Segment.merge(before, last, self._deleted_array))
-            self._segments[lang] = segments  # swapped in whole: readers never see a half
-        self.max_id = int(ids[-1])
+            self._memory[lang] = segments
+        self._show()
+        self.max_id = int(rows[-1][0])
         self._live += len(rows)
         return len(rows)
 
@@ -493,8 +744,7 @@ class FuzzyIndex:
         for segment in self._segments[lang]:
             rows = segment.candidates(qkeys, n, m, enc.q)
             if len(rows):
-                strings = segment.strings
-                choices.extend([strings[r] for r in rows.tolist()])
+                choices.extend(segment.strings(rows.tolist()))
                 choice_ids.append(segment.ids[rows])
         if not choices:
             return []

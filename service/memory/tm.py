@@ -1,22 +1,21 @@
 """The memory one process serves: the store and the two indexes that follow it.
 
-The fuzzy index is loaded from its saved segments (or built from the store) at start and kept in
-step with the store by its generation counter, by a background thread and after every write
-made through this process; the semantic index, when enabled, likewise. The thread polls every
-second, and a shared store's change notices wake it at once, so a write through one replica
-reaches the others' indexes in well under a second.
-The background thread also saves the fuzzy index once it has caught up after the start and
-then every ``SAVE_EVERY_S`` while it changes, so that stopping has little or nothing left to
-save, and a stop cut short (Docker kills a container 10 s after asking it to stop) never means
-a full rebuild at the next start: that start loads the last save and catches up. Views
-(:mod:`service.memory.views`) and jobs read the memory through this object only.
+The fuzzy index maps its segment files (:mod:`service.memory.fuzzy_files`) at start and is
+kept in step with the store by its generation counter, by a background thread and after every
+write made through this process; the semantic index, when enabled, likewise. The thread polls
+every second, and a shared store's change notices wake it at once, so a write through one
+replica reaches the others' indexes in well under a second.
+One process, the indexer, writes new units to the files in large batches as they arrive, so
+a stop cut short (Docker kills a container 10 s after asking it to stop) never means a full
+rebuild at the next start: that start maps the files and indexes only the units newer than
+them (fewer than a flush's worth). Views (:mod:`service.memory.views`) and jobs read the memory
+through this object only.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,8 +27,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("concordia.service")
 
+FUZZY_FOLDER = "fuzzy-index"
 _SYNC_INTERVAL_S = 1.0
-SAVE_EVERY_S = 300.0  # the fuzzy index is saved in the background at most this often
+_REQUEST_MOST = 1000  # new units a request indexes itself; more are the background's
 
 
 class Memory:
@@ -48,7 +48,7 @@ class Memory:
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)  # the indexes live here whatever the store
         self.store = open_store(data_dir, store=store, max_segment_chars=max_segment_chars)
-        self.fuzzy = FuzzyIndex()
+        self.fuzzy = FuzzyIndex(data_dir / FUZZY_FOLDER)
         self.semantic: SemanticIndex | None = None
         self.semantic_ready = False
         self._encoder = encoder
@@ -56,20 +56,11 @@ class Memory:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._saved_generation = -1
-        self._saved_at = 0.0
-
-    @property
-    def _fuzzy_dir(self) -> Path:
-        return self.data_dir / "fuzzy-index"
 
     def start(self) -> None:
         """Load or build the indexes, then keep them in step in the background."""
-        if self.fuzzy.load(self._fuzzy_dir, self.store):
-            self._saved_generation = self.fuzzy.generation
-            self._saved_at = time.monotonic()
-        else:
-            log.info("no usable saved fuzzy index: building it from the store")
+        if not self.fuzzy.load(self.store):
+            log.info("no usable fuzzy index files: the indexer builds them from the store")
         self.fuzzy.sync(self.store)
         if self._encoder is not None:
             from service.memory.semantic import SemanticIndex
@@ -94,7 +85,6 @@ class Memory:
             try:
                 self.sync()
                 self.semantic_ready = True
-                self._save_if_due()
             except Exception:  # logged; the next round tries again
                 log.exception("index sync failed")
             self._wake.wait(_SYNC_INTERVAL_S)
@@ -106,29 +96,25 @@ class Memory:
             if self.store.wait_for_change(_SYNC_INTERVAL_S, self._stop):
                 self._wake.set()
 
-    def _save_if_due(self) -> None:
-        """Save the fuzzy index if it changed since its last save and that save is old
-        (or there is none: the index was built at this start)."""
-        generation = self.fuzzy.generation
-        if generation == self._saved_generation:
-            return
-        if self._saved_generation >= 0 and time.monotonic() - self._saved_at < SAVE_EVERY_S:
-            return
-        self.fuzzy.save(self._fuzzy_dir)
-        self._saved_generation, self._saved_at = generation, time.monotonic()
-
     def sync(self) -> None:
         """Bring both indexes up to the store's generation."""
         self.fuzzy.sync(self.store)
         if self.semantic is not None:
             self.semantic.sync(self.store)
 
+    def after_write(self) -> None:
+        """What a request that wrote does: the fuzzy index takes its deletions and (when
+        there are few) its new units, unless a sync is running; the background thread,
+        woken, does the rest. Never waits behind an indexing run."""
+        self.fuzzy.sync(self.store, wait=False, most=_REQUEST_MOST)
+        self._wake.set()
+
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
         for thread in self._threads:
             thread.join(30)
-        self.fuzzy.save(self._fuzzy_dir)
+        self.fuzzy.close()
         if self.semantic is not None:
             self.semantic.close()
         self.store.close()

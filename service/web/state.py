@@ -67,6 +67,11 @@ class ServiceState:
         except Exception:  # noqa: BLE001 - logged; the request's change is committed
             log.exception("indexing after a change failed; the background sync retries")
 
+    def after_write(self) -> None:
+        """A request wrote to the memory: the indexes follow, without the request waiting
+        behind an indexing run (``Memory.after_write``)."""
+        self.memory.after_write()
+
     def stop(self) -> None:
         self.lookup_thread.shutdown(wait=False)
         self.memory.stop()

@@ -147,7 +147,7 @@ def _align(
         added = state.memory.store.import_units(
             pairs_to_units(kept, document=name), source=f"align:{name}"
         )
-        state.sync()
+        state.after_write()
         out = len(result.pairs) - len(kept)
         imported = {
             **added.as_dict(),

@@ -328,7 +328,7 @@ def create_router() -> APIRouter:
             )
         except StoreError as exc:
             raise _store_error(exc) from None
-        state.sync()
+        state.after_write()
         return {"unit": unit_data(edited), "replaced": unit_id if edited.id != unit_id else None}
 
     @router.post("/tm/units/{unit_id}/usage", dependencies=writes)
@@ -345,7 +345,7 @@ def create_router() -> APIRouter:
         deleted = state.memory.store.delete([unit_id])
         if not deleted:
             raise not_found(f"no unit {unit_id}")
-        state.sync()
+        state.after_write()
         return {"deleted": len(deleted), "ids": deleted}
 
     @router.delete("/tm/units", dependencies=writes)
@@ -368,7 +368,7 @@ def create_router() -> APIRouter:
             deleted = state.memory.store.delete_where(query)
         except StoreError as exc:
             raise _store_error(exc) from None
-        state.sync()
+        state.after_write()
         return {"deleted": len(deleted), "ids": deleted}
 
     return router

@@ -166,7 +166,7 @@ def create_router() -> APIRouter:
                    "reviewer": who.name}
             if body.add_to_memory and units:
                 result = state.memory.store.import_units(units, source=f"review:{review_id}")
-                state.sync()
+                state.after_write()
                 out["imported"] = result.as_dict()
             return out
 
