@@ -34,8 +34,8 @@ from pathlib import Path
 from aligner.errors import InputError
 from aligner.markup import MarkupError, runs_from_placeholders
 from service.memory.factory import open_store
-from service.memory.tm import FUZZY_FOLDER
 from service.memory.store import MergeRule, TMStore, UnitQuery, tags_from_data
+from service.memory.tm import FUZZY_FOLDER
 
 TMX_DATE = r"\d{8}T\d{6}Z"
 INDEX_BATCH = 200_000  # new units that make the importing indexer write a file
