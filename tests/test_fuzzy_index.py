@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 
 import numpy as np
 import pytest
@@ -219,4 +220,26 @@ def test_a_longer_row_needing_fewer_bigrams_than_the_query_is_found(tmp_path):
     index = FuzzyIndex()
     index.sync(store)
     assert [uid for _, uid in index.search(query, "zh", 0.7)] == [1]
+    store.close()
+
+
+def test_a_request_never_waits_behind_an_indexing_run(tmp_path, shared_data):
+    """What a write request runs (``sync(wait=False, most=…)``): nothing while another sync
+    runs; deletions but not a large arrival, which the background sync indexes."""
+    store = open_store(tmp_path / "data")
+    units = unpc_units(shared_data, 600)
+    store.import_units(units[:100])
+    index = FuzzyIndex()
+    index.sync(store)
+    store.delete([1])
+    with index._sync_lock:  # a long indexing run on the background thread
+        began = time.perf_counter()
+        assert index.sync(store, wait=False, most=50) == 0
+        assert time.perf_counter() - began < 0.2
+        assert index.search(units[0].target, "en", 1.0) == [(1.0, 1)]  # not applied yet
+    store.import_units(units[100:])
+    assert index.sync(store, wait=False, most=50) == 0
+    assert index.search(units[0].target, "en", 1.0) == []  # the deletion is applied
+    assert index.search(units[300].target, "en", 1.0) == []  # 500 new: left to the background
+    assert index.sync(store) == 500 and index.search(units[300].target, "en", 1.0)
     store.close()

@@ -254,6 +254,32 @@ def test_workers_share_the_semantic_index(tmp_path, shared_data):
     second.close()
 
 
+def test_semantic_sync_never_waits_for_another_embedding_run(tmp_path, shared_data):
+    """A worker finding another embedding does not wait for it (nor hold its fuzzy index
+    back); the files it saves are not served for another memory put in its place."""
+    import shutil
+    import time
+
+    from service.memory.semantic import SemanticIndex, _try_lock
+
+    store = open_store(tmp_path / "data")
+    store.import_units(unpc_units(shared_data, 20))
+    index = SemanticIndex(tmp_path / "data", "use-m3")
+    index.load(store)
+    with _try_lock(tmp_path / "data" / "semantic-embed.lock") as held:
+        assert held
+        began = time.perf_counter()
+        assert index.sync(store) == 0 and time.perf_counter() - began < 1.0
+    assert index.sync(store) == 20
+    index.close()
+    other = open_store(tmp_path / "other")
+    other.import_units(unpc_units(shared_data, 25)[5:])
+    shutil.copytree(tmp_path / "data" / "semantic", tmp_path / "other" / "semantic")
+    again = SemanticIndex(tmp_path / "other", "use-m3")
+    assert not again.load(other)  # another store's vectors: rebuilt, not served
+    again.close()
+
+
 def test_connections_of_ended_threads_are_closed(tmp_path, shared_data):
     """The server's thread pool retires idle threads and starts new ones; each thread that
     read the memory must not leave its connection (and its page cache) open behind it."""

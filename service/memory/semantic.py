@@ -25,14 +25,16 @@ vector instead of being embedded.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import faiss
@@ -152,6 +154,21 @@ def _inconsistency(indexes: dict[str, faiss.Index], max_id: int) -> str:
     return ""
 
 
+@contextmanager
+def _try_lock(path: Path) -> Iterator[bool]:
+    """An exclusive lock between processes if it is free (True), without waiting."""
+    with open(path, "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _new_index(dim: int, approximate: bool) -> faiss.Index:
     if approximate:
         base = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
@@ -225,6 +242,7 @@ class SemanticIndex:
         self._sync_lock = threading.Lock()
         self._unsaved = False  # a save failed (a full disk): the next sync saves again
         self._embedder = _QueryEmbedder(self._encode["query"])
+        self._store_identity = ""  # the store the saved files are of (``TMStore.identity``)
 
     # -- persistence -------------------------------------------------------------------
     @property
@@ -257,7 +275,8 @@ class SemanticIndex:
                 meta.get("encoder") == self.spec
                 and meta.get("dim") == self.dim
                 and newer_than < int(meta["generation"]) <= store.generation
-                and int(meta["max_id"]) <= store.max_id()
+                and meta.get("store") == store.identity
+                and int(meta["max_id"]) <= store.last_id()
             ):
                 return None
             indexes = {lang: faiss.read_index(str(files[lang])) for lang in LANGS}
@@ -285,6 +304,7 @@ class SemanticIndex:
         Returns whether the saved files were usable. ``sync`` brings them up to date.
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._store_identity = store.identity
         with process_lock(self.data_dir / "semantic.lock"):
             saved = self._read_saved(store)
         if saved is None:
@@ -311,6 +331,7 @@ class SemanticIndex:
         meta = {
             "encoder": self.spec,
             "dim": self.dim,
+            "store": self._store_identity,
             "generation": self.generation,
             "max_id": self.max_id,
             "deleted": sorted(self._deleted),
@@ -343,30 +364,36 @@ class SemanticIndex:
         Workers sharing the data folder take turns; one that finds the saved indexes newer
         than its own (another worker embedded the units) loads them instead of embedding.
         """
-        with self._sync_lock, process_lock(self.data_dir / "semantic.lock"):
+        with self._sync_lock:
+            self._store_identity = store.identity
             generation = store.generation
             if generation == self.generation and not self._unsaved:
                 return 0
-            saved = self._read_saved(store, newer_than=self.generation)
+            with process_lock(self.data_dir / "semantic.lock"):  # held to read, not to embed
+                saved = self._read_saved(store, newer_than=self.generation)
             if saved is not None:
                 self._adopt(*saved)
                 if generation == self.generation:
                     return 0
-            changed = False
-            if self.generation >= 0:
-                gone = store.deleted_since(self.generation)
-                if gone:
-                    self._forget(gone)
-                    changed = True
-            added = 0
-            for chunk in store.iter_segment_batches(after_id=self.max_id, batch=batch):
-                added += self._add(chunk)
-            self.generation = generation
-            if added or changed or self._unsaved or self._current() is None:
-                self._unsaved = True
-                self.save()
-                self._unsaved = False
-            return added
+            with _try_lock(self.data_dir / "semantic-embed.lock") as embedding:
+                if not embedding:
+                    return 0  # another process embeds; what it saves is adopted next round
+                changed = False
+                if self.generation >= 0:
+                    gone = store.deleted_since(self.generation)
+                    if gone:
+                        self._forget(gone)
+                        changed = True
+                added = 0
+                for chunk in store.iter_segment_batches(after_id=self.max_id, batch=batch):
+                    added += self._add(chunk)
+                self.generation = generation
+                if added or changed or self._unsaved or self._current() is None:
+                    self._unsaved = True
+                    with process_lock(self.data_dir / "semantic.lock"):
+                        self.save()
+                    self._unsaved = False
+                return added
 
     def _forget(self, ids: list[int]) -> None:
         if not self.approximate:

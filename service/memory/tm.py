@@ -70,8 +70,14 @@ class Memory:
             )
             self.semantic.load(self.store)
         self._threads = [
-            threading.Thread(target=self._keep_up, name="concordia-sync", daemon=True)
+            threading.Thread(target=self._keep_up, args=(self._sync_fuzzy,),
+                             name="concordia-sync", daemon=True),
         ]
+        if self.semantic is not None:  # an embedding run never holds the fuzzy index back
+            self._threads.append(threading.Thread(
+                target=self._keep_up, args=(self._sync_semantic,), name="concordia-embed",
+                daemon=True,
+            ))
         if self.store.change_notices:
             self._threads.append(
                 threading.Thread(target=self._listen, name="concordia-notices", daemon=True)
@@ -79,12 +85,11 @@ class Memory:
         for thread in self._threads:
             thread.start()
 
-    def _keep_up(self) -> None:
+    def _keep_up(self, sync) -> None:
         """Index units that arrive other ways (jobs, other processes); rebuilds at start."""
         while not self._stop.is_set():
             try:
-                self.sync()
-                self.semantic_ready = True
+                sync()
             except Exception:  # logged; the next round tries again
                 log.exception("index sync failed")
             self._wake.wait(_SYNC_INTERVAL_S)
@@ -95,6 +100,13 @@ class Memory:
         while not self._stop.is_set():
             if self.store.wait_for_change(_SYNC_INTERVAL_S, self._stop):
                 self._wake.set()
+
+    def _sync_fuzzy(self) -> None:
+        self.fuzzy.sync(self.store)
+
+    def _sync_semantic(self) -> None:
+        self.semantic.sync(self.store)
+        self.semantic_ready = True
 
     def sync(self) -> None:
         """Bring both indexes up to the store's generation."""
