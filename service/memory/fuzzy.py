@@ -47,6 +47,7 @@ _FLUSH = 50_000  # units in memory (or deletions) that make the indexer write fi
 _MEMORY_MAX = 200_000  # more new units than this: a worker waits for the indexer's files
 _FEW = 256  # candidates left for rapidfuzz to settle without more counting
 _TOP_CODE = 0x10FFFF
+_CP_MASK = (1 << 21) - 1
 _SURROGATES = range(0xD800, 0xE000)
 
 
@@ -163,6 +164,28 @@ class SideEncoder:
             lowered = encoded
         return self.bigrams.encode(map(str.__add__, lowered, lowered[1:]), grow=grow)
 
+    def gram_codes(self, encoded: list[str], *, grow: bool) -> tuple[np.ndarray, np.ndarray]:
+        """``grams`` of many segments at once: (their codes end to end, how many each).
+
+        For Chinese the bigrams are made and looked up as numbers, each distinct one once
+        (a batch of units holds a few bigrams many times), not one string at a time."""
+        if self.bigrams is None:
+            return _code_points(encoded), np.fromiter(map(len, encoded), np.int64, len(encoded))
+        lowered = [low if len(low) == len(e) else e for e, low in zip(
+            encoded, (e.lower() for e in encoded), strict=True)]
+        lengths = np.fromiter(map(len, lowered), np.int64, len(lowered))
+        cps = _code_points(lowered)
+        if len(cps) < 2:
+            return np.zeros(0, np.int64), np.zeros(len(lowered), np.int64)
+        pairs = (cps[:-1] << 21) | cps[1:]
+        last = np.cumsum(lengths)[lengths > 0] - 1  # a segment's last character starts none
+        keep = np.ones(len(cps) - 1, dtype=bool)
+        keep[last[last < len(keep)]] = False
+        unique, inverse = np.unique(pairs[keep], return_inverse=True)
+        bigrams = [chr(k >> 21) + chr(k & _CP_MASK) for k in unique.tolist()]
+        codes = _code_points([self.bigrams.encode(bigrams, grow=grow)])
+        return codes[inverse], np.maximum(lengths - 1, 0)
+
 
 def fuzzy_ratio(a: str, b: str) -> float:
     """Similarity in [0, 1] of two encoded segments (1 - distance / longer length)."""
@@ -186,18 +209,27 @@ def percent(ratio: float) -> int:
     return int(math.floor(ratio * 100 + 1e-9))
 
 
+def _code_points(strings: list[str]) -> np.ndarray:
+    return np.frombuffer("".join(strings).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+
+
 def _keys(strings: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(sorted unique keys, offsets, posting rows): the inverted index of ``strings``.
+    """(sorted unique keys, offsets, posting rows): the inverted index of ``strings``."""
+    lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
+    return _postings(_code_points(strings), lengths, np.arange(len(strings)))
+
+
+def _postings(cps: np.ndarray, lengths: np.ndarray, rows_of: np.ndarray):
+    """(sorted unique keys, offsets, posting rows) of segments whose q-gram codes are
+    ``cps`` end to end, ``lengths`` each, segment i being row ``rows_of[i]``.
 
     A key is ``code_point << 8 | occurrence``: the k-th occurrence of a token in a segment is
     its own key, so counting shared keys counts shared tokens with multiplicity.
     """
-    lengths = np.fromiter(map(len, strings), dtype=np.int64, count=len(strings))
     total = int(lengths.sum())
     if total == 0:
         return np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(0, np.int32)
-    cps = np.frombuffer("".join(strings).encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
-    rows = np.repeat(np.arange(len(strings), dtype=np.int64), lengths)
+    rows = np.repeat(np.asarray(rows_of, dtype=np.int64), lengths)
     packed = np.sort((rows << 21) | cps)
     rows, cps = packed >> 21, packed & ((1 << 21) - 1)
     run_start = np.ones(total, dtype=bool)
@@ -283,14 +315,17 @@ class _Segment:
         self._codec = "utf-16-le" if text.dtype == np.uint16 else "utf-32-le"
 
     @classmethod
-    def build(cls, ids: np.ndarray, strings: list[str], grams: list[str]) -> _Segment:
+    def build(cls, ids: np.ndarray, strings: list[str], grams: np.ndarray,
+              gram_lengths: np.ndarray) -> _Segment:
+        """From the scored strings and q-gram codes (``SideEncoder.gram_codes``) of units."""
         lengths = np.fromiter(map(len, strings), np.int64, len(strings))
         order = np.argsort(lengths, kind="stable")
-        pick = order.tolist()
-        text, starts = _pack([strings[i] for i in pick])
+        rows_of = np.empty(len(order), dtype=np.int64)
+        rows_of[order] = np.arange(len(order))
+        text, starts = _pack([strings[i] for i in order.tolist()])
         return cls(
             ids[order].astype(np.int64), lengths[order].astype(np.uint16), starts, text,
-            *_keys([grams[i] for i in pick]),
+            *_postings(grams, gram_lengths, rows_of),
         )
 
     @classmethod
@@ -494,15 +529,13 @@ class FuzzyIndex:
             break
         else:
             return False
+        before = {lang: known.vocab[lang] if known else 0 for lang in LANGS}
+        if any(before[lang] + len(tokens[lang]) != manifest.vocab[lang] for lang in LANGS):
+            return False  # a vocabulary file that does not say what the manifest does
         for lang in LANGS:
             vocab = self._vocab(lang)
-            if fresh:
-                vocab.truncate(0)
-            else:
-                vocab.truncate(known.vocab[lang])
+            vocab.truncate(before[lang])  # codes this process gave itself go
             vocab.extend(tokens[lang])
-            if len(vocab) != manifest.vocab[lang]:
-                return False
         self._disk = disk
         self._memory = {lang: [] for lang in LANGS}
         if fresh:
@@ -705,8 +738,7 @@ class FuzzyIndex:
         side = 1 if lang == "zh" else 2
         enc = self.encoders[lang]
         strings = [enc.encode(r[side], grow=True) for r in rows]
-        grams = [enc.grams(s, grow=True) for s in strings]
-        return _Segment.build(ids, strings, grams)
+        return _Segment.build(ids, strings, *enc.gram_codes(strings, grow=True))
 
     def _add(self, rows: list[tuple[int, str, str]]) -> int:
         """Index ``rows`` in memory: a new segment, merged with the ones before while they
