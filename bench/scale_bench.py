@@ -304,6 +304,10 @@ def main() -> int:
         rows = {"import: units/s wall (of CPU)": (f"{rate:,.0f} ({cpu_rate:,.0f})", None)}
         rows["disk: store"] = (f"{disk(data) - disk(data / 'fuzzy-index') >> 20:,} MiB", None)
         rows["disk: fuzzy index files"] = (f"{disk(data / 'fuzzy-index') >> 20:,} MiB", None)
+        print(f"  {'':<44} {'new':>22}   {'today':>22}")
+        for key, (new, base) in rows.items():  # printed as they are measured
+            line(key, new, base)
+        rows = {}
         results = {}
         for workers in (1, 2):
             out = serve(ROOT, data, size, workers, probe, queries, warmup, empties[workers])
@@ -322,14 +326,13 @@ def main() -> int:
             new_rows = report(f"{workers} worker{'s' * (workers > 1)}", out)
             base_rows = report(f"{workers} worker{'s' * (workers > 1)}", base) if base else {}
             for key, value in new_rows.items():
-                rows[key] = (value, base_rows.get(key))
+                line(key, value, base_rows.get(key))
         sample = queries[: args.scan_queries]
         top = results[1]["one"]["top"]
         times, _, agreement, wrong = brute_force(data, sample, top, 1, 1)
         rows["top-5 agreement with the scan"] = (
             f"{agreement:.1%} of {len(sample)}", None)
         rows["the scan's p50 (one query)"] = (f"{pct(times, 50) * 1e3:.0f} ms", None)
-        print(f"  {'':<44} {'new':>22}   {'today':>22}")
         for key, (new, base) in rows.items():
             line(key, new, base)
         for i, got, server in wrong[:3]:
