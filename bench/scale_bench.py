@@ -267,6 +267,8 @@ def main() -> int:
     parser.add_argument("--baseline-import", type=int, default=200_000)
     parser.add_argument("--queries", type=int, default=400)
     parser.add_argument("--scan-queries", type=int, default=100)
+    parser.add_argument("--reuse", action="store_true",
+                        help="serve the memory --work holds (grown before) instead of importing")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     units = Units()
@@ -274,9 +276,12 @@ def main() -> int:
           f"({len(units.heads)} heads, {len(units.tails)} tails, {len(units.clauses)} clauses)")
     args.work.mkdir(parents=True, exist_ok=True)
     data = args.work / "memory"
-    shutil.rmtree(data, ignore_errors=True)
+    if not args.reuse:
+        shutil.rmtree(data, ignore_errors=True)
     tmx = args.work / "part.tmx"
     empties = {w: empty_pss(ROOT, args.work, w) for w in (1, 2)}
+    print(f"empty server PSS: {empties[1] >> 20} MiB (1 worker), {empties[2] >> 20} MiB (2)",
+          flush=True)
     base_empties = {}
     if args.baseline:
         base_empties = {w: empty_pss(args.baseline, args.work, w) for w in (1, 2)}
@@ -293,15 +298,22 @@ def main() -> int:
     done = 0
     for size in sizes:
         print(f"\n== {size:,} units", flush=True)
-        write_units(units, done, size, tmx)
-        wall, cpu = import_tmx(ROOT, data, tmx)
-        tmx.unlink()
-        rate, cpu_rate = (size - done) / wall, (size - done) / cpu
+        held = 0
+        if args.reuse and (data / "tm.sqlite").exists():
+            with sqlite3.connect(data / "tm.sqlite") as conn:
+                held = conn.execute("SELECT COUNT(*) FROM unit").fetchone()[0]
+        if held >= size:
+            import_row = f"(reused: {held:,} held)"
+        else:
+            write_units(units, done, size, tmx)
+            wall, cpu = import_tmx(ROOT, data, tmx)
+            tmx.unlink()
+            import_row = f"{(size - done) / wall:,.0f} ({(size - done) / cpu:,.0f})"
         done = size
         queries = make_queries(units, size, args.queries, seed=11)
         warmup = make_queries(units, size, args.queries // 2, seed=12)
         probe = (units[size - 1][1], "en")
-        rows = {"import: units/s wall (of CPU)": (f"{rate:,.0f} ({cpu_rate:,.0f})", None)}
+        rows = {"import: units/s wall (of CPU)": (import_row, None)}
         rows["disk: store"] = (f"{disk(data) - disk(data / 'fuzzy-index') >> 20:,} MiB", None)
         rows["disk: fuzzy index files"] = (f"{disk(data / 'fuzzy-index') >> 20:,} MiB", None)
         print(f"  {'':<44} {'new':>22}   {'today':>22}")
