@@ -80,12 +80,22 @@ def _only_bulk_import(data_dir: Path) -> Iterator[None]:
 
 
 def _crashed(conn: sqlite3.Connection, key: str) -> tuple[int, dict] | None:
-    """The import of the file ``key`` that a crash left running: (id, its checkpoint)."""
+    """The import of the file ``key`` that a crash left unfinished: (id, its checkpoint).
+
+    Left running, or marked failed as interrupted by a service that found its process gone
+    (``abandon_imports``): its committed chunks are in the memory either way."""
+    from service.memory.sqlite import this_process
+
     for import_id, result in conn.execute(
-        "SELECT id, result FROM import_log WHERE state = 'running' ORDER BY id DESC"
+        "SELECT id, result FROM import_log WHERE state = 'running' OR "
+        "(state = 'failed' AND error LIKE 'interrupted%') ORDER BY id DESC"
     ):
         checkpoint = json.loads(result or "{}")
         if checkpoint.get("resume_key") == key:
+            conn.execute(
+                "UPDATE import_log SET state = 'running', error = '', runner = ? WHERE id = ?",
+                (this_process(), import_id),
+            )
             return import_id, checkpoint
     return None
 
@@ -118,7 +128,7 @@ def bulk_import(
             found = _crashed(conn, key)
             if found is None:
                 created_at = _now_tmx()
-                import_id = store._log_start(source, rule, created_at)
+                import_id = store._log_start(source, rule, created_at, "")
                 done, counts = 0, {}
             else:
                 import_id, counts = found
