@@ -110,7 +110,7 @@ def run(args: argparse.Namespace, store: TMStore, data: Path) -> None:
     if args.command == "import":
         if not args.file.is_file():
             raise InputError(f"{args.file}: no such file")
-        _print(_import(store, data, args.file, args.rule))
+        _print(_import(store, data, args.file, args.rule, args.store_url))
     elif args.command == "export":
         _export(args, store)
     elif args.command == "show":
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace, store: TMStore, data: Path) -> None:
         _print([r.to_json() for r in store.imports(args.limit)])
 
 
-def _import(store: TMStore, data: Path, path: Path, rule: str) -> dict:
+def _import(store: TMStore, data: Path, path: Path, rule: str, store_url: str | None) -> dict:
     """A bulk import (committed in chunks, resumed after a crash) with a progress bar; the
     fuzzy index files are written alongside, by a second process, unless a running service
     is their indexer (it then follows the import itself)."""
@@ -162,7 +162,7 @@ def _import(store: TMStore, data: Path, path: Path, rule: str) -> dict:
 
     done = multiprocessing.get_context("spawn").Event()
     indexer = multiprocessing.get_context("spawn").Process(
-        target=_index, args=(data, done), name="concordia-indexer"
+        target=_index, args=(data, store_url, done), name="concordia-indexer"
     )
     indexer.start()
     try:
@@ -178,11 +178,11 @@ def _import(store: TMStore, data: Path, path: Path, rule: str) -> dict:
     return result
 
 
-def _index(data: Path, done) -> None:
+def _index(data: Path, store_url: str | None, done) -> None:
     """Follow the store with the fuzzy index files until ``done``, then write the rest."""
     from service.memory.fuzzy import FuzzyIndex
 
-    store = open_store(data)
+    store = open_store(data, store=store_url)
     index = FuzzyIndex(data / FUZZY_FOLDER)
     try:
         index.load(store)
@@ -236,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     store_url = args.store or os.environ.get("CONCORDIA_STORE", "").strip() or None
     try:
         store = open_store(data, store=store_url)
+        args.store_url = store_url
     except InputError as exc:
         print(f"concordia-tm: {exc}", file=sys.stderr)
         return 2

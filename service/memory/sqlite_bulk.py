@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from aligner.errors import InputError
 from aligner.markup import runs_to_data
+from service.memory.rows import DATE, HASH, KEY, TUID, now_tmx, unit_date
 from service.memory.store import ImportResult, MergeRule, StoreError
 
 if TYPE_CHECKING:
@@ -117,8 +118,6 @@ def bulk_import(
     ``key`` names the input (``file_key``): a bulk import of the same key that crashed is
     resumed after its last committed chunk. ``progress(units_read)`` after each chunk.
     """
-    from service.memory.sqlite import _DATE, _now_tmx, _unit_date
-
     started = time.perf_counter()
     rule = MergeRule(rule)
     with _only_bulk_import(store.data_dir):
@@ -127,7 +126,7 @@ def bulk_import(
             conn.executescript(_UNDO)
             found = _crashed(conn, key)
             if found is None:
-                created_at = _now_tmx()
+                created_at = now_tmx()
                 import_id = store._log_start(source, rule, created_at, "")
                 done, counts = 0, {}
             else:
@@ -148,7 +147,7 @@ def bulk_import(
                     if isinstance(row, str):
                         result.skip(row)
                     else:
-                        row.append(_unit_date(unit.attrs or {}, row[_DATE]))
+                        row.append(unit_date(unit.attrs or {}, row[DATE]))
                         batch.append(row)
                     if len(batch) >= chunk:
                         _commit(store, conn, batch, rule, result, seen, key, created_at)
@@ -206,15 +205,13 @@ def _journal(conn: sqlite3.Connection, rows: list[list], rule: MergeRule, import
     """Keep, before a chunk is applied, the stored units it can change: those with its
     hashes (a merge adds properties) and, under the replacing rules, its source keys or
     tuids (replaced units are deleted). Kept once per unit and import."""
-    from service.memory.sqlite import _HASH, _KEY, _TUID
-
     if rule is MergeRule.KEEP_BOTH:
         return
-    lookups = [("hash", [r[_HASH] for r in rows])]
+    lookups = [("hash", [r[HASH] for r in rows])]
     if rule is MergeRule.KEEP_NEWEST:
-        lookups.append(("source_key", [r[_KEY] for r in rows]))
+        lookups.append(("source_key", [r[KEY] for r in rows]))
     elif rule is MergeRule.BY_TUID:
-        lookups.append(("tuid", [r[_TUID] for r in rows if r[_TUID]]))
+        lookups.append(("tuid", [r[TUID] for r in rows if r[TUID]]))
     columns = ", ".join(_UNIT_COLUMNS)
     for column, values in lookups:
         values = list(dict.fromkeys(values))
