@@ -59,18 +59,23 @@ class ServiceState:
         self.memory.start()
 
     def sync(self) -> None:
-        """Bring the indexes up to a change this request has committed. A failure here (a
-        full disk while saving an index) is logged, not answered: the change is made, the
-        indexes in memory follow it, and the background sync saves them again."""
+        """Bring the indexes up to a change a job has committed (on the job's thread). A
+        failure here (a full disk while saving an index) is logged: the change is made, and
+        the background sync tries again."""
         try:
             self.memory.sync()
-        except Exception:  # noqa: BLE001 - logged; the request's change is committed
+        except Exception:  # noqa: BLE001 - logged; the job's change is committed
             log.exception("indexing after a change failed; the background sync retries")
 
     def after_write(self) -> None:
         """A request wrote to the memory: the indexes follow, without the request waiting
-        behind an indexing run (``Memory.after_write``)."""
-        self.memory.after_write()
+        behind an indexing run (``Memory.after_write``). A failure here (a full disk while
+        the indexer writes its files) is logged, not answered: the change is committed, and
+        the background sync tries again."""
+        try:
+            self.memory.after_write()
+        except Exception:  # noqa: BLE001 - logged; the request's change is committed
+            log.exception("indexing after a change failed; the background sync retries")
 
     def stop(self) -> None:
         self.lookup_thread.shutdown(wait=False)
