@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from aligner.models import TranslationUnit  # noqa: E402
 from aligner.tmx import write_tmx  # noqa: E402
+from bench import tm_bench  # noqa: E402
 from bench.tm_bench import (  # noqa: E402
     KEY,
     brute_force,
@@ -127,7 +128,7 @@ def make_queries(units: Units, size: int, n: int, seed: int) -> list[tuple[str, 
 # ------------------------------------------------------------------------------- processes
 
 
-class Server:
+class Server(tm_bench.Server):
     """``python -m service.web.app`` of the code in ``code`` on 127.0.0.1."""
 
     def __init__(self, code: Path, data: Path, workers: int):
@@ -174,13 +175,6 @@ class Server:
                     total += int(line.split()[1]) * 1024
         return total
 
-    def cpu_seconds(self) -> float:
-        root = psutil.Process(self.proc.pid)
-        return sum(sum(p.cpu_times()[:2]) for p in [root, *root.children(recursive=True)])
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(600)
 
 
 def import_tmx(code: Path, data: Path, tmx: Path) -> tuple[float, float]:
