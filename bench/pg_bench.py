@@ -7,10 +7,12 @@ its query mix (exact, edited, new; half English, half Chinese), fuzzy only
   import    units/s of ``import_units`` (one transaction) into SQLite and into PostgreSQL
             (COPY), the same units, TMX parsing left out
   baseline  one server with two workers on the SQLite memory: lookup p50/p95 with 1 client
-            and 8 clients, lookups/s under 16 clients
+            and 8 clients
   replicas  two servers with one worker each on the PostgreSQL memory, clients spread over
             both: the same figures, and the time from an edit sent to one replica to its
             text found by a lookup on the other (p50/p95 over --writes edits)
+  16 clients  lookups/s of the one server and of the two replicas, taking turns for
+            --rounds rounds (all three servers up; each round's ratio, and their median)
 
 PostgreSQL is a throwaway server (tests/pg.py) in a temporary folder.
 
@@ -23,6 +25,7 @@ import argparse
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -156,22 +159,21 @@ def write_to_lookup(a: Service, b: Service, units, n: int) -> list[float]:
     return times
 
 
-def figures(name: str, services: list[Service], queries, warmup, seconds: float) -> dict:
+def figures(name: str, services: list[Service], queries, warmup) -> None:
     lookups(services, warmup, 8)
     one = lookups(services[:1], queries, 1)
     eight = lookups(services, queries, 8)
-    rate = throughput(services, queries, 16, seconds)
-    print(f"{name}: 1 client p50 {one and pct(one, 50) * 1000:.1f} ms p95 "
+    print(f"{name}: 1 client p50 {pct(one, 50) * 1000:.1f} ms p95 "
           f"{pct(one, 95) * 1000:.1f} ms; 8 clients p50 {pct(eight, 50) * 1000:.1f} ms p95 "
-          f"{pct(eight, 95) * 1000:.1f} ms; 16 clients {rate:.1f} lookups/s", flush=True)
-    return {"one": one, "eight": eight, "rate": rate}
+          f"{pct(eight, 95) * 1000:.1f} ms", flush=True)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=100_000, help="units in the memory")
     parser.add_argument("--queries", type=int, default=400)
-    parser.add_argument("--seconds", type=float, default=20.0, help="of the 16-client run")
+    parser.add_argument("--seconds", type=float, default=20.0, help="of a 16-client run")
+    parser.add_argument("--rounds", type=int, default=5, help="16-client runs of each set-up")
     parser.add_argument("--writes", type=int, default=40, help="edits timed across replicas")
     args = parser.parse_args()
     if pg_bin() is None:
@@ -202,25 +204,30 @@ def main() -> int:
 
         base = Service(work / "sqlite", None, workers=2)
         services.append(base)
-        base.wait_indexed(len(units))
-        sqlite = figures("one server, 2 workers, SQLite", [base], queries, warmup, args.seconds)
-        base.stop()
-        services.clear()
-
         a = Service(work / "a", url)
         services.append(a)
         b = Service(work / "b", url)
         services.append(b)
-        a.wait_indexed(len(units))
-        b.wait_indexed(len(units))
-        shared = figures("two replicas, 1 worker each, PostgreSQL", [a, b], queries, warmup,
-                         args.seconds)
+        for service in services:
+            service.wait_indexed(len(units))
+        figures("one server, 2 workers, SQLite", [base], queries, warmup)
+        figures("two replicas, 1 worker each, PostgreSQL", [a, b], queries, warmup)
         seen = write_to_lookup(a, b, units, args.writes)
         print(f"edit on one replica -> found by a lookup on the other ({len(seen)} edits): "
               f"p50 {pct(seen, 50) * 1000:.0f} ms, p95 {pct(seen, 95) * 1000:.0f} ms, "
               f"max {max(seen) * 1000:.0f} ms", flush=True)
+        # The machine's load drifts: the two set-ups take turns, and each round is a ratio.
+        ratios = []
+        for round_ in range(args.rounds):
+            one = throughput([base], queries, 16, args.seconds)
+            two = throughput([a, b], queries, 16, args.seconds)
+            ratios.append(two / one)
+            print(f"round {round_ + 1}, 16 clients: one server with two workers {one:.1f} "
+                  f"lookups/s, two replicas {two:.1f} lookups/s: {two / one * 100:.0f} % "
+                  f"(load average {os.getloadavg()[0]:.1f})", flush=True)
         print(f"two replicas / one server with two workers, lookups/s under 16 clients: "
-              f"{shared['rate'] / sqlite['rate'] * 100:.0f} %", flush=True)
+              f"median {statistics.median(ratios) * 100:.0f} % of {len(ratios)} rounds "
+              f"({', '.join(f'{r * 100:.0f}' for r in ratios)})", flush=True)
     finally:
         for service in services:
             service.stop()
