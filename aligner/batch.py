@@ -11,9 +11,8 @@ failing pair gives a report with its reason; the batch goes on. The run closes w
 With Dask the inputs and the output folder must be visible to every worker at the same paths
 (one machine, or a shared file system). The encoder and the CC-CEDICT lexicon are loaded once
 per process, before its first pair (:func:`load_models`; on Dask workers through
-:func:`prepare_worker`), and kept in module-level caches. A local cluster's workers run with
-:data:`LOCAL_CLUSTER_CONFIG`; the workers of an existing cluster deserve the same settings
-(in their Dask configuration).
+:func:`prepare_worker`), and kept in module-level caches. The cluster comes from
+:mod:`aligner.cluster` (a local one, or a running one at ``--scheduler``).
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aligner.align.embed import DEFAULT_ENCODER, load_encoder
+from aligner.cluster import dask_client
 from aligner.errors import InputError, describe
 from aligner.limits import NO_SIZE_LIMIT, AlignLimits, read_side_file
 
@@ -49,20 +49,6 @@ MANIFEST_SUFFIXES = (".csv", ".jsonl", ".ndjson")
 PIPELINE_LOGGER = "aligner.pipeline"
 _HASH_VERSION = 1  # bump when the per-pair outputs change meaning
 
-# Dask settings for the workers of a local cluster (measured with one worker, 40 pairs):
-# - Dask sets MALLOC_TRIM_THRESHOLD_ for its workers; any explicit value turns off glibc's
-#   sliding mmap threshold, so numpy's large temporaries are mapped and unmapped on every call
-#   (30 % more time per pair). None leaves the variable unset.
-# - the statistical profiler samples the running task's stack every 10 ms (10-15 % per pair);
-# - the event-loop tick and system monitor wake every worker and the scheduler 50 and 2 times a
-#   second, taking the GIL from the pair being aligned; less often halves the CPU time of the
-#   client process, where the scheduler and the nannies of a local cluster run.
-LOCAL_CLUSTER_CONFIG = {
-    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-    "distributed.worker.profile.enabled": False,
-    "distributed.admin.tick.interval": "500ms",
-    "distributed.admin.system-monitor.interval": "2s",
-}
 
 
 @dataclass(frozen=True)
@@ -512,28 +498,10 @@ def _run_dask(
     scheduler: str | None,
     limits: AlignLimits,
 ) -> Iterator[dict]:
-    import dask
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import as_completed
 
-    cluster = None
-    if scheduler:
-        try:
-            client = Client(scheduler, timeout="20s")
-        except OSError as exc:
-            raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
-    else:
-        assert workers is not None
-        with dask.config.set(LOCAL_CLUSTER_CONFIG):  # read by the nannies as they start
-            cluster = LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
-        client = Client(cluster)
-    stages.done("start")
-    try:
+    with dask_client(workers, scheduler) as client:
+        stages.done("start")
         level = logging.getLogger(PIPELINE_LOGGER).getEffectiveLevel()
         client.run(prepare_worker, settings.encoder, level)
         stages.done("load")
@@ -545,18 +513,15 @@ def _run_dask(
         for future in as_completed(futures):
             if cancel is not None and cancel.is_set():
                 client.cancel(futures)
-                return
+                break
             try:
                 yield future.result()
             except Exception as exc:  # noqa: BLE001 - a worker died, not the pair's fault
                 reason = f"worker failed: {exc}"
                 yield failed_report(by_key[future.key], reason, time.perf_counter())
-        stages.done("align")
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-        stages.done("close")
+        else:
+            stages.done("align")
+    stages.done("close")
 
 
 def merge_tmx(out_dir: Path, reports: Iterable[dict], settings: BatchSettings) -> int:

@@ -17,6 +17,7 @@ import pytest
 from aligner import batch
 from aligner.batch import BatchSettings, PairSpec, read_manifest, run_batch
 from aligner.cli import main
+from aligner.cluster import LOCAL_CLUSTER_CONFIG
 from aligner.errors import InputError
 from aligner.tmx import read_tmx
 
@@ -226,7 +227,7 @@ def test_dask_cluster_gives_the_single_process_outputs(docs, tmp_path):
     settings = BatchSettings.create()
     single = run_batch(pairs, tmp_path / "single", settings)
     with (
-        dask.config.set(batch.LOCAL_CLUSTER_CONFIG),
+        dask.config.set(LOCAL_CLUSTER_CONFIG),
         LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
         ) as cluster,
