@@ -8,7 +8,8 @@ both take ``--workers N`` (a local cluster of N single-threaded worker processes
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,8 @@ LOCAL_CLUSTER_CONFIG = {
     "distributed.admin.system-monitor.interval": "2s",
 }
 
+CONNECT_TIMEOUT = "20s"  # to reach a running scheduler
+
 
 @contextmanager
 def dask_client(workers: int | None, scheduler: str | None) -> Iterator[Client]:
@@ -43,7 +46,7 @@ def dask_client(workers: int | None, scheduler: str | None) -> Iterator[Client]:
     cluster = None
     if scheduler:
         try:
-            client = Client(scheduler, timeout="20s")
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
         except OSError as exc:
             raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
     else:
@@ -64,3 +67,18 @@ def dask_client(workers: int | None, scheduler: str | None) -> Iterator[Client]:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def map_in_order(
+    client: Client, fn: Callable, items: Iterable, *, ahead: int, **kwargs
+) -> Iterator:
+    """``fn(item, **kwargs)`` for each of ``items`` on the cluster, the results in the order
+    of ``items``, with at most ``ahead`` tasks submitted and not yet taken: the workers stay
+    busy while the caller writes the results, and a long stream is never all in memory."""
+    pending: deque = deque()
+    for item in items:
+        pending.append(client.submit(fn, item, pure=False, **kwargs))
+        if len(pending) >= ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()

@@ -310,6 +310,13 @@ def load_encoder(spec: str = DEFAULT_ENCODER, cache: bool | Path = True) -> Cach
     return _LOADED[key]
 
 
+def encode_uncached(spec: str, texts: Sequence[str]) -> np.ndarray:
+    """``texts`` → unit rows by the model of ``spec`` (loaded once per process), bypassing the
+    cache: what embedding a whole memory runs (on Dask workers too), whose sentences no cache
+    would see again."""
+    return load_encoder(spec, cache=False).inner.encode(texts)
+
+
 def encode_windows(
     encoder: Encoder, texts: Sequence[str], max_len: int
 ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
