@@ -352,13 +352,18 @@ def align_pair(
 
 def finished_report(pair: PairSpec, out_dir: str | Path, settings: BatchSettings) -> dict | None:
     """A pair's report when it needs no model: aligned before from the same inputs and
-    settings (``"resumed": True``), or failed as listed; None when it is to be aligned."""
+    settings (``"resumed": True``), or failed as listed; None when it is to be aligned.
+
+    A resumed report names the inputs where this run reads them: the run before may have
+    read the same job folder under another path (another replica's data folder)."""
     started = time.perf_counter()
     try:
         if pair.error:
             raise InputError(pair.error)
         previous = _previous_report(Path(out_dir) / PAIRS_DIR, pair.id, pair_key(pair, settings))
-        return None if previous is None else {**previous, "resumed": True}
+        if previous is None:
+            return None
+        return {**previous, "zh": pair.zh, "en": pair.en, "resumed": True}
     except Exception as exc:  # noqa: BLE001 - one bad pair must not stop the batch
         _remove_outputs(out_dir, pair.id)  # a previous run's, for other inputs
         return failed_report(pair, error_reason(exc, pair.id), started)

@@ -1,12 +1,14 @@
 """Two replicas (two ``python -m service.web.app`` processes on 127.0.0.1, each with its own
 data folder) sharing one PostgreSQL memory: what one writes, the other's lookups see within a
 second; jobs and reviews are the same on both; a replica killed mid-import leaves the memory
-as it was, and the other takes the job over once its lease runs out and imports it once.
+as it was, and the other takes the job over once its lease runs out and imports it once; a
+replica killed mid-way through a batch alignment leaves it to the other, which ends it once.
 The replicas share one job folder (``DATA/jobs``, a link here, a volume in compose.yaml).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -19,7 +21,7 @@ import httpx
 import pytest
 
 from aligner.models import TranslationUnit
-from aligner.tmx import write_tmx
+from aligner.tmx import read_tmx, write_tmx
 from tests.pg import _free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,13 +29,15 @@ DATA = Path(__file__).parent / "data"
 KEY = "replica-key-1"
 AUTH = {"X-API-Key": KEY}
 SEEN_WITHIN_S = 1.0
+LEASE_S = 2.0
 
 
 class Replica:
     """One service process over the shared store."""
 
-    def __init__(self, folder: Path, url: str):
+    def __init__(self, folder: Path, url: str, env: dict[str, str] | None = None):
         self.folder, self.url, self.port = folder, url, _free_port()
+        self.env = env or {}
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
@@ -42,8 +46,9 @@ class Replica:
             **os.environ,
             "CONCORDIA_API_KEY": KEY,
             "CONCORDIA_ENCODER": "none",
-            "CONCORDIA_JOB_LEASE_S": "2",
+            "CONCORDIA_JOB_LEASE_S": str(LEASE_S),
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+            **self.env,
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "service.web.app", "--host", "127.0.0.1", "--port",
@@ -88,9 +93,9 @@ class Replica:
         return answer.json()["matches"]
 
 
-@pytest.fixture
-def replicas(pg_url, tmp_path):
-    pair = [Replica(tmp_path / name, pg_url) for name in ("a", "b")]
+def _replicas(pg_url: str, tmp_path: Path, env: dict[str, str] | None = None):
+    """Two started replicas over ``pg_url``, stopped at the end."""
+    pair = [Replica(tmp_path / name, pg_url, env) for name in ("a", "b")]
     (tmp_path / "jobs").mkdir()
     for replica in pair:
         replica.folder.mkdir()
@@ -102,6 +107,11 @@ def replicas(pg_url, tmp_path):
     finally:
         for replica in pair:
             replica.stop()
+
+
+@pytest.fixture
+def replicas(pg_url, tmp_path):
+    yield from _replicas(pg_url, tmp_path)
 
 
 def _tmx(path: Path, units: list[tuple[str, str]]) -> Path:
@@ -221,3 +231,73 @@ def test_a_replica_killed_mid_import_leaves_the_memory_as_it_was(replicas, tmp_p
     a.start()  # back: it finds the job done and the memory whole
     assert _seen(lambda: _ids(a.lookup(text), text), limit=60) < 60
     assert a.get(f"/jobs/{job_id}").json()["state"] == "done"
+
+
+def _paused(pause: Path, pids: set[int], limit: float = 120.0) -> int:
+    """The pid among ``pids`` that reached the job hook's ``pair`` step, once one has."""
+    deadline = time.monotonic() + limit
+    while True:
+        reached = {int(p.suffix[1:]) for p in pause.glob("pair.[0-9]*")} & pids
+        if reached:
+            (pid,) = reached
+            return pid
+        assert time.monotonic() < deadline, "no replica reached the pair step"
+        time.sleep(0.02)
+
+
+def test_a_replica_killed_mid_job_leaves_the_job_to_the_other_once(
+    pg_url, tmp_path, shared_data
+):
+    """kill -9 the replica running a batch alignment after its first pair (held there by the
+    test hook): while it lives the other never takes the job; once its lease runs out the
+    other does, resumes after the pair already aligned and ends the job once, complete."""
+    from service.memory.factory import open_store
+    from tests.test_jobs import make_zip, pair_entries
+
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    pairs = 4
+    body = make_zip(pair_entries(shared_data, "", range(2400, 2400 + pairs * 6, 6)))
+    store = open_store(tmp_path / "reader", store=pg_url)
+    replicas = _replicas(pg_url, tmp_path, {"CONCORDIA_TEST_PAUSE_DIR": str(pause)})
+    try:
+        a, b = next(replicas)
+        by_pid = {r.proc.pid: r for r in (a, b)}
+        answer = a.send("POST", "/jobs", files={"file": ("s.zip", body)},
+                        data={"add_to_memory": "true"})
+        assert answer.status_code == 202, answer.text
+        job_id = answer.json()["id"]
+        runner = by_pid.pop(_paused(pause, set(by_pid)))
+        (other,) = by_pid.values()
+        # Alive, the runner keeps its lease: past two leases the job is still its own.
+        time.sleep(2 * LEASE_S + 0.5)
+        row = store.jobs().get(job_id)
+        assert (row.state, row.attempts, row.done) == ("running", 1, 1), row
+        assert f":{runner.proc.pid}:" in row.worker
+        assert not list(pause.glob(f"pair.{other.proc.pid}"))
+        runner.kill()
+        lapses = store.jobs().get(job_id).lease_until
+        assert _paused(pause, {other.proc.pid}, limit=60) == other.proc.pid
+        taken = time.time()
+        row = store.jobs().get(job_id)
+        assert taken >= lapses and row.attempts == 2 and f":{other.proc.pid}:" in row.worker
+        (pause / "pair.go").touch()
+        job = _wait_job(other, job_id, limit=300)
+        assert job["state"] == "done", job
+        assert job["progress"] == {"total": pairs, "done": pairs, "failed": 0}
+        reports = job["pairs"]
+        assert sorted(r["id"] for r in reports) == [f"doc{n}" for n in range(1, pairs + 1)]
+        # the pair the killed replica aligned is resumed, not aligned again; the rest once
+        assert [r["id"] for r in reports if r.get("resumed")] == [reports[0]["id"]]
+        written = sum(r["pairs_written"] for r in reports)
+        merged = other.get(f"/jobs/{job_id}/tmx")
+        assert merged.status_code == 200
+        assert len(list(read_tmx(io.BytesIO(merged.content)))) == written > 0
+        assert job["memory"]["imported"] + job["memory"]["merged"] == written
+        assert store.count() == job["memory"]["imported"]  # fed to the memory once
+        assert [(r.state, r.job) for r in store.imports()] == [("done", job_id)]
+        assert store.jobs().get(job_id).attempts == 2
+    finally:
+        (pause / "pair.go").touch()
+        replicas.close()
+        store.close()
