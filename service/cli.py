@@ -33,6 +33,7 @@ from pathlib import Path
 
 from aligner.errors import InputError
 from aligner.markup import MarkupError, runs_from_placeholders
+from service.config import ConfigError, StorePool
 from service.memory.factory import open_store
 from service.memory.store import MergeRule, TMStore, UnitQuery, tags_from_data
 from service.memory.tm import FUZZY_FOLDER
@@ -182,7 +183,7 @@ def _index(data: Path, store_url: str | None, done) -> None:
     """Follow the store with the fuzzy index files until ``done``, then write the rest."""
     from service.memory.fuzzy import FuzzyIndex
 
-    store = open_store(data, store=store_url)
+    store = open_store(data, store=store_url, pool=StorePool.from_env())
     index = FuzzyIndex(data / FUZZY_FOLDER)
     try:
         index.load(store)
@@ -227,17 +228,17 @@ def main(argv: list[str] | None = None) -> int:
         from service.memory.move import move_memory
 
         try:
-            report = move_memory(args.source, args.target)
-        except InputError as exc:
+            report = move_memory(args.source, args.target, pool=StorePool.from_env())
+        except (InputError, ConfigError) as exc:
             print(f"concordia-tm: {exc}", file=sys.stderr)
             return 2
         _print(report.as_dict())
         return 0 if report.counts_match and report.tmx_identical else 1
     store_url = args.store or os.environ.get("CONCORDIA_STORE", "").strip() or None
     try:
-        store = open_store(data, store=store_url)
+        store = open_store(data, store=store_url, pool=StorePool.from_env())
         args.store_url = store_url
-    except InputError as exc:
+    except (InputError, ConfigError) as exc:
         print(f"concordia-tm: {exc}", file=sys.stderr)
         return 2
     try:

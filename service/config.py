@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,6 +44,19 @@ REGISTRY: tuple[Setting, ...] = (
             "where the memory, jobs and reviews are kept: unset or `sqlite` for SQLite in the "
             "data folder, or `postgresql://user@host:port/db` shared by several replicas "
             "(each keeps its indexes in its own data folder)"),
+    Setting("store_pool_size", "CONCORDIA_STORE_POOL_SIZE", 12, "int",
+            "connections each process keeps to a PostgreSQL store, for its requests, lookups, "
+            "index syncs and jobs (its change listener takes one more); at least 2: an import "
+            "writes its audit row beside its transaction", 2),
+    Setting("store_pool_timeout_s", "CONCORDIA_STORE_POOL_TIMEOUT", 10.0, "float",
+            "seconds a request waits for a free connection of that pool (503 "
+            "`store_unavailable` beyond)", 0.1),
+    Setting("store_connect_timeout_s", "CONCORDIA_STORE_CONNECT_TIMEOUT", 5, "int",
+            "seconds a connection to the PostgreSQL server may take: a host that does not "
+            "answer holds nothing longer (libpq's `connect_timeout`, 2 at the least)", 2),
+    Setting("store_start_timeout_s", "CONCORDIA_STORE_START_TIMEOUT", 15.0, "float",
+            "seconds a starting process waits for the PostgreSQL store to answer before it "
+            "stops with `store_unreachable`"),
     Setting("cache_dir", "CONCORDIA_CACHE_DIR", None, "path?",
             "embedding cache folder (default DATA/cache)"),
     Setting("embed_cache_mb", "CONCORDIA_EMBED_CACHE_MB", 512, "int",
@@ -152,6 +165,10 @@ class Settings:
 
     data_dir: Path = _default("data_dir")
     store: str | None = _default("store")
+    store_pool_size: int = _default("store_pool_size")
+    store_pool_timeout_s: float = _default("store_pool_timeout_s")
+    store_connect_timeout_s: int = _default("store_connect_timeout_s")
+    store_start_timeout_s: float = _default("store_start_timeout_s")
     cache_dir: Path | None = _default("cache_dir")
     embed_cache_mb: int = _default("embed_cache_mb")
     api_key: str | None = _default("api_key")
@@ -219,6 +236,12 @@ class Settings:
         )
 
     @property
+    def store_pool(self) -> StorePool:
+        """How this process reaches a PostgreSQL store."""
+        return StorePool(self.store_pool_size, self.store_pool_timeout_s,
+                         self.store_connect_timeout_s, self.store_start_timeout_s)
+
+    @property
     def embed_cache_path(self) -> Path:
         """The SQLite embedding cache the service's alignments use."""
         return (self.cache_dir or self.data_dir / "cache") / "embeddings.sqlite"
@@ -226,13 +249,41 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from ``CONCORDIA_*`` variables; unset or empty ones keep their defaults."""
-        env = os.environ if environ is None else environ
-        values = {}
-        for setting in REGISTRY:
-            raw = env.get(setting.env, "").strip()
-            if raw:
-                values[setting.field] = _parse(setting, raw)
-        return cls(**values)
+        return cls(**_read(REGISTRY, environ))
+
+
+@dataclass(frozen=True)
+class StorePool:
+    """How a process reaches a PostgreSQL store (``CONCORDIA_STORE_POOL_*`` and the store's
+    timeouts): connections kept, the wait for a free one, to connect, and at start."""
+
+    size: int = _default("store_pool_size")
+    wait_s: float = _default("store_pool_timeout_s")
+    connect_timeout_s: int = _default("store_connect_timeout_s")
+    start_timeout_s: float = _default("store_start_timeout_s")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> StorePool:
+        """These settings alone from the environment (the command-line tools read no
+        others)."""
+        mine = [s for s in REGISTRY if s.field in _POOL_FIELDS]
+        return Settings(**_read(mine, environ)).store_pool
+
+
+_POOL_FIELDS = ("store_pool_size", "store_pool_timeout_s", "store_connect_timeout_s",
+                "store_start_timeout_s")
+
+
+def _read(settings: Iterable[Setting], environ: Mapping[str, str] | None) -> dict:
+    """The values of ``settings`` set in ``environ`` (the process's when None), parsed;
+    unset or empty ones are left out."""
+    env = os.environ if environ is None else environ
+    values = {}
+    for setting in settings:
+        raw = env.get(setting.env, "").strip()
+        if raw:
+            values[setting.field] = _parse(setting, raw)
+    return values
 
 
 def _shown(setting: Setting) -> str:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from aligner.errors import InputError
+from service.config import StorePool
 from service.memory.factory import open_store
 
 
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a postgresql:// URL (default $CONCORDIA_STORE, else SQLite)")
     parser.add_argument("files", nargs="+", type=Path, help="TMX files")
     args = parser.parse_args(argv)
-    store = open_store(args.data, store=args.store)
+    store = open_store(args.data, store=args.store, pool=StorePool.from_env())
     try:
         for path in args.files:
             try:

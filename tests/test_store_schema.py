@@ -5,19 +5,26 @@ data folder into PostgreSQL with ``concordia-tm migrate``."""
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from aligner.models import Tag, TranslationUnit
 from aligner.tmx import write_tmx
 from service.cli import main as tm_main
+from service.config import ConfigError, Settings, StorePool
 from service.memory.factory import open_store
 from service.memory.migrations import latest
 from service.memory.store import StoreError
 from tests.test_store_contract import tmx_unit
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_missing_postgresql_skips_here_and_fails_under_ci(monkeypatch):
@@ -91,11 +98,62 @@ def test_a_write_on_one_store_wakes_the_other(pg_url, tmp_path):
 
 
 def test_unreachable_store_is_one_clear_error(tmp_path):
+    """Refused after the start timeout set (CONCORDIA_STORE_START_TIMEOUT, 15 s unset)."""
     from tests.pg import _free_port
 
+    started = time.monotonic()
     with pytest.raises(StoreError) as refused:
-        open_store(tmp_path, store=f"postgresql://nobody:secret@127.0.0.1:{_free_port()}/x")
+        open_store(tmp_path, store=f"postgresql://nobody:secret@127.0.0.1:{_free_port()}/x",
+                   pool=StorePool(start_timeout_s=1))
     assert refused.value.code == "store_unreachable" and "secret" not in str(refused.value)
+    assert time.monotonic() - started < 10
+
+
+def test_the_pool_is_as_set(pg_url, tmp_path):
+    """CONCORDIA_STORE_POOL_SIZE and CONCORDIA_STORE_POOL_TIMEOUT reach the pool: with its
+    two connections busy, a third request waits the timeout set (not 10 s) and is a 503."""
+    store = open_store(tmp_path, store=pg_url, pool=StorePool(size=2, wait_s=0.5))
+    try:
+        with store._connection(), store._connection():
+            started = time.monotonic()
+            with pytest.raises(StoreError) as busy:
+                store.count()
+            waited = time.monotonic() - started
+        assert (busy.value.code, busy.value.status) == ("store_unavailable", 503)
+        assert 0.5 <= waited < 5
+        assert store.count() == 0  # a connection is free again
+    finally:
+        store.close()
+
+
+def test_store_settings_are_read_and_bad_values_are_one_line(tmp_path, capsys, monkeypatch):
+    env = {"CONCORDIA_STORE_POOL_SIZE": "4", "CONCORDIA_STORE_POOL_TIMEOUT": "2.5",
+           "CONCORDIA_STORE_CONNECT_TIMEOUT": "3", "CONCORDIA_STORE_START_TIMEOUT": "30"}
+    assert Settings.from_env(env).store_pool == StorePool(4, 2.5, 3, 30.0)
+    # the command-line tools read these alone: another setting's bad value is not theirs
+    assert StorePool.from_env({**env, "CONCORDIA_MAX_HEAVY": "0"}) == StorePool(4, 2.5, 3, 30.0)
+    assert Settings().store_pool == StorePool() == StorePool.from_env({})
+    for name, value, says in (
+        ("CONCORDIA_STORE_POOL_SIZE", "1", "at least 2, got 1"),
+        ("CONCORDIA_STORE_POOL_SIZE", "ten", "an integer, got 'ten'"),
+        ("CONCORDIA_STORE_POOL_TIMEOUT", "0", "at least 0.1, got 0"),
+        ("CONCORDIA_STORE_CONNECT_TIMEOUT", "1.5", "an integer, got '1.5'"),
+        ("CONCORDIA_STORE_CONNECT_TIMEOUT", "1", "at least 2, got 1"),
+        ("CONCORDIA_STORE_START_TIMEOUT", "nan", "at least 1, got nan"),
+    ):
+        with pytest.raises(ConfigError) as refused:
+            StorePool.from_env({name: value})
+        assert str(refused.value) == f"{name} must be {says}"
+    monkeypatch.setenv("CONCORDIA_STORE_POOL_SIZE", "1")
+    done = subprocess.run(
+        [sys.executable, "-m", "service.web.app", "--data", str(tmp_path / "d"), "--port", "0"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    line = "CONCORDIA_STORE_POOL_SIZE must be at least 2, got 1"
+    assert (done.returncode, done.stderr) == (1, f"concordia: {line}\n")
+    assert tm_main(["--data", str(tmp_path / "d"), "imports"]) == 2
+    assert capsys.readouterr().err == f"concordia-tm: {line}\n"
 
 
 def _memory(folder):
@@ -180,7 +238,6 @@ def test_concordia_tm_works_on_the_shared_store(tmp_path, pg_url, capsys, monkey
 def test_a_store_that_goes_away_is_a_503_not_a_stack_trace(tmp_path):
     from fastapi.testclient import TestClient
 
-    from service.config import Settings
     from service.web.app import create_app
     from tests.pg import start_server
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from service.config import StorePool
 from service.memory.store import StoreError, TMStore
 
 
@@ -19,9 +20,14 @@ def is_shared(location: str | None) -> bool:
 
 
 def open_store(
-    data_dir: Path | str, *, store: str | None = None, max_segment_chars: int = 2000
+    data_dir: Path | str,
+    *,
+    store: str | None = None,
+    max_segment_chars: int = 2000,
+    pool: StorePool | None = None,
 ) -> TMStore:
-    """The store ``store`` names (a PostgreSQL URL), else SQLite in ``data_dir``."""
+    """The store ``store`` names (a PostgreSQL URL, reached as ``pool`` says, else by the
+    defaults), else SQLite in ``data_dir``."""
     if is_shared(store):
         try:
             from service.memory.postgres import PostgresStore
@@ -29,7 +35,7 @@ def open_store(
             raise StoreError(
                 "store_unavailable", f"the PostgreSQL store cannot be used: {exc}", 503
             ) from None
-        return PostgresStore(store, max_segment_chars=max_segment_chars)
+        return PostgresStore(store, max_segment_chars=max_segment_chars, pool=pool)
     if store and store != "sqlite":
         raise StoreError(
             "bad_store", "the store is `sqlite` (in the data folder) or a postgresql:// URL"

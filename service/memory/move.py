@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from service.config import StorePool
 from service.memory.factory import is_shared, open_store
 from service.memory.store import StoreError, TMStore
 
@@ -57,14 +58,15 @@ def _rows(conn: sqlite3.Connection, table: str, columns: str) -> Iterator[tuple]
     yield from conn.execute(f"SELECT {columns} FROM {table} ORDER BY rowid")
 
 
-def move_memory(data_dir: Path, url: str) -> MoveReport:
-    """Copy the memory of ``data_dir`` into the empty database at ``url``, then check it."""
+def move_memory(data_dir: Path, url: str, *, pool: StorePool | None = None) -> MoveReport:
+    """Copy the memory of ``data_dir`` into the empty database at ``url`` (reached as
+    ``pool`` says), then check it."""
     if not (Path(data_dir) / "tm.sqlite").is_file():
         raise StoreError("no_memory", f"{data_dir} holds no memory (no tm.sqlite)")
     source = open_store(data_dir)  # brings an older data folder to the current schema
     if not is_shared(url):
         raise StoreError("bad_store", "--to takes a postgresql:// URL")
-    target = open_store(data_dir, store=url)
+    target = open_store(data_dir, store=url, pool=pool)
     try:
         if target.count() or target.imports(1) or target.reviews().list(1):
             raise StoreError("not_empty", "the target database already holds a memory")

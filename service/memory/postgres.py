@@ -22,6 +22,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from aligner.errors import InputError
 from aligner.models import Run, TranslationUnit
+from service.config import StorePool
 from service.memory.matching import fold_case
 from service.memory.migrations import VERSION_TABLE, pending
 from service.memory.postgres_jobs import PostgresJobTable
@@ -66,9 +67,6 @@ CHANNEL = "concordia_memory"
 # Advisory lock keys (any two numbers no other application on the database uses).
 _WRITE_LOCK = 0x434F4E01
 _MIGRATE_LOCK = 0x434F4E02
-CONNECT_TIMEOUT_S = 5  # a store host that does not answer holds no request longer
-POOL_SIZE = 12  # connections per process: request threads, the lookup thread, sync, jobs
-POOL_WAIT_S = 10  # the longest wait for a free connection; then 503 store_unavailable
 
 _MERGE = """
 UPDATE unit SET
@@ -94,16 +92,19 @@ class PostgresStore(TMStore):
     """The memory in the PostgreSQL database at ``url``; safe to share between threads and
     between processes (replicas)."""
 
-    def __init__(self, url: str, *, max_segment_chars: int = 2000):
+    def __init__(
+        self, url: str, *, max_segment_chars: int = 2000, pool: StorePool | None = None
+    ):
         self.url = url
         self.max_segment_chars = max_segment_chars
+        self._reach = pool = pool or StorePool()
         self._pool = ConnectionPool(
-            url, min_size=1, max_size=POOL_SIZE, open=False, timeout=POOL_WAIT_S,
-            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
+            url, min_size=1, max_size=pool.size, open=False, timeout=pool.wait_s,
+            kwargs={"autocommit": True, "connect_timeout": pool.connect_timeout_s},
             name="concordia",
         )
         try:
-            self._pool.open(wait=True, timeout=15)
+            self._pool.open(wait=True, timeout=pool.start_timeout_s)
         except PoolTimeout:
             self._pool.close()
             raise StoreError(
@@ -183,7 +184,8 @@ class PostgresStore(TMStore):
             with self._listen_lock:
                 if self._listener is None or self._listener.closed:
                     self._listener = psycopg.connect(
-                        self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+                        self.url, autocommit=True,
+                        connect_timeout=self._reach.connect_timeout_s,
                     )
                     self._listener.execute(f"LISTEN {CHANNEL}")
                 listener = self._listener

@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from service.config import StorePool
 from service.memory.factory import open_store
 from service.memory.fuzzy import FuzzyIndex
 
@@ -44,10 +45,13 @@ class Memory:
         store: str | None = None,
         encoder: str | None = None,
         semantic_exact_below: int = 50_000,
+        pool: StorePool | None = None,
     ):
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)  # the indexes live here whatever the store
-        self.store = open_store(data_dir, store=store, max_segment_chars=max_segment_chars)
+        self.store = open_store(
+            data_dir, store=store, max_segment_chars=max_segment_chars, pool=pool
+        )
         self.fuzzy = FuzzyIndex(data_dir / FUZZY_FOLDER)
         self.semantic: SemanticIndex | None = None
         self.semantic_ready = False

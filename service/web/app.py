@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from service.config import Settings
+from service.config import ConfigError, Settings
 from service.errors import install_error_handlers
 from service.jobs import JobManager
 from service.security.keys import API_KEY_HEADER, KeyRing, require
@@ -140,7 +140,10 @@ def serve(
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:  # one line naming the setting, no traceback
+        raise SystemExit(f"concordia: {exc}") from None
     check_data_folder(settings.data_dir)
     config = uvicorn.Config(
         "service.web.app:create_app",

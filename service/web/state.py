@@ -44,6 +44,7 @@ class ServiceState:
             store=settings.store,
             encoder=settings.encoder if settings.semantic_enabled else None,
             semantic_exact_below=settings.semantic_exact_below,
+            pool=settings.store_pool,
         )
         self.reviews = Reviews(self.memory.store.reviews())
         # Lookups are short and CPU-bound: run one at a time on their own thread. Several at
