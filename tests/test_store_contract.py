@@ -331,6 +331,24 @@ class StoreContract:
         result = store.bulk_import_tmx(path, progress=seen.append)
         assert result.imported == 30 and seen[-1] == 30 and store.count() == 30
 
+    def test_stats_count_units_directions_documents_and_speakers(self, store):
+        empty = store.stats()
+        assert (empty["units"], empty["documents"], empty["speakers"]) == (0, 0, 0)
+        assert (empty["directions"], empty["last_import"]) == ({}, "")
+        store.import_units([
+            tmx_unit("一。", "One.", **{"x-document": "S/1", "x-speaker": "主席"}),
+            tmx_unit("二。", "Two.", **{"x-document": "S/1"}),
+            tmx_unit("三。", "Three.", lang="en-US", **{"x-document": "S/2", "x-speaker": "法国"}),
+            tmx_unit("四。", "Four."),
+        ])
+        stats = store.stats()
+        assert stats["units"] == 4
+        assert stats["directions"] == {"zh-CN>en-GB": 3, "zh-CN>en-US": 1}
+        assert (stats["documents"], stats["speakers"]) == (2, 2)  # blank ones not counted
+        assert stats["last_import"] == store.get([4])[4].created_at != ""
+        assert stats["generation"] == store.generation == 1
+        assert stats["database_bytes"] > 0
+
     # -- jobs
 
     def test_job_table(self, store):

@@ -10,58 +10,21 @@ wakes the other replicas' index syncs (``wait_for_change``).
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from aligner.errors import InputError
-from aligner.models import Run, TranslationUnit
 from service.config import StorePool
-from service.memory.matching import fold_case
 from service.memory.migrations import VERSION_TABLE, pending
 from service.memory.postgres_jobs import PostgresJobTable
 from service.memory.postgres_reviews import PostgresReviewTable
-from service.memory.rows import (
-    COLUMNS,
-    DATE,
-    DOC,
-    EN_RUNS,
-    HASH,
-    INSERT_COLUMNS,
-    PROPS,
-    SPEAKER,
-    TMX,
-    ZH_RUNS,
-    ImportOps,
-    apply_chunk,
-    edited_row,
-    now_tmx,
-    record_from_row,
-    row_to_unit,
-    to_json,
-    unit_date,
-    unit_row,
-)
-from service.memory.store import (
-    AlreadyImported,
-    EditConflict,
-    ImportRecord,
-    ImportResult,
-    JobTable,
-    MergeRule,
-    ReviewTable,
-    StoredUnit,
-    StoreError,
-    TMStore,
-    UnitGone,
-    UnitQuery,
-)
+from service.memory.rows import INSERT_COLUMNS, now_tmx
+from service.memory.sql import SQLStore, failure, in_dialect
+from service.memory.store import JobTable, MergeRule, ReviewTable, StoreError
 
 CHANNEL = "concordia_memory"
 # Advisory lock keys (any two numbers no other application on the database uses).
@@ -70,14 +33,13 @@ _MIGRATE_LOCK = 0x434F4E02
 
 _MERGE = """
 UPDATE unit SET
-    props = (%s::jsonb || props::jsonb)::text,
-    document = CASE WHEN document = '' THEN %s ELSE document END,
-    speaker = CASE WHEN speaker = '' THEN %s ELSE speaker END,
+    props = (?::jsonb || props::jsonb)::text,
+    document = CASE WHEN document = '' THEN ? ELSE document END,
+    speaker = CASE WHEN speaker = '' THEN ? ELSE speaker END,
     creationdate = CASE
-        WHEN creationdate = '' OR (%s != '' AND %s < creationdate) THEN %s ELSE creationdate END
-WHERE id = %s
+        WHEN creationdate = '' OR (? != '' AND ? < creationdate) THEN ? ELSE creationdate END
+WHERE id = ?
 """
-_LOG_COLUMNS = "id, source, rule, started, finished, state, result, header, error, job"
 
 
 def shown_url(url: str) -> str:
@@ -88,9 +50,17 @@ def shown_url(url: str) -> str:
     return f"postgresql://{user + '@' if user else ''}{host}{':' + port if port else ''}/{name}"
 
 
-class PostgresStore(TMStore):
+class PostgresStore(SQLStore):
     """The memory in the PostgreSQL database at ``url``; safe to share between threads and
     between processes (replicas)."""
+
+    PLACEHOLDER = "%s"
+    _FIND = "strpos"
+    _MERGE = _MERGE
+    _SUMMARY = (  # one scan of the table
+        "SELECT COUNT(DISTINCT document) FILTER (WHERE document != ''), "
+        "COUNT(DISTINCT speaker) FILTER (WHERE speaker != ''), MAX(created_at) FROM unit",
+    )
 
     def __init__(
         self, url: str, *, max_segment_chars: int = 2000, pool: StorePool | None = None
@@ -156,9 +126,15 @@ class PostgresStore(TMStore):
         """A write transaction of one's own (a memory moved in uses it)."""
         return self._write()
 
-    def _read(self, sql: str, params: Sequence | None = None) -> list[tuple]:
+    def _read(self, sql: str, params: Sequence = ()) -> list[tuple]:
+        """The rows of ``sql`` (``?`` or ``%s`` placeholders) on a connection of the pool."""
         with self._connection() as conn:
-            return conn.execute(sql, params).fetchall()
+            return conn.execute(in_dialect(sql, "%s"), params or None).fetchall()
+
+    @contextmanager
+    def _pages(self) -> Iterator[Callable[[str, Sequence], list[tuple]]]:
+        """Each page on a connection of the pool: a slow reader holds none between pages."""
+        yield self._read
 
     def close(self) -> None:
         with self._listen_lock:
@@ -203,30 +179,15 @@ class PostgresStore(TMStore):
             stop.wait(max(0.0, deadline - time.monotonic()))
         return False
 
-    # -- writes ----------------------------------------------------------------------------
-    def import_units(
-        self,
-        units: Iterable[TranslationUnit],
-        *,
-        source: str = "",
-        rule: MergeRule | str = MergeRule.MERGE,
-        header: dict | None = None,
-        progress=None,
-        skipped: Counter[str] | None = None,
-        chunk: int = 2000,
-        job: str = "",
-    ) -> ImportResult:
-        started = time.perf_counter()
-        rule = MergeRule(rule)
-        result = ImportResult(rule=rule.value)
-        created_at = now_tmx()
-        if job and (done := self.job_import(job)) is not None:
-            raise AlreadyImported(done)
-        seen = 0
+    # -- the dialect's writes --------------------------------------------------------------
+    @contextmanager
+    def _importing(
+        self, source: str, rule: MergeRule, created_at: str, job: str
+    ) -> Iterator[tuple[psycopg.Connection, int]]:
         with self._connection() as conn:
             # The audit row names the server connection that imports: when it is gone from
             # the server and the row still says running, the import was cut off.
-            result.import_id = import_id = self._read(
+            import_id = self._read(
                 "INSERT INTO import_log (source, rule, started, state, job, runner) "
                 "VALUES (%s, %s, %s, 'running', %s, %s) RETURNING id",
                 (source, rule.value, created_at, job or None, f"pg:{conn.info.backend_pid}"),
@@ -234,62 +195,14 @@ class PostgresStore(TMStore):
             try:
                 with conn.transaction():
                     conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITE_LOCK,))
-                    if job and (done := self._job_import(conn, job)) is not None:
-                        raise AlreadyImported(done)  # committed meanwhile, by another process
-                    batch: list[list] = []
-                    for unit in units:
-                        seen += 1
-                        row = unit_row(unit, created_at, source, import_id,
-                                       self.max_segment_chars)
-                        if isinstance(row, str):
-                            result.skip(row)
-                            continue
-                        row.append(unit_date(unit.attrs or {}, row[DATE]))
-                        batch.append(row)
-                        if len(batch) >= chunk:
-                            apply_chunk(self._ops(conn), batch, rule, result)
-                            batch.clear()
-                            if progress is not None:
-                                progress(seen)
-                    if batch:
-                        apply_chunk(self._ops(conn), batch, rule, result)
-                    for reason, count in (skipped or {}).items():
-                        result.skipped += count
-                        result.skipped_reasons[reason] = (
-                            result.skipped_reasons.get(reason, 0) + count
-                        )
-                    result.generation = self._bump(conn)
-                    result.seconds = time.perf_counter() - started
-                    conn.execute(
-                        "UPDATE import_log SET state = 'done', finished = %s, result = %s, "
-                        "header = %s WHERE id = %s",
-                        (now_tmx(), to_json(result.as_dict()),
-                         to_json(header) if header else None, import_id),
-                    )
+                    yield conn, import_id
             except BaseException as exc:
-                reason = (str(exc) if isinstance(exc, InputError)
-                          else f"{type(exc).__name__}: {exc}")
                 self._read(
                     "UPDATE import_log SET state = 'failed', finished = %s, error = %s "
                     "WHERE id = %s RETURNING id",
-                    (now_tmx(), reason[:2000], import_id),
+                    (now_tmx(), failure(exc)[:2000], import_id),
                 )
                 raise
-        if progress is not None:
-            progress(seen)
-        return result
-
-    @staticmethod
-    def _job_import(conn: psycopg.Connection, job_id: str) -> ImportRecord | None:
-        row = conn.execute(
-            f"SELECT {_LOG_COLUMNS} FROM import_log WHERE job = %s AND state = 'done'",
-            (job_id,),
-        ).fetchone()
-        return record_from_row(row) if row else None
-
-    def job_import(self, job_id: str) -> ImportRecord | None:
-        with self._connection() as conn:
-            return self._job_import(conn, job_id)
 
     def abandon_imports(self, job_id: str | None = None) -> int:
         """Job given: its rows still running. Else: rows still running whose importing
@@ -307,36 +220,6 @@ class PostgresStore(TMStore):
                 (now_tmx(),),
             )
         return len(rows)
-
-    def _ops(self, conn: psycopg.Connection) -> ImportOps:
-        def existing(column: str, values: list[str], with_date: bool) -> dict:
-            found: dict = {}
-            what = "id, creationdate, tmx" if with_date else "id"
-            rows = conn.execute(
-                f"SELECT {column}, {what} FROM unit WHERE {column} = ANY(%s) ORDER BY id",
-                (list(dict.fromkeys(values)),),
-            )
-            for row in rows:
-                if with_date:
-                    attrs = (json.loads(row[3]) if row[3] else {}).get("attrs", {})
-                    found[row[0]] = (row[1], unit_date(attrs, row[2]))
-                else:
-                    found.setdefault(row[0], row[1])
-            return found
-
-        def merge(row: list, unit_id: int) -> None:
-            date = row[DATE]
-            conn.execute(_MERGE, (row[PROPS], row[DOC], row[SPEAKER], date, date, date, unit_id))
-
-        return ImportOps(
-            existing=existing,
-            insert=lambda rows: self._insert(conn, rows),
-            merge=merge,
-            retire=lambda ids: self._tombstone(conn, ids, None),
-            stored=lambda unit_id: conn.execute(
-                "SELECT hash, props, tmx FROM unit WHERE id = %s", (unit_id,)
-            ).fetchone(),
-        )
 
     @staticmethod
     def _insert(conn: psycopg.Connection, rows: list[list]) -> list[int]:
@@ -376,144 +259,15 @@ class PostgresStore(TMStore):
             (ids, generation + 1, replaced_by),
         )
 
-    def delete(self, ids: Iterable[int] = (), *, document: str | None = None) -> list[int]:
-        ids = [int(i) for i in ids]
-
-        def select(conn: psycopg.Connection) -> list[int]:
-            found = [r[0] for r in conn.execute("SELECT id FROM unit WHERE id = ANY(%s)", (ids,))]
-            if document is not None:
-                found += [
-                    r[0] for r in conn.execute("SELECT id FROM unit WHERE document = %s",
-                                               (document,))
-                ]
-            return sorted(set(found))
-
-        return self._retire(select)
-
     @staticmethod
-    def _where(query: UnitQuery) -> tuple[list[str], list]:
-        where, params = [], []
-        for column, value in (
-            ("document", query.document),
-            ("speaker", query.speaker),
-            ("origin", query.origin),
-            ("import_id", query.import_id),
-        ):
-            if value is not None:
-                where.append(f"{column} = %s")
-                params.append(value)
-        if query.created_since is not None:
-            where.append("created_at >= %s")
-            params.append(query.created_since)
-        if query.created_before is not None:
-            where.append("created_at < %s")
-            params.append(query.created_before)
-        if query.contains is not None:
-            where.append("(strpos(zh_fold, %s) > 0 OR strpos(en_fold, %s) > 0)")
-            params += [fold_case(query.contains)] * 2
-        return where, params
+    def _any(column: str, values: list) -> Iterator[tuple[str, list]]:
+        if values:
+            yield f"{column} = ANY(?)", [values]
 
-    def delete_where(self, query: UnitQuery) -> list[int]:
-        if query.is_empty():
-            raise StoreError("empty_query", "a deletion needs at least one condition")
-        where, params = self._where(query)
-        sql = f"SELECT id FROM unit WHERE {' AND '.join(where)} ORDER BY id"
-        return self._retire(lambda conn: [r[0] for r in conn.execute(sql, params)])
+    def _database_bytes(self) -> int:
+        return self._read("SELECT pg_database_size(current_database())")[0][0]
 
-    def _retire(self, select: Callable[[psycopg.Connection], list[int]]) -> list[int]:
-        """Tombstone the units ``select`` finds, in one write transaction; their ids."""
-        with self._write() as conn:
-            found = select(conn)
-            if found:
-                self._tombstone(conn, found, None)
-                self._bump(conn)
-        return found
-
-    def _current(self, conn, unit_id: int, version: int | None) -> StoredUnit:
-        row = conn.execute(f"SELECT {COLUMNS} FROM unit WHERE id = %s", (unit_id,)).fetchone()
-        if row is None:
-            raise UnitGone(unit_id, self._follow(conn, unit_id))
-        unit = row_to_unit(row)
-        if version is not None and unit.version != version:
-            raise EditConflict(unit_id, version, unit.version)
-        return unit
-
-    @staticmethod
-    def _follow(conn, unit_id: int) -> int | None:
-        current, seen = unit_id, set()
-        while current not in seen:
-            seen.add(current)
-            row = conn.execute(
-                "SELECT replaced_by FROM tombstone WHERE unit_id = %s", (current,)
-            ).fetchone()
-            if row is None:
-                return current if current != unit_id else None
-            if row[0] is None:
-                return None
-            current = row[0]
-        return None
-
-    def replaced_by(self, unit_id: int) -> int | None:
-        with self._connection() as conn:
-            return self._follow(conn, unit_id)
-
-    def edit(
-        self,
-        unit_id: int,
-        version: int,
-        *,
-        zh: list[Run] | None = None,
-        en: list[Run] | None = None,
-        props: dict[str, str] | None = None,
-        changeid: str = "",
-    ) -> StoredUnit:
-        with self._write() as conn:
-            unit = self._current(conn, unit_id, version)
-            row, text_changed = edited_row(unit, zh, en, props, changeid, self.max_segment_chars)
-            if text_changed:
-                (new_id,) = self._insert(conn, [row])
-                conn.execute(
-                    "UPDATE unit SET version = %s WHERE id = %s", (unit.version + 1, new_id)
-                )
-                self._tombstone(conn, [unit_id], new_id)
-            else:
-                new_id = unit_id
-                conn.execute(
-                    "UPDATE unit SET hash = %s, zh_runs = %s, en_runs = %s, props = %s, "
-                    "tmx = %s, document = %s, speaker = %s, version = version + 1 WHERE id = %s",
-                    (row[HASH], row[ZH_RUNS], row[EN_RUNS], row[PROPS], row[TMX], row[DOC],
-                     row[SPEAKER], unit_id),
-                )
-            self._bump(conn)
-            return self._current(conn, new_id, None)
-
-    def record_usage(self, unit_id: int, when: str | None = None) -> StoredUnit:
-        when = when or now_tmx()
-        with self._write() as conn:
-            unit = self._current(conn, unit_id, None)
-            tmx = dict(unit.tmx) if unit.tmx is not None else {}
-            attrs = dict(tmx.get("attrs", {}))
-            try:
-                count = int(attrs.get("usagecount", "0"))
-            except ValueError:
-                count = 0
-            attrs["usagecount"] = str(count + 1)
-            attrs["lastusagedate"] = when
-            tmx["attrs"] = attrs
-            conn.execute("UPDATE unit SET tmx = %s WHERE id = %s", (to_json(tmx), unit_id))
-            return self._current(conn, unit_id, None)
-
-    # -- reads -----------------------------------------------------------------------------
-    @property
-    def generation(self) -> int:
-        return int(self._read("SELECT value FROM meta WHERE key = 'generation'")[0][0])
-
-    def count(self) -> int:
-        return self._read("SELECT COUNT(*) FROM unit")[0][0]
-
-    def max_id(self) -> int:
-        return self._read("SELECT COALESCE(MAX(id), 0) FROM unit")[0][0]
-
+    # -- what only PostgreSQL has ------------------------------------------------------------
     @property
     def identity(self) -> str:
         """What tells this memory from any other, made with it (a moved memory keeps its
@@ -529,138 +283,3 @@ class PostgresStore(TMStore):
         """The largest id ever given to a unit (the sequence's), deleted ones included."""
         value, called = self._read("SELECT last_value, is_called FROM unit_id_seq")[0]
         return int(value) if called else 0
-
-    def get(self, ids: Iterable[int]) -> dict[int, StoredUnit]:
-        ids = [int(i) for i in ids]
-        if not ids:
-            return {}
-        rows = self._read(f"SELECT {COLUMNS} FROM unit WHERE id = ANY(%s)", (ids,))
-        return {row[0]: row_to_unit(row) for row in rows}
-
-    def iter_segment_batches(
-        self, after_id: int = 0, batch: int = 5000
-    ) -> Iterator[list[tuple[int, str, str]]]:
-        last = after_id
-        while True:
-            rows = self._read(
-                "SELECT id, zh, en FROM unit WHERE id > %s ORDER BY id LIMIT %s", (last, batch)
-            )
-            if not rows:
-                return
-            yield rows
-            last = rows[-1][0]
-
-    def deleted_since(self, generation: int) -> list[int]:
-        rows = self._read("SELECT unit_id FROM tombstone WHERE generation > %s", (generation,))
-        return [r[0] for r in rows]
-
-    def iter_units(
-        self,
-        *,
-        document: str | None = None,
-        speaker: str | None = None,
-        created_since: str | None = None,
-        import_id: int | None = None,
-        batch: int = 2000,
-    ) -> Iterator[StoredUnit]:
-        query = UnitQuery(
-            document=document, speaker=speaker, created_since=created_since, import_id=import_id
-        )
-        where, params = self._where(query)
-        where.insert(0, "id > %s")
-        params.insert(0, 0)
-        sql = f"SELECT {COLUMNS} FROM unit WHERE {' AND '.join(where)} ORDER BY id LIMIT %s"
-        while True:
-            rows = self._read(sql, (*params, batch))
-            if not rows:
-                return
-            for row in rows:
-                yield row_to_unit(row)
-            params[0] = rows[-1][0]
-
-    def concordance(
-        self,
-        term: str,
-        lang: str | None = None,
-        *,
-        limit: int = 20,
-        offset: int = 0,
-        among: Sequence[int] | None = None,
-        after: int = 0,
-        match=None,
-        document: str | None = None,
-        speaker: str | None = None,
-        count: int = 0,
-    ) -> tuple[list[StoredUnit], int]:
-        folded = fold_case(term)
-        sides = (lang,) if lang else ("zh", "en")
-        checks = " OR ".join(f"strpos({side}_fold, %s) > 0" for side in sides)
-        where, params = self._where(UnitQuery(document=document, speaker=speaker))
-        filters = "".join(f" AND {w}" for w in where)
-        page: list[StoredUnit] = []
-        total = 0
-        stop = max(offset + limit, count + 1)
-
-        def take(rows) -> bool:
-            nonlocal total
-            for row in rows:
-                if match is not None and not any(
-                    match(row[2] if s == "zh" else row[3], s) for s in sides
-                ):
-                    continue
-                if offset <= total < offset + limit:
-                    page.append(row_to_unit(row))
-                total += 1
-                if total >= stop:
-                    return False
-            return True
-
-        sql = f"SELECT {COLUMNS} FROM unit WHERE ({checks}){filters}"
-        args = [folded] * len(sides) + params
-        if among is not None:
-            for start in range(0, len(among), 500):
-                part = [int(i) for i in among[start : start + 500]]
-                rows = self._read(f"{sql} AND id = ANY(%s) ORDER BY id", [*args, part])
-                if not take(rows):
-                    return page, total
-        last = after if among is not None else 0
-        while True:  # pages in id order, read until the answer is complete
-            rows = self._read(f"{sql} AND id > %s ORDER BY id LIMIT 1000", [*args, last])
-            if not rows or not take(rows):
-                return page, total
-            last = rows[-1][0]
-
-    def imports(self, limit: int = 50) -> list[ImportRecord]:
-        rows = self._read(
-            f"SELECT {_LOG_COLUMNS} FROM import_log ORDER BY id DESC LIMIT %s", (limit,)
-        )
-        return [record_from_row(r) for r in rows]
-
-    def import_record(self, import_id: int) -> ImportRecord | None:
-        rows = self._read(f"SELECT {_LOG_COLUMNS} FROM import_log WHERE id = %s", (import_id,))
-        return record_from_row(rows[0]) if rows else None
-
-    def stats(self) -> dict:
-        with self._connection() as conn:
-            total = conn.execute("SELECT COUNT(*) FROM unit").fetchone()[0]
-            directions = {
-                f"{s}>{t}": n
-                for s, t, n in conn.execute(
-                    "SELECT source_lang, target_lang, COUNT(*) FROM unit GROUP BY 1, 2 "
-                    "ORDER BY 3 DESC"
-                )
-            }
-            documents, speakers, last = conn.execute(
-                "SELECT COUNT(DISTINCT document) FILTER (WHERE document != ''), "
-                "COUNT(DISTINCT speaker) FILTER (WHERE speaker != ''), MAX(created_at) FROM unit"
-            ).fetchone()
-            size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
-        return {
-            "units": total,
-            "directions": directions,
-            "documents": documents,
-            "speakers": speakers,
-            "last_import": last or "",
-            "generation": self.generation,
-            "database_bytes": size,
-        }

@@ -8,56 +8,24 @@ and written on the database's clock (``clock_timestamp()``), the one clock of al
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
 
 import psycopg
 
-from service.memory.rows import to_json
+from service.memory.rows import (
+    JOB_COLUMNS,
+    job_assignments,
+    job_from_row,
+    job_results,
+    job_stamp,
+    to_json,
+)
 from service.memory.store import Job, JobTable
 
-_FIELDS = {"state", "total", "done", "failed", "results", "error", "memory", "options",
-           "owner", "worker", "lease_until", "attempts", "cancel_requested"}
-_COLUMNS = (
-    "id, state, created, updated, options, total, done, failed, results, error, memory, "
-    "owner, worker, lease_until, attempts, cancel_requested"
-)
 _NOW = "extract(epoch FROM clock_timestamp())"
 _CLAIMABLE = f"(state = 'queued' OR (state = 'running' AND lease_until < {_NOW}))"
 _HELD = "state = 'running' AND worker = %s"
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _job(row: tuple, results: list | None) -> Job:
-    return Job(
-        *row[:4],
-        json.loads(row[4]),
-        *row[5:8],
-        results,
-        row[9] or "",
-        json.loads(row[10]) if row[10] else None,
-        owner=row[11],
-        worker=row[12],
-        lease_until=row[13],
-        attempts=row[14],
-        cancel_requested=row[15],
-    )
-
-
-def _assignments(fields: dict) -> tuple[str, list]:
-    unknown = set(fields) - _FIELDS
-    if unknown:
-        raise ValueError(f"no job fields {sorted(unknown)}")
-    for name in ("results", "memory", "options"):
-        if name in fields and fields[name] is not None:
-            fields[name] = to_json(fields[name])
-    fields["updated"] = _now()
-    return ", ".join(f"{name} = %s" for name in fields), list(fields.values())
 
 
 class PostgresJobTable(JobTable):
@@ -76,7 +44,7 @@ class PostgresJobTable(JobTable):
             )
 
     def update(self, job_id: str, **fields) -> None:
-        names, values = _assignments(fields)
+        names, values = job_assignments(fields, "%s")
         with self._connect() as conn:
             conn.execute(f"UPDATE job SET {names} WHERE id = %s", (*values, job_id))
 
@@ -89,23 +57,19 @@ class PostgresJobTable(JobTable):
             )
             conn.execute(
                 "UPDATE job SET done = %s, failed = %s, updated = %s WHERE id = %s",
-                (done, failed, _now(), job_id),
+                (done, failed, job_stamp(), job_id),
             )
 
     def get(self, job_id: str, offset: int = 0, limit: int = 1000) -> Job | None:
         with self._connect() as conn, conn.transaction():
-            row = conn.execute(f"SELECT {_COLUMNS} FROM job WHERE id = %s", (job_id,)).fetchone()
+            row = conn.execute(f"SELECT {JOB_COLUMNS} FROM job WHERE id = %s", (job_id,)).fetchone()
             reports = conn.execute(
                 "SELECT report FROM job_pair WHERE job = %s ORDER BY seq LIMIT %s OFFSET %s",
                 (job_id, limit, offset),
             ).fetchall()
         if row is None:
             return None
-        if reports:
-            results = [json.loads(r[0]) for r in reports]
-        else:
-            results = json.loads(row[8])[offset : offset + limit] if row[8] else None
-        return _job(row, results)
+        return job_from_row(row, job_results(row, reports, offset, limit))
 
     def finished_before(self, stamp: str) -> list[str]:
         with self._connect() as conn:
@@ -133,23 +97,23 @@ class PostgresJobTable(JobTable):
                 f"UPDATE job SET state = 'running', worker = %s, lease_until = {_NOW} + %s, "
                 "attempts = attempts + 1, updated = %s "
                 f"WHERE id = (SELECT id FROM job WHERE {_CLAIMABLE} ORDER BY created, seq "
-                f"LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING {_COLUMNS}",
-                (worker, lease_s, _now()),
+                f"LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING {JOB_COLUMNS}",
+                (worker, lease_s, job_stamp()),
             ).fetchone()
-        return _job(row, None) if row else None
+        return job_from_row(row, None) if row else None
 
     def renew(self, job_id: str, worker: str, lease_s: float, **fields) -> Job | None:
-        names, values = _assignments(fields)
+        names, values = job_assignments(fields, "%s")
         with self._connect() as conn:
             row = conn.execute(
                 f"UPDATE job SET {names}, lease_until = {_NOW} + %s "
-                f"WHERE id = %s AND {_HELD} RETURNING {_COLUMNS}",
+                f"WHERE id = %s AND {_HELD} RETURNING {JOB_COLUMNS}",
                 (*values, lease_s, job_id, worker),
             ).fetchone()
-        return _job(row, None) if row else None
+        return job_from_row(row, None) if row else None
 
     def finish(self, job_id: str, worker: str, state: str, **fields) -> bool:
-        names, values = _assignments({"state": state, **fields})
+        names, values = job_assignments({"state": state, **fields}, "%s")
         with self._connect() as conn:
             changed = conn.execute(
                 f"UPDATE job SET {names} WHERE id = %s AND {_HELD}", (*values, job_id, worker)
@@ -161,7 +125,7 @@ class PostgresJobTable(JobTable):
             changed = conn.execute(
                 "UPDATE job SET state = 'queued', worker = '', lease_until = 0, updated = %s "
                 f"WHERE id = %s AND {_HELD}",
-                (_now(), job_id, worker),
+                (job_stamp(), job_id, worker),
             ).rowcount
         return bool(changed)
 
@@ -172,10 +136,10 @@ class PostgresJobTable(JobTable):
                 "state = CASE state WHEN 'queued' THEN 'cancelled' ELSE state END, "
                 "cancel_requested = (cancel_requested OR state = 'running'), updated = %s "
                 "WHERE id = %s AND state IN ('queued', 'running')",
-                (_now(), job_id),
+                (job_stamp(), job_id),
             )
-            row = conn.execute(f"SELECT {_COLUMNS} FROM job WHERE id = %s", (job_id,)).fetchone()
-        return _job(row, None) if row else None
+            row = conn.execute(f"SELECT {JOB_COLUMNS} FROM job WHERE id = %s", (job_id,)).fetchone()
+        return job_from_row(row, None) if row else None
 
     def close(self) -> None:
         """Nothing of its own to close: the store closes the pool."""

@@ -1,6 +1,8 @@
 """A unit as a database row, and an import chunk's plan under a merge rule: what SQLite and
 PostgreSQL stores share (each runs its own SQL through the ``ImportOps`` it gives).
 
+A job's row (``job_from_row``, ``job_assignments``) is theirs alike too.
+
 A row keeps both segments as plain text (``zh``, ``en``: what indexes read), their runs when
 they have markup (``zh_runs``, ``en_runs``, JSON), what their TMX said beyond that (``tmx``,
 JSON), languages as written, provenance, a content hash (identity for ``merge``) and a source
@@ -23,6 +25,7 @@ from service.memory.store import (
     SPEAKER_PROPS,
     ImportRecord,
     ImportResult,
+    Job,
     MergeRule,
     StoredUnit,
     StoreError,
@@ -292,3 +295,55 @@ def edited_row(
     row[TMX] = to_json(tmx_data(tu) if tu.source_tuv is not None else {"attrs": tu.attrs})
     text_changed = (zh is not None or en is not None) and (row[ZH], row[EN]) != (unit.zh, unit.en)
     return row, text_changed
+
+
+# -- jobs ---------------------------------------------------------------------------------------
+JOB_COLUMNS = (
+    "id, state, created, updated, options, total, done, failed, results, error, memory, "
+    "owner, worker, lease_until, attempts, cancel_requested"
+)
+# The columns an update of a job may set (``updated`` is set by every one).
+JOB_FIELDS = {"state", "total", "done", "failed", "results", "error", "memory", "options",
+              "owner", "worker", "lease_until", "attempts", "cancel_requested"}
+
+
+def job_stamp() -> str:
+    """A job's ``created`` and ``updated`` time: now, to the second, in UTC."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def job_from_row(row: tuple, results: list | None) -> Job:
+    """A ``job`` row (``JOB_COLUMNS``) as a job, with the pair reports ``results``."""
+    return Job(
+        *row[:4],
+        json.loads(row[4]),
+        *row[5:8],
+        results,
+        row[9] or "",
+        json.loads(row[10]) if row[10] else None,
+        owner=row[11],
+        worker=row[12],
+        lease_until=row[13],
+        attempts=row[14],
+        cancel_requested=bool(row[15]),
+    )
+
+
+def job_results(row: tuple, reports: list[tuple], offset: int, limit: int) -> list | None:
+    """The pair reports of a job: its ``job_pair`` rows, or the list jobs of earlier versions
+    kept whole in the row."""
+    if reports:
+        return [json.loads(r[0]) for r in reports]
+    return json.loads(row[8])[offset : offset + limit] if row[8] else None
+
+
+def job_assignments(fields: dict, placeholder: str) -> tuple[str, list]:
+    """``fields`` of a job as the SET list of an UPDATE and its values, ``updated`` now."""
+    unknown = set(fields) - JOB_FIELDS
+    if unknown:
+        raise ValueError(f"no job fields {sorted(unknown)}")
+    for name in ("results", "memory", "options"):
+        if name in fields and fields[name] is not None:
+            fields[name] = to_json(fields[name])
+    fields["updated"] = job_stamp()
+    return ", ".join(f"{name} = {placeholder}" for name in fields), list(fields.values())
