@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import socket
 import threading
@@ -55,7 +56,7 @@ def import_file(client, files: dict, **data) -> dict:
 
 @pytest.fixture(scope="module")
 def memory(tmp_path_factory, shared_data):
-    """A semantic service holding 300 UNPC pairs (HNSW from 200); (client, units, data dir)."""
+    """A semantic service holding 300 UNPC pairs (IVF-PQ from 200); (client, units, data dir)."""
     base = tmp_path_factory.mktemp("api")
     units = unpc_units(shared_data, 300)
     tmx = tmx_file(base / "unpc.tmx", units)
@@ -239,18 +240,18 @@ def test_errors_are_json_without_traces(tmp_path):
 def test_restart_keeps_data_and_semantic_index(memory, tmp_path):
     _, units, base = memory
     data = base / "data"
-    current = data / "semantic" / (data / "semantic" / "CURRENT").read_text()
-    assert (current / "en.faiss").exists() and (current / "meta.json").exists()
-    saved = (current / "en.faiss").stat().st_mtime_ns
+    manifest = data / "semantic" / "manifest.json"
+    codes = data / "semantic" / json.loads(manifest.read_text())["files"]["en.codes"]
+    saved = (manifest.stat().st_mtime_ns, codes.stat().st_mtime_ns)
     settings = Settings(data_dir=data, api_key=KEY, encoder="use-m3", semantic_exact_below=200)
     with TestClient(create_app(settings)) as again:
         stats = again.get("/tm/stats").json()
         assert stats["units"] == 300
         assert stats["semantic_index"]["indexed"] == 300
-        assert stats["semantic_index"]["index"] == "hnsw"
+        assert stats["semantic_index"]["index"] == "ivfpq"
         best = again.post("/tm/lookup", json={"text": units[9].source, "source_lang": "zh"})
         assert best.json()["matches"][0]["fuzzy"] == 100
-    assert (current / "en.faiss").stat().st_mtime_ns == saved  # loaded, not rebuilt
+    assert (manifest.stat().st_mtime_ns, codes.stat().st_mtime_ns) == saved  # not rebuilt
 
 
 def test_delete_removes_from_lookups(tmp_path, shared_data):

@@ -167,7 +167,7 @@ def test_export_round_trip(tmp_path, shared_data):
     assert second.import_tmx(out).imported == 60
 
 
-def test_semantic_index_exact_then_hnsw_follows_the_store(tmp_path, shared_data):
+def test_semantic_index_exact_then_quantised_follows_the_store(tmp_path, shared_data):
     from service.memory.semantic import SemanticIndex
 
     store = open_store(tmp_path / "data")
@@ -183,7 +183,7 @@ def test_semantic_index_exact_then_hnsw_follows_the_store(tmp_path, shared_data)
     index.sync(store)
     assert 11 not in [i for i, _ in index.search(probe, "en", 5)]
     store.import_units(units[60:])
-    assert index.sync(store) == 60 and index.approximate  # 119 >= 100: HNSW
+    assert index.sync(store) == 60 and index.approximate  # 119 >= 100: IVF-PQ
     assert len(index) == 119
     assert index.search(index.embed_query(units[100].source), "zh", 1)[0][0] == 101
     store.delete([101])
@@ -194,7 +194,7 @@ def test_semantic_index_exact_then_hnsw_follows_the_store(tmp_path, shared_data)
     assert again.load(store) and again.approximate and len(again) == 118
     assert again.sync(store) == 0
     folder = tmp_path / "data" / "semantic"
-    (folder / (folder / "CURRENT").read_text() / "zh.faiss").unlink()
+    (folder / json.loads((folder / "manifest.json").read_text())["files"]["zh"]).unlink()
     assert not again.load(store)  # a missing file means a rebuild
     assert again.sync(store) == 118
     again.close()

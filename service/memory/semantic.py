@@ -4,19 +4,27 @@ Each unit's Chinese and English segments are embedded (``aligner.align.embed``, 
 inner product = cosine) and kept under the unit's id. A query is compared with segments in
 its own language.
 
-On disk the two indexes and their metadata (encoder, the store generation they reflect) are
-one generation folder, ``semantic/gen-N/{zh.faiss,en.faiss,meta.json}``, and the file
-``semantic/CURRENT`` names the generation in use. A save writes a new folder, then replaces
-``CURRENT`` (one atomic rename), then removes older folders: a crash at any point leaves
-either the old generation or the new one, never files of two. At start the generation is
-also checked (both sides hold the same ids, each once, none past its ``max_id``); whatever
-does not match is rebuilt from the store.
+On disk (``semantic/``) the vectors are float16 rows, a file per side, beside the unit ids of
+the rows (ascending); from ``exact_below`` units on each side also has its trained quantiser
+and the rows' codes; deleted ids are a tombstone file. All of these grow by appending.
+``manifest.json`` names the files in use and how many rows and tombstones of each are valid,
+with the encoder, the store they belong to (``TMStore.identity``) and the store generation and
+last id they reflect. A save appends the new rows past the valid ones, flushes the files, then
+replaces the manifest (one atomic rename): a crash at any point leaves the previous manifest,
+whose counts ignore whatever was appended after it, never a mix of two states. A rebuild (a
+new quantiser, deleted rows dropped) writes files under new names; files no manifest names any
+more are removed after the switch (workers still mapping them keep reading them). A worker
+that finds a newer manifest naming the same files reads only the rows and tombstones added.
 
-Below ``exact_below`` segments the index is exact (``IndexFlatIP``); from there on it is HNSW
-(approximate, sub-millisecond). On start the files are loaded and brought up to date with the
-store (new units embedded, deleted ones dropped); missing files, another encoder or a store
-they do not belong to mean a full rebuild. HNSW cannot remove vectors: deleted ids are
-filtered out of results and dropped when the index is next rebuilt.
+Below ``exact_below`` units the search is exact (``IndexFlatIP`` of the vectors, in memory).
+From there on it is IVF-PQ (``PQ_BYTES`` of codes + an 8-byte id per vector and side in memory;
+the float16 vectors stay on disk, mapped): the ``RERANK`` best candidates of the quantised
+search are re-scored exactly from the float16 vectors, so hits and scores are cosines. The
+quantiser is trained on a sample of the vectors when the memory reaches ``exact_below`` units,
+and again whenever it has grown ``RETRAIN_GROWTH``-fold (inverted lists in step with its size).
+Deleted ids are filtered out of results, and dropped from the files once they are a tenth of
+the rows. Files of the earlier format (one FAISS index per side) are converted once, without
+embedding anything again.
 
 Queries waiting together are embedded together (micro-batching), which keeps query latency
 low when many clients ask at once; a query that is a stored segment takes that segment's
@@ -28,32 +36,41 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import math
 import os
+import secrets
 import shutil
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-from service.memory.store import TMStore, fsync_folder, process_lock
+from service.memory.store import TMStore, process_lock
 
 log = logging.getLogger("concordia.service")
 
 LANGS = ("zh", "en")
 FOLDER = "semantic"
-POINTER = "CURRENT"
-META = "meta.json"
+MANIFEST = "manifest.json"
+FORMAT = 2
+_LEGACY_POINTER = "CURRENT"  # format 1: semantic/CURRENT names gen-N/{zh,en}.faiss + meta.json
 _LEGACY = ("semantic-zh.faiss", "semantic-en.faiss", "semantic.json")  # before generations
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 64  # recall@10 0.98 on the bench's 200,000 units; 128 gave 0.999 at 2x the cost
+PQ_BYTES = 64  # per vector and side; with the 8-byte id, 72 bytes in the inverted lists
+RERANK = 200  # candidates of the quantised search re-scored from the float16 vectors
+NPROBE = 32  # inverted lists searched (bench/semantic_bench.py: recall@10 beside latency)
+RETRAIN_GROWTH = 8  # the quantiser is trained again when the memory has grown this much
+COMPACT_SHARE = 0.1  # deleted rows dropped from the files once they are this share
+_TRAIN_MAX = 200_000  # vectors sampled to train a quantiser
+_CHUNK = 65_536  # rows read, encoded or copied at a time
 _QUERY_CACHE = 4096  # query embeddings kept: translators look the same segment up again
 _ADD_BATCH = 64  # vectors added per lock hold: lookups wait at most one small batch
+_CHECKPOINT = 50_000  # units embedded between saves in a long run: a crash loses at most these
+
 
 
 class _QueryEmbedder:
@@ -141,19 +158,6 @@ def _encoders(spec: str) -> dict[str, Callable[[Sequence[str]], np.ndarray]]:
     return dict.fromkeys(("zh", "en", "query"), encode)
 
 
-def _inconsistency(indexes: dict[str, faiss.Index], max_id: int) -> str:
-    """Why a saved pair of indexes cannot be used as it is ("" when it can)."""
-    ids = {lang: faiss.vector_to_array(ix.id_map) for lang, ix in indexes.items()}
-    zh, en = ids["zh"], ids["en"]
-    if len(zh) != len(en) or not np.array_equal(np.sort(zh), np.sort(en)):
-        return "the two languages hold different units"
-    if len(np.unique(zh)) != len(zh):
-        return "a unit is indexed twice"
-    if len(zh) and int(zh.max()) > max_id:
-        return "it holds units past its recorded last one"
-    return ""
-
-
 @contextmanager
 def _try_lock(path: Path) -> Iterator[bool]:
     """An exclusive lock between processes if it is free (True), without waiting."""
@@ -169,26 +173,96 @@ def _try_lock(path: Path) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _new_index(dim: int, approximate: bool) -> faiss.Index:
-    if approximate:
-        base = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        base.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        base.hnsw.efSearch = HNSW_EF_SEARCH
-    else:
-        base = faiss.IndexFlatIP(dim)
-    return faiss.IndexIDMap2(base)
+_NO_LOCK = nullcontext()
 
 
-def is_approximate(index: faiss.Index) -> bool:
-    return isinstance(faiss.downcast_index(index.index), faiss.IndexHNSWFlat)
+def _lists(rows: int) -> int:
+    """Inverted lists for a memory of ``rows``: about √rows, a power of two."""
+    return int(min(65_536, max(8, 2 ** round(math.log2(max(rows, 2)) / 2))))
 
 
-def all_vectors(index: faiss.Index) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, vectors) held by an ``IndexIDMap2``."""
-    ids = faiss.vector_to_array(index.id_map).astype(np.int64)
-    if not len(ids):
-        return ids, np.zeros((0, index.d), np.float32)
-    return ids, index.index.reconstruct_n(0, index.ntotal)
+def _new_quantiser(dim: int, sample: np.ndarray) -> faiss.IndexIVFPQ:
+    """IVF-PQ trained on ``sample`` (unit rows): ``PQ_BYTES`` codes of 8 bits each, fewer
+    bits when the sample is too small to train 256 centroids per sub-vector (tests)."""
+    lists = min(_lists(len(sample)), max(1, len(sample) // 39))
+    bits = int(min(8, max(4, math.floor(math.log2(max(2, len(sample) // 39))))))
+    index = faiss.IndexIVFPQ(
+        faiss.IndexFlatIP(dim), dim, lists, PQ_BYTES, bits, faiss.METRIC_INNER_PRODUCT
+    )
+    index.cp.min_points_per_centroid = index.pq.cp.min_points_per_centroid = 1  # no warnings
+    index.train(sample)
+    return index
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    """float32 copies of (float16) rows, scaled back to length 1."""
+    out = np.asarray(rows, dtype=np.float32)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norms > 0, norms, 1)
+
+
+def _write_at(path: Path, offset: int, data: np.ndarray) -> None:
+    """Write ``data`` at byte ``offset`` of ``path`` (whatever lay there, past the rows the
+    manifest counts, was never valid); the file never shrinks, so maps stay good."""
+    view = memoryview(np.ascontiguousarray(data)).cast("B")
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        done = 0
+        while done < len(view):
+            done += os.pwrite(handle, view[done:], offset + done)
+    finally:
+        os.close(handle)
+
+
+def _map(path: Path, dtype: type, rows: int, width: int = 0) -> np.ndarray:
+    """The first ``rows`` rows of a file, mapped read-only (ValueError if it is shorter)."""
+    shape = (rows, width) if width else (rows,)
+    if rows == 0:
+        return np.zeros(shape, dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+
+
+def _fsync(path: Path) -> None:
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+class _Files:
+    """What one process holds: the files it reads and appends to, their valid rows, and the
+    in-memory index of each side built from them."""
+
+    def __init__(self, names: dict, rows: int = 0, tombstones: int = 0, trained_rows: int = 0):
+        self.names = names  # "ids", "deleted", "zh", "en"; "zh.codes", "zh.quantiser", ...
+        self.rows = rows
+        self.tombstones = tombstones
+        self.trained_rows = trained_rows  # rows when the quantiser was trained; 0: exact
+        self.ids = np.zeros(0, np.int64)
+        self.vectors: dict[str, np.ndarray] = {}
+        self.indexes: dict[str, faiss.Index] = {}
+        self.deleted: set[int] = set()
+
+    @classmethod
+    def fresh(cls) -> _Files:
+        tag = secrets.token_hex(4)
+        names = {"ids": f"ids-{tag}.i64", "deleted": f"deleted-{tag}.i64"}
+        names.update({lang: f"{lang}-{tag}.f16" for lang in LANGS})
+        return cls(names)
+
+    @property
+    def quantised(self) -> bool:
+        return self.trained_rows > 0
+
+    def same_files(self, other: dict) -> bool:
+        return self.names == other
+
+    def row_of(self, unit_id: int) -> int | None:
+        row = int(np.searchsorted(self.ids, unit_id))
+        if row < len(self.ids) and int(self.ids[row]) == unit_id:
+            return row
+        return None
 
 
 class SemanticQuery:
@@ -222,7 +296,7 @@ class SemanticQuery:
 
 
 class SemanticIndex:
-    """The two per-language FAISS indexes of a store, kept in step with it."""
+    """The two per-language indexes of a store and their files, kept in step with it."""
 
     def __init__(self, data_dir: Path | str, encoder_spec: str, *, exact_below: int = 50_000):
         self.data_dir = Path(data_dir)
@@ -231,14 +305,12 @@ class SemanticIndex:
         self._encode = _encoders(encoder_spec)
         self.dim = int(self._encode["query"](["维度"]).shape[1])
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="concordia-embed-bulk")
-        self._indexes: dict[str, faiss.Index] = {
-            lang: _new_index(self.dim, False) for lang in LANGS
-        }
-        self._deleted: set[int] = set()
-        self._params = None
+        self._files = self._empty()
+        self._params: faiss.SearchParametersIVF | None = None
         self.generation = -1
         self.max_id = 0
-        self._lock = threading.Lock()
+        self._serial = 0  # the manifest this process's state comes from (0: none)
+        self._lock = threading.Lock()  # guards ``_files`` and ``_params`` against lookups
         self._sync_lock = threading.Lock()
         self._unsaved = False  # a save failed (a full disk): the next sync saves again
         self._embedder = _QueryEmbedder(self._encode["query"])
@@ -249,101 +321,244 @@ class SemanticIndex:
     def folder(self) -> Path:
         return self.data_dir / FOLDER
 
-    def _current(self) -> Path | None:
-        """The generation folder ``CURRENT`` names, if any."""
-        try:
-            name = (self.folder / POINTER).read_text().strip()
-        except OSError:
-            return None
-        if not name.startswith("gen-") or "/" in name:
-            return None
-        return self.folder / name
+    def _empty(self) -> _Files:
+        files = _Files.fresh()
+        files.vectors = {lang: np.zeros((0, self.dim), np.float16) for lang in LANGS}
+        files.indexes = {lang: faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim)) for lang in LANGS}
+        return files
 
-    def _read_saved(self, store: TMStore, newer_than: int = -1) -> tuple | None:
-        """(indexes, meta) saved for this encoder and store, newer than ``newer_than``."""
-        current = self._current()
-        if current is not None:
-            files = {"meta": current / META, **{lang: current / f"{lang}.faiss" for lang in LANGS}}
-            where = current.name
-        else:  # the files of versions before generation folders, checked the same way
-            names = dict(zip((*LANGS, "meta"), _LEGACY, strict=True))
-            files = {key: self.data_dir / name for key, name in names.items()}
-            where = "of an earlier version"
+    def _read_manifest(self, store: TMStore) -> dict | None:
+        """The manifest, if it is of this format, encoder and store."""
         try:
-            meta = json.loads(files["meta"].read_text())
-            if not (
-                meta.get("encoder") == self.spec
+            meta = json.loads((self.folder / MANIFEST).read_text())
+            if (
+                meta.get("format") == FORMAT
+                and meta.get("encoder") == self.spec
                 and meta.get("dim") == self.dim
-                and newer_than < int(meta["generation"]) <= store.generation
+                and int(meta["generation"]) <= store.generation
                 and meta.get("store") == store.identity
                 and int(meta["max_id"]) <= store.last_id()
             ):
-                return None
-            indexes = {lang: faiss.read_index(str(files[lang])) for lang in LANGS}
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError):
-            return None
-        problem = _inconsistency(indexes, int(meta["max_id"]))
-        if problem:
-            log.warning("semantic index %s: %s; rebuilding it", where, problem)
-            return None
-        return indexes, meta
+                return meta
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return None
 
-    def _adopt(self, indexes: dict, meta: dict) -> None:
-        for index in indexes.values():  # saved with the efSearch of its day
-            if is_approximate(index):
-                faiss.downcast_index(index.index).hnsw.efSearch = HNSW_EF_SEARCH
-        with self._lock:
-            self._indexes = indexes
-            self._deleted = set(meta.get("deleted", []))
-            self._set_filter()
+    def _open(self, meta: dict) -> _Files | None:
+        """The files ``meta`` names, mapped, with their indexes built (None if damaged).
+
+        Called with the process lock held: no save removes the files meanwhile."""
+        files = _Files(dict(meta["files"]), int(meta["rows"]), int(meta["tombstones"]),
+                       int(meta["trained_rows"]))
+        try:
+            files.ids = _map(self.folder / files.names["ids"], np.int64, files.rows)
+            files.vectors = {
+                lang: _map(self.folder / files.names[lang], np.float16, files.rows, self.dim)
+                for lang in LANGS
+            }
+            gone = np.fromfile(self.folder / files.names["deleted"], np.int64, files.tombstones)
+            if len(gone) < files.tombstones:
+                raise ValueError("its tombstones are cut short")
+            if files.rows and (
+                np.any(np.diff(files.ids) <= 0) or int(files.ids[-1]) > int(meta["max_id"])
+            ):
+                raise ValueError("its ids are out of order or past its last unit")
+            files.deleted = set(gone.tolist())
+            for lang in LANGS:
+                files.indexes[lang] = self._build(files, lang, 0, files.rows)
+        except (OSError, ValueError, RuntimeError) as exc:
+            log.warning("semantic index files unusable (%s); rebuilding them", exc)
+            return None
+        return files
+
+    def _build(self, files: _Files, lang: str, start: int, stop: int,
+               index: faiss.Index | None = None) -> faiss.Index:
+        """``index`` (a new one if None) with rows ``start:stop`` of ``files`` added; a live
+        index a few thousand rows per lock hold."""
+        live = index is not None
+        if index is None:
+            if files.quantised:
+                index = faiss.read_index(str(self.folder / files.names[f"{lang}.quantiser"]))
+            else:
+                index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        if files.quantised:
+            codes = _map(self.folder / files.names[f"{lang}.codes"], np.uint8, stop,
+                         index.sa_code_size())
+        step = _ADD_BATCH * 64 if live else _CHUNK
+        for lo in range(start, stop, step):
+            ids = np.asarray(files.ids[lo : lo + step])
+            if files.quantised:  # deleted rows stay, filtered out of results
+                rows = np.ascontiguousarray(codes[lo : lo + step])
+            else:
+                keep = ~np.isin(ids, list(files.deleted)) if files.deleted else slice(None)
+                rows, ids = _unit(files.vectors[lang][lo : lo + step][keep]), ids[keep]
+            with self._lock if live else _NO_LOCK:
+                if files.quantised:
+                    index.add_sa_codes(rows, ids)
+                else:
+                    index.add_with_ids(rows, ids)
+        return index
+
+    def _catch_up(self, store: TMStore) -> None:
+        """Take what another process saved since this one's state: only the rows and
+        tombstones it appended, when it appended to the files this process holds."""
+        with process_lock(self.data_dir / "semantic.lock"):
+            meta = self._read_manifest(store)
+            if meta is None or int(meta["serial"]) == self._serial:
+                return
+            files = self._files
+            if (
+                files.names == meta["files"]
+                and int(meta["trained_rows"]) == files.trained_rows
+                and int(meta["rows"]) >= files.rows
+                and int(meta["tombstones"]) >= files.tombstones
+            ):
+                self._extend(meta)
+            else:
+                opened = self._open(meta)
+                if opened is None:
+                    return
+                self._adopt(opened)
+        self._unsaved = False  # what this process had not saved, the other one has
         self.generation, self.max_id = int(meta["generation"]), int(meta["max_id"])
+        self._serial = int(meta["serial"])
+
+    def _extend(self, meta: dict) -> None:
+        """Take the rows and tombstones another process appended to this one's files."""
+        files = self._files
+        start, rows, tombstones = files.rows, int(meta["rows"]), int(meta["tombstones"])
+        ids = _map(self.folder / files.names["ids"], np.int64, rows)
+        vectors = {lang: _map(self.folder / files.names[lang], np.float16, rows, self.dim)
+                   for lang in LANGS}
+        with open(self.folder / files.names["deleted"], "rb") as handle:
+            handle.seek(files.tombstones * 8)
+            gone = np.fromfile(handle, np.int64, tombstones - files.tombstones).tolist()
+        with self._lock:
+            files.ids, files.vectors = ids, vectors
+        for lang in LANGS:
+            self._build(files, lang, start, rows, files.indexes[lang])
+        files.rows = rows
+        self._forget_in_memory(gone)
+        files.tombstones = tombstones
+
+    def _adopt(self, files: _Files) -> None:
+        with self._lock:
+            self._files = files
+            self._set_filter()
 
     def load(self, store: TMStore) -> bool:
-        """Load the saved indexes if they belong to ``store`` and this encoder; else start over.
+        """Open the saved files if they belong to ``store`` and this encoder; else start over.
 
-        Returns whether the saved files were usable. ``sync`` brings them up to date.
+        Returns whether saved files were usable. ``sync`` brings them up to date.
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._store_identity = store.identity
         with process_lock(self.data_dir / "semantic.lock"):
-            saved = self._read_saved(store)
-        if saved is None:
-            log.info("semantic index missing or stale: rebuilding from the store")
-            self._adopt({lang: _new_index(self.dim, False) for lang in LANGS},
-                        {"generation": -1, "max_id": 0})
+            meta = self._read_manifest(store)
+            opened = self._open(meta) if meta is not None else None
+            if opened is not None:
+                self._adopt(opened)
+                self.generation, self.max_id = int(meta["generation"]), int(meta["max_id"])
+                self._serial = int(meta["serial"])
+                return True
+            self._adopt(self._empty())
+            self.generation, self.max_id, self._serial = -1, 0, 0
+            if meta is None:
+                with _try_lock(self.data_dir / "semantic-embed.lock") as free:
+                    if free and self._convert(store):  # nobody else writes files meanwhile
+                        return True
+        log.info("semantic index missing or stale: rebuilding from the store")
+        return False
+
+    def _convert(self, store: TMStore) -> bool:
+        """Files of the earlier format (a FAISS index per side) written in this one, their
+        vectors kept: nothing embedded again. Whether there were any of this store."""
+        try:
+            name = (self.folder / _LEGACY_POINTER).read_text().strip()
+            current = self.folder / name if name.startswith("gen-") and "/" not in name else None
+        except OSError:
+            current = None
+        if current is not None:
+            paths = {"meta": current / "meta.json"}
+            paths.update({lang: current / f"{lang}.faiss" for lang in LANGS})
+        else:
+            paths = {key: self.data_dir / n for key, n in zip((*LANGS, "meta"), _LEGACY,
+                                                             strict=True)}
+        try:
+            meta = json.loads(paths["meta"].read_text())
+            if not (
+                meta.get("encoder") == self.spec
+                and meta.get("dim") == self.dim
+                and int(meta["generation"]) <= store.generation
+                and meta.get("store") == store.identity
+                and int(meta["max_id"]) <= store.last_id()
+            ):
+                return False
+            saved = {}
+            for lang in LANGS:
+                index = faiss.read_index(str(paths[lang]))
+                ids = faiss.vector_to_array(index.id_map).astype(np.int64)
+                vectors = index.index.reconstruct_n(0, index.ntotal)
+                order = np.argsort(ids)
+                saved[lang] = ids[order], vectors[order]
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError):
             return False
-        self._adopt(*saved)
+        ids = saved["zh"][0]
+        if not np.array_equal(ids, saved["en"][0]) or np.any(np.diff(ids) <= 0):
+            return False
+        keep = ~np.isin(ids, list(meta.get("deleted", [])))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for lo in range(0, len(ids), _CHUNK):
+            part = slice(lo, lo + _CHUNK)
+            self._append(ids[part][keep[part]],
+                         {lang: saved[lang][1][part][keep[part]] for lang in LANGS})
+        self.generation, self.max_id = int(meta["generation"]), int(meta["max_id"])
+        self.save()
+        log.info("semantic index converted to files of format %d", FORMAT)
         return True
 
     def save(self) -> None:
-        """Write a new generation folder, switch ``CURRENT`` to it, remove older ones.
+        """Flush the files, switch the manifest to them (one rename), remove what it no
+        longer names.
 
         Called with the process lock held (``sync``), so workers never save at once.
         """
         self.folder.mkdir(parents=True, exist_ok=True)
-        current = self._current()
-        number = int(current.name[4:]) + 1 if current and current.name[4:].isdigit() else 1
-        target = self.folder / f"gen-{number}"
-        shutil.rmtree(target, ignore_errors=True)  # left by a crash before its switch
-        target.mkdir()
-        for lang, index in self._indexes.items():
-            faiss.write_index(index, str(target / f"{lang}.faiss"))
+        files = self._files
+        for name in files.names.values():  # files with no rows yet are made empty
+            os.close(os.open(self.folder / name, os.O_WRONLY | os.O_CREAT, 0o644))
+            _fsync(self.folder / name)
+        try:
+            before = int(json.loads((self.folder / MANIFEST).read_text())["serial"])
+        except (OSError, ValueError, KeyError, TypeError):
+            before = 0
+        serial = max(before, self._serial) + 1  # never one another state was saved under
         meta = {
+            "format": FORMAT,
             "encoder": self.spec,
             "dim": self.dim,
             "store": self._store_identity,
             "generation": self.generation,
             "max_id": self.max_id,
-            "deleted": sorted(self._deleted),
+            "serial": serial,
+            "rows": files.rows,
+            "tombstones": files.tombstones,
+            "trained_rows": files.trained_rows,
+            "files": files.names,
         }
-        (target / META).write_text(json.dumps(meta))
-        fsync_folder(target)
-        pointer = self.folder / (POINTER + ".tmp")
-        pointer.write_text(target.name)
-        os.replace(pointer, self.folder / POINTER)  # the one step that switches generations
-        for old in self.folder.glob("gen-*"):
-            if old != target:
-                shutil.rmtree(old, ignore_errors=True)
+        staged = self.folder / (MANIFEST + ".tmp")
+        staged.write_text(json.dumps(meta))
+        _fsync(staged)
+        os.replace(staged, self.folder / MANIFEST)  # the one step that switches states
+        _fsync(self.folder)
+        self._serial = serial
+        named = {*files.names.values(), MANIFEST}
+        for path in self.folder.iterdir():
+            if path.name not in named:
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
         for legacy in _LEGACY:
             (self.data_dir / legacy).unlink(missing_ok=True)
 
@@ -352,108 +567,190 @@ class SemanticIndex:
 
     # -- keeping up with the store ------------------------------------------------------
     def __len__(self) -> int:
-        return self._indexes["zh"].ntotal - len(self._deleted)
+        files = self._files
+        return files.rows - len(files.deleted)
 
     @property
     def approximate(self) -> bool:
-        return is_approximate(self._indexes["zh"])
+        return self._files.quantised
 
     def sync(self, store: TMStore, batch: int = 1024) -> int:
         """Embed units added since the last sync, drop deleted ones, save. Returns units added.
 
-        Workers sharing the data folder take turns; one that finds the saved indexes newer
-        than its own (another worker embedded the units) loads them instead of embedding.
+        Workers sharing the data folder take turns; one that finds a newer manifest (another
+        worker embedded the units) takes its files instead of embedding.
         """
         with self._sync_lock:
             self._store_identity = store.identity
             generation = store.generation
             if generation == self.generation and not self._unsaved:
                 return 0
-            with process_lock(self.data_dir / "semantic.lock"):  # held to read, not to embed
-                saved = self._read_saved(store, newer_than=self.generation)
-            if saved is not None:
-                self._adopt(*saved)
-                if generation == self.generation:
-                    return 0
+            self._catch_up(store)
+            if generation == self.generation and not self._unsaved:
+                return 0
             with _try_lock(self.data_dir / "semantic-embed.lock") as embedding:
                 if not embedding:
-                    return 0  # another process embeds; what it saves is adopted next round
-                changed = False
+                    return 0  # another process embeds; what it saves is taken next round
+                self._catch_up(store)  # what it saved before letting go
+                if generation == self.generation and not self._unsaved:
+                    return 0
+                self.folder.mkdir(parents=True, exist_ok=True)
+                changed = self._unsaved or not (self.folder / MANIFEST).exists()
                 if self.generation >= 0:
-                    gone = store.deleted_since(self.generation)
-                    if gone:
-                        self._forget(gone)
-                        changed = True
-                added = 0
+                    changed = self._forget(store.deleted_since(self.generation)) or changed
+                added = since_saved = 0
                 for chunk in store.iter_segment_batches(after_id=self.max_id, batch=batch):
                     added += self._add(chunk)
+                    since_saved += len(chunk)
+                    if since_saved >= _CHECKPOINT:  # kept through a crash, seen by workers
+                        self._save_locked()
+                        since_saved = 0
                 self.generation = generation
-                if added or changed or self._unsaved or self._current() is None:
-                    self._unsaved = True
-                    with process_lock(self.data_dir / "semantic.lock"):
-                        self.save()
-                    self._unsaved = False
+                if added or changed:
+                    self._save_locked()
                 return added
 
-    def _forget(self, ids: list[int]) -> None:
-        if not self.approximate:
-            with self._lock:
-                for index in self._indexes.values():
+    def _save_locked(self) -> None:
+        self._unsaved = True
+        with process_lock(self.data_dir / "semantic.lock"):
+            self.save()
+        self._unsaved = False
+
+    def _forget(self, ids: list[int]) -> bool:
+        """Tombstones for the deleted units among the rows; whether there were any."""
+        files = self._files
+        gone = sorted(i for i in ids if files.row_of(i) is not None and i not in files.deleted)
+        if not gone:
+            return False
+        _write_at(self.folder / files.names["deleted"], files.tombstones * 8,
+                  np.asarray(gone, np.int64))
+        self._forget_in_memory(gone)
+        files.tombstones += len(gone)
+        if files.tombstones > COMPACT_SHARE * files.rows:
+            self._compact()
+        return True
+
+    def _forget_in_memory(self, ids: list[int]) -> None:
+        if not ids:
+            return
+        files = self._files
+        with self._lock:
+            files.deleted.update(ids)
+            if not files.quantised:
+                for index in files.indexes.values():
                     index.remove_ids(np.asarray(ids, dtype=np.int64))
-            return
-        with self._lock:
-            self._deleted.update(ids)  # filtered out of results until the next rebuild
-            self._set_filter()
-        if len(self._deleted) > 0.1 * max(1, self._indexes["zh"].ntotal):
-            self._rebuild(approximate=True)
-
-    def _rebuild(self, approximate: bool) -> None:
-        """Re-create both indexes from the vectors they hold, minus deleted ids.
-
-        Built beside the live indexes (only ``sync`` changes them, one call at a time) and
-        swapped in at the end, so lookups carry on meanwhile.
-        """
-        deleted = set(self._deleted)
-        gone = np.fromiter(deleted, dtype=np.int64, count=len(deleted))
-        rebuilt = {}
-        for lang, old in self._indexes.items():
-            ids, vectors = all_vectors(old)
-            if len(gone):
-                keep = ~np.isin(ids, gone)
-                ids, vectors = ids[keep], vectors[keep]
-            rebuilt[lang] = _new_index(self.dim, approximate)
-            rebuilt[lang].add_with_ids(vectors, ids)
-        with self._lock:
-            self._indexes = rebuilt
-            self._deleted -= deleted
             self._set_filter()
 
-    def _set_filter(self) -> None:
-        """Search parameters leaving out deleted ids (HNSW cannot remove them); lock held."""
-        if not self._deleted:
-            self._params = None
-            return
-        batch = faiss.IDSelectorBatch(np.fromiter(self._deleted, dtype=np.int64))
-        self._selectors = (batch, faiss.IDSelectorNot(batch))  # kept alive for faiss
-        self._params = faiss.SearchParametersHNSW()
-        self._params.sel = self._selectors[1]
-        self._params.efSearch = HNSW_EF_SEARCH
+    def _compact(self) -> None:
+        """The files again without their deleted rows (codes copied, not encoded again),
+        under new names; swapped in at the end, so lookups carry on meanwhile."""
+        old = self._files
+        keep = ~np.isin(np.asarray(old.ids), np.fromiter(old.deleted, np.int64))
+        tag = secrets.token_hex(4)
+        names = {key: f"{key.replace('.', '-')}-{tag}" + Path(name).suffix
+                 for key, name in old.names.items()}
+        for key in LANGS:
+            names[f"{key}.quantiser"] = old.names.get(f"{key}.quantiser", "")
+        names = {key: name for key, name in names.items() if name}
+        new = _Files(names, int(keep.sum()), trained_rows=old.trained_rows)
+        sources = [("ids", old.ids)] + [(lang, old.vectors[lang]) for lang in LANGS]
+        for lang in LANGS if old.quantised else ():
+            width = old.indexes[lang].sa_code_size()
+            sources.append((f"{lang}.codes", _map(self.folder / old.names[f"{lang}.codes"],
+                                                  np.uint8, old.rows, width)))
+        for key, rows in sources:
+            written = 0
+            for lo in range(0, old.rows, _CHUNK):
+                part = np.asarray(rows[lo : lo + _CHUNK])[keep[lo : lo + _CHUNK]]
+                _write_at(self.folder / names[key], written, part)
+                written += part.nbytes
+        new.ids = _map(self.folder / names["ids"], np.int64, new.rows)
+        new.vectors = {lang: _map(self.folder / names[lang], np.float16, new.rows, self.dim)
+                       for lang in LANGS}
+        new.indexes = {lang: self._build(new, lang, 0, new.rows) for lang in LANGS}
+        self._adopt(new)
 
     def _add(self, rows: list[tuple[int, str, str]]) -> int:
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         texts = {"zh": [r[1] for r in rows], "en": [r[2] for r in rows]}
         done = {lang: self._pool.submit(self._encode[lang], texts[lang]) for lang in LANGS}
-        vectors = {lang: np.asarray(f.result(), dtype=np.float32) for lang, f in done.items()}
-        if not self.approximate and self._indexes["zh"].ntotal + len(rows) >= self.exact_below:
-            self._rebuild(approximate=True)
-        for start in range(0, len(rows), _ADD_BATCH):
+        self._append(ids, {lang: f.result() for lang, f in done.items()})
+        return len(rows)
+
+    def _append(self, ids: np.ndarray, vectors: dict[str, np.ndarray]) -> None:
+        """Rows (ids past the last one) written past the valid rows of the files and added
+        to the indexes; the quantiser trained (again) when the memory has grown enough."""
+        if not len(ids):
+            return
+        files = self._files
+        start, stop = files.rows, files.rows + len(ids)
+        rows = {lang: np.asarray(vectors[lang], dtype=np.float16) for lang in LANGS}
+        _write_at(self.folder / files.names["ids"], start * 8, ids)
+        added = {}
+        for lang in LANGS:
+            _write_at(self.folder / files.names[lang], start * self.dim * 2, rows[lang])
+            added[lang] = _unit(rows[lang])
+            if files.quantised:
+                index = files.indexes[lang]
+                added[lang] = index.sa_encode(added[lang])
+                _write_at(self.folder / files.names[f"{lang}.codes"],
+                          start * index.sa_code_size(), added[lang])
+        mapped = _map(self.folder / files.names["ids"], np.int64, stop)
+        vectors_mapped = {lang: _map(self.folder / files.names[lang], np.float16, stop, self.dim)
+                          for lang in LANGS}
+        with self._lock:  # before the indexes, so that every id they give has its row
+            files.ids, files.vectors = mapped, vectors_mapped
+        for lo in range(0, len(ids), _ADD_BATCH * 64):
+            part = slice(lo, lo + _ADD_BATCH * 64)
             with self._lock:
                 for lang in LANGS:
-                    self._indexes[lang].add_with_ids(
-                        vectors[lang][start : start + _ADD_BATCH], ids[start : start + _ADD_BATCH]
-                    )
-        self.max_id = int(ids[-1])
-        return len(rows)
+                    if files.quantised:
+                        files.indexes[lang].add_sa_codes(added[lang][part], ids[part])
+                    else:
+                        files.indexes[lang].add_with_ids(added[lang][part], ids[part])
+        files.rows = stop
+        self.max_id = max(self.max_id, int(ids[-1]))
+        if stop >= (RETRAIN_GROWTH * files.trained_rows if files.quantised else self.exact_below):
+            self._quantise()
+
+    def _quantise(self) -> None:
+        """Train each side's quantiser on a sample of its rows and encode them all (new
+        files); swapped in at the end, so lookups carry on meanwhile."""
+        files = self._files
+        rows = files.rows
+        sample = np.sort(np.random.default_rng(rows).choice(rows, min(rows, _TRAIN_MAX),
+                                                            replace=False))
+        tag = secrets.token_hex(4)
+        names, indexes = dict(files.names), {}
+        for lang in LANGS:
+            index = _new_quantiser(self.dim, _unit(files.vectors[lang][sample]))
+            names[f"{lang}.quantiser"] = f"{lang}-{tag}.ivfpq"
+            names[f"{lang}.codes"] = f"{lang}-{tag}.codes"
+            faiss.write_index(index, str(self.folder / names[f"{lang}.quantiser"]))
+            width = index.sa_code_size()
+            for lo in range(0, rows, _CHUNK):
+                codes = index.sa_encode(_unit(files.vectors[lang][lo : lo + _CHUNK]))
+                _write_at(self.folder / names[f"{lang}.codes"], lo * width, codes)
+                index.add_sa_codes(codes, np.asarray(files.ids[lo : lo + _CHUNK]))
+            indexes[lang] = index
+        log.info("semantic index: quantiser trained on %d of %d rows", len(sample), rows)
+        with self._lock:
+            files.names, files.indexes, files.trained_rows = names, indexes, rows
+            self._set_filter()
+
+    def _set_filter(self) -> None:
+        """Search parameters of the quantised indexes: lists probed, deleted ids left out
+        (they stay in the lists until the files are compacted); lock held."""
+        files = self._files
+        if not files.quantised:
+            self._params = None
+            return
+        self._params = faiss.SearchParametersIVF()
+        self._params.nprobe = NPROBE
+        if files.deleted:
+            batch = faiss.IDSelectorBatch(np.fromiter(files.deleted, dtype=np.int64))
+            self._selectors = (batch, faiss.IDSelectorNot(batch))  # kept alive for faiss
+            self._params.sel = self._selectors[1]
 
     # -- queries -----------------------------------------------------------------------
     def embed_query(self, text: str) -> np.ndarray:
@@ -465,12 +762,12 @@ class SemanticIndex:
         return SemanticQuery(self, text, lang)
 
     def stored_vector(self, unit_id: int, lang: str) -> np.ndarray | None:
-        """The indexed vector of a unit's segment in ``lang`` (None if not indexed yet)."""
-        with self._lock:
-            try:
-                return self._indexes[lang].reconstruct(int(unit_id))
-            except RuntimeError:
-                return None
+        """The indexed vector of a unit's segment in ``lang`` (None if not indexed)."""
+        files = self._files
+        row = files.row_of(int(unit_id))
+        if row is None or row >= files.rows or int(unit_id) in files.deleted:
+            return None
+        return _unit(files.vectors[lang][row : row + 1])[0]
 
     def search(self, vector: np.ndarray, lang: str, k: int) -> list[tuple[int, float]]:
         """The ``k`` nearest segments in ``lang``: (unit id, cosine), best first."""
@@ -478,17 +775,22 @@ class SemanticIndex:
         # ~4 ms of CPU per lookup on 2 cores. The setting is the calling thread's own, so
         # bulk adds on other threads keep theirs.
         faiss.omp_set_num_threads(1)
+        query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
         with self._lock:
-            index = self._indexes[lang]
-            if index.ntotal == 0:
+            files = self._files
+            index = files.indexes[lang]
+            if index.ntotal == 0 or k <= 0:
                 return []
-            query = vector.reshape(1, -1)
-            k = min(k, index.ntotal)
-            if self._params is None:
-                sims, ids = index.search(query, k)
-            else:
-                sims, ids = index.search(query, k, params=self._params)
-        return [(int(i), float(s)) for i, s in zip(ids[0], sims[0], strict=True) if i >= 0]
+            if not files.quantised:
+                sims, ids = index.search(query, min(k, index.ntotal))
+                return [(int(i), float(s)) for i, s in zip(ids[0], sims[0], strict=True)
+                        if i >= 0]
+            _, found = index.search(query, max(k, RERANK), params=self._params)
+            ids, vectors = files.ids, files.vectors[lang]
+        found = np.sort(found[0][found[0] >= 0])  # in row order: the file read forwards
+        sims = _unit(vectors[np.searchsorted(ids, found)]) @ query[0]  # exact cosines
+        best = np.argsort(-sims, kind="stable")[:k]
+        return [(int(found[i]), float(sims[i])) for i in best]
 
     def similarities(self, vector: np.ndarray, lang: str, ids: Sequence[int]) -> dict[int, float]:
         """Cosine of ``vector`` with the stored segments of the given units."""
@@ -499,6 +801,6 @@ class SemanticIndex:
         return {
             "encoder": self.spec,
             "indexed": len(self),
-            "index": "hnsw" if self.approximate else "exact",
+            "index": "ivfpq" if self.approximate else "exact",
             "generation": self.generation,
         }
