@@ -62,7 +62,8 @@ _LEGACY_POINTER = "CURRENT"  # format 1: semantic/CURRENT names gen-N/{zh,en}.fa
 _LEGACY = ("semantic-zh.faiss", "semantic-en.faiss", "semantic.json")  # before generations
 PQ_BYTES = 64  # per vector and side; with the 8-byte id, 72 bytes in the inverted lists
 RERANK = 200  # candidates of the quantised search re-scored from the float16 vectors
-NPROBE = 32  # inverted lists searched (bench/semantic_bench.py: recall@10 beside latency)
+PROBE_SHARE = 0.25  # of the inverted lists searched: USE-m3 neighbours spread across lists
+# (bench/semantic_bench.py: recall@10 against exact search beside latency, by share)
 RETRAIN_GROWTH = 8  # the quantiser is trained again when the memory has grown this much
 COMPACT_SHARE = 0.1  # deleted rows dropped from the files once they are this share
 _TRAIN_MAX = 200_000  # vectors sampled to train a quantiser
@@ -181,10 +182,11 @@ def _lists(rows: int) -> int:
     return int(min(65_536, max(8, 2 ** round(math.log2(max(rows, 2)) / 2))))
 
 
-def _new_quantiser(dim: int, sample: np.ndarray) -> faiss.IndexIVFPQ:
-    """IVF-PQ trained on ``sample`` (unit rows): ``PQ_BYTES`` codes of 8 bits each, fewer
-    bits when the sample is too small to train 256 centroids per sub-vector (tests)."""
-    lists = min(_lists(len(sample)), max(1, len(sample) // 39))
+def _new_quantiser(dim: int, rows: int, sample: np.ndarray) -> faiss.IndexIVFPQ:
+    """IVF-PQ for ``rows`` vectors trained on ``sample`` (unit rows of them): ``PQ_BYTES``
+    codes of 8 bits each, fewer bits when the sample is too small to train 256 centroids per
+    sub-vector (tests)."""
+    lists = min(_lists(rows), max(1, len(sample) // 39))
     bits = int(min(8, max(4, math.floor(math.log2(max(2, len(sample) // 39))))))
     index = faiss.IndexIVFPQ(
         faiss.IndexFlatIP(dim), dim, lists, PQ_BYTES, bits, faiss.METRIC_INNER_PRODUCT
@@ -723,7 +725,7 @@ class SemanticIndex:
         tag = secrets.token_hex(4)
         names, indexes = dict(files.names), {}
         for lang in LANGS:
-            index = _new_quantiser(self.dim, _unit(files.vectors[lang][sample]))
+            index = _new_quantiser(self.dim, rows, _unit(files.vectors[lang][sample]))
             names[f"{lang}.quantiser"] = f"{lang}-{tag}.ivfpq"
             names[f"{lang}.codes"] = f"{lang}-{tag}.codes"
             faiss.write_index(index, str(self.folder / names[f"{lang}.quantiser"]))
@@ -739,14 +741,14 @@ class SemanticIndex:
             self._set_filter()
 
     def _set_filter(self) -> None:
-        """Search parameters of the quantised indexes: lists probed, deleted ids left out
+        """Search parameters of the quantised indexes: lists searched, deleted ids left out
         (they stay in the lists until the files are compacted); lock held."""
         files = self._files
         if not files.quantised:
             self._params = None
             return
         self._params = faiss.SearchParametersIVF()
-        self._params.nprobe = NPROBE
+        self._params.nprobe = max(1, round(files.indexes["zh"].nlist * PROBE_SHARE))
         if files.deleted:
             batch = faiss.IDSelectorBatch(np.fromiter(files.deleted, dtype=np.int64))
             self._selectors = (batch, faiss.IDSelectorNot(batch))  # kept alive for faiss
