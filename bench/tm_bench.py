@@ -22,7 +22,7 @@ Phases, in one run:
            agreement, concordance against reading the store, export (first byte against
            writing a file first), import throughput (without embedding), server peak memory.
   semantic --semantic-size units with use-m3 embeddings: fuzzy + semantic latency, recall@10
-           of the HNSW index against exact search, import throughput with embedding,
+           of the semantic index against exact search, import throughput with embedding,
            server peak memory.
 Built memories stay in --work (default data/tm-bench); --reuse serves them again instead of
 re-importing, which spares the ~20 minutes of embedding a 200,000-unit memory on 2 cores;
@@ -542,38 +542,43 @@ def fuzzy_phase(args, units, queries, warmup) -> dict:
 
 
 def recall_at_10(data: Path, queries) -> tuple[float, str]:
-    """Recall@10 of the saved (HNSW) indexes against exact search over the same vectors."""
+    """Recall@10 of the saved semantic index, searched as the service searches it, against
+    exact search over the same vectors."""
     import faiss
 
-    from aligner.align.embed import load_encoder
-    from service.memory.semantic import HNSW_EF_SEARCH, all_vectors, is_approximate
+    from service.memory.factory import open_store
+    from service.memory.semantic import SemanticIndex
 
-    encoder = load_encoder("use-m3", cache=False).inner
-    found, total, kinds = 0, 0, set()
+    store = open_store(data)
+    index = SemanticIndex(data, "use-m3")
+    index.load(store)
+    files = index._files
+    keep = ~np.isin(np.asarray(files.ids), list(files.deleted))
+    ids = np.asarray(files.ids)[keep]
+    found, total = 0, 0
     for lang in ("zh", "en"):
-        index = faiss.read_index(str(data / f"semantic-{lang}.faiss"))
-        if is_approximate(index):  # searched as the service searches it
-            faiss.downcast_index(index.index).hnsw.efSearch = HNSW_EF_SEARCH
-        kinds.add("hnsw" if is_approximate(index) else "exact")
-        ids, vectors = all_vectors(index)
+        vectors = np.asarray(files.vectors[lang], dtype=np.float32)[keep]
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         exact = faiss.IndexFlatIP(vectors.shape[1])
         exact.add(vectors)
         del vectors
         texts = [t for t, q_lang in queries if q_lang == lang]
-        qv = np.asarray(encoder.encode(texts), dtype=np.float32)
-        _, approx_ids = index.search(qv, 10)
-        _, exact_rows = exact.search(qv, 10)
-        for a, e in zip(approx_ids, exact_rows, strict=True):
-            found += len(set(a.tolist()) & set(ids[e].tolist()))
+        for vector in np.asarray(index._encode["query"](texts), dtype=np.float32):
+            approx = [i for i, _ in index.search(vector, lang, 10)]
+            _, rows = exact.search(vector.reshape(1, -1), 10)
+            found += len(set(approx) & set(ids[rows[0]].tolist()))
             total += 10
-    return found / total, "/".join(sorted(kinds))
+    kind = index.stats()["index"]
+    index.close()
+    store.close()
+    return found / total, kind
 
 
 def semantic_phase(args, units, queries, warmup) -> dict:
     size = args.semantic_size
     data = args.work / f"semantic-{size}"
     reuse = args.reuse and any(
-        (data / name).exists() for name in ("semantic/CURRENT", "semantic.json")
+        (data / name).exists() for name in ("semantic/manifest.json", "semantic/CURRENT")
     )
     if not reuse:
         shutil.rmtree(data, ignore_errors=True)

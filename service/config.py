@@ -115,7 +115,7 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("encoder", "CONCORDIA_ENCODER", "use-m3", "str",
             "`use-m3`, `st:<model>`, or `none` for fuzzy lookup only"),
     Setting("semantic_exact_below", "CONCORDIA_SEMANTIC_EXACT_BELOW", 50_000, "int",
-            "units below which semantic search is exact; HNSW from there on"),
+            "units below which semantic search is exact; IVF-PQ from there on"),
     # -- the HTTP server (uvicorn)
     Setting("max_connections", "CONCORDIA_MAX_CONNECTIONS", 200, "int",
             "open connections per process (503 beyond)"),
