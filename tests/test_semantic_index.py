@@ -227,3 +227,35 @@ def test_files_of_the_earlier_format_are_converted_without_embedding(memory, que
         found += len({i for i, _ in hits} & set(want))
     assert found >= 0.95 * 10 * len(queries)
     converted.close()
+
+
+def test_a_long_embedding_run_resumes_after_a_crash(tmp_path, shared_data, monkeypatch):
+    """Saves every few batches: a first build that dies keeps what it saved, the next run
+    embeds only the rest, and forgets a unit deleted after it was embedded."""
+    store = open_store(tmp_path / "data")
+    store.import_units(unpc_units(shared_data, 100))
+    index = SemanticIndex(tmp_path / "data", "use-m3", exact_below=THRESHOLD)
+    assert not index.load(store)
+    monkeypatch.setattr("service.memory.semantic._CHECKPOINT", 40)
+    real_add = SemanticIndex._add
+    batches = []
+
+    def dying(self, rows):
+        if len(batches) == 3:
+            raise KeyboardInterrupt("killed")
+        batches.append(len(rows))
+        return real_add(self, rows)
+
+    monkeypatch.setattr(SemanticIndex, "_add", dying)
+    with pytest.raises(KeyboardInterrupt):
+        index.sync(store, batch=20)
+    monkeypatch.setattr(SemanticIndex, "_add", real_add)
+    index.close()
+    store.delete([5])  # embedded, then deleted while nobody was embedding
+    again = SemanticIndex(tmp_path / "data", "use-m3", exact_below=THRESHOLD)
+    assert again.load(store) and len(again) == 40  # two batches saved, the third lost
+    assert again.sync(store) == 60 and len(again) == 99
+    assert again.stored_vector(5, "en") is None
+    assert again.stored_vector(100, "en") is not None
+    again.close()
+    store.close()

@@ -605,6 +605,9 @@ class SemanticIndex:
                     added += self._add(chunk)
                     since_saved += len(chunk)
                     if since_saved >= _CHECKPOINT:  # kept through a crash, seen by workers
+                        # Saved as of the generation before: what comes next is embedded,
+                        # and deletions from this run on are looked up again.
+                        self.generation = generation - 1
                         self._save_locked()
                         since_saved = 0
                 self.generation = generation
