@@ -64,6 +64,7 @@ PQ_BYTES = 64  # per vector and side; with the 8-byte id, 72 bytes in the invert
 RERANK = 200  # candidates of the quantised search re-scored from the float16 vectors
 PROBE_SHARE = 0.25  # of the inverted lists searched: USE-m3 neighbours spread across lists
 # (bench/semantic_bench.py: recall@10 against exact search beside latency, by share)
+_MIN_SCANNED = 50_000  # codes scanned at least (about 1 ms): small memories nearly exhaustively
 RETRAIN_GROWTH = 8  # the quantiser is trained again when the memory has grown this much
 COMPACT_SHARE = 0.1  # deleted rows dropped from the files once they are this share
 _TRAIN_MAX = 200_000  # vectors sampled to train a quantiser
@@ -439,7 +440,9 @@ class SemanticIndex:
             files.ids, files.vectors = ids, vectors
         for lang in LANGS:
             self._build(files, lang, start, rows, files.indexes[lang])
-        files.rows = rows
+        with self._lock:
+            files.rows = rows
+            self._set_probe()
         self._forget_in_memory(gone)
         files.tombstones = tombstones
 
@@ -713,7 +716,9 @@ class SemanticIndex:
                         files.indexes[lang].add_sa_codes(added[lang][part], ids[part])
                     else:
                         files.indexes[lang].add_with_ids(added[lang][part], ids[part])
-        files.rows = stop
+        with self._lock:
+            files.rows = stop
+            self._set_probe()
         self.max_id = max(self.max_id, int(ids[-1]))
         if stop >= (RETRAIN_GROWTH * files.trained_rows if files.quantised else self.exact_below):
             self._quantise()
@@ -751,11 +756,20 @@ class SemanticIndex:
             self._params = None
             return
         self._params = faiss.SearchParametersIVF()
-        self._params.nprobe = max(1, round(files.indexes["zh"].nlist * PROBE_SHARE))
+        self._set_probe()
         if files.deleted:
             batch = faiss.IDSelectorBatch(np.fromiter(files.deleted, dtype=np.int64))
             self._selectors = (batch, faiss.IDSelectorNot(batch))  # kept alive for faiss
             self._params.sel = self._selectors[1]
+
+    def _set_probe(self) -> None:
+        """Lists searched for the memory's size now; lock held."""
+        files = self._files
+        if self._params is None:
+            return
+        lists = files.indexes["zh"].nlist
+        least = math.ceil(_MIN_SCANNED * lists / max(1, files.rows))
+        self._params.nprobe = min(lists, max(1, round(lists * PROBE_SHARE), least))
 
     # -- queries -----------------------------------------------------------------------
     def embed_query(self, text: str) -> np.ndarray:
