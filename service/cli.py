@@ -10,6 +10,8 @@
                                      [--import-id N] [--since DATE] [--before DATE]
                                      [--contains TEXT]
     concordia-tm [--data DIR] imports [--limit N]
+    concordia-tm [--data DIR] embed [--encoder SPEC] [--chunk N]
+                                    [--workers N | --scheduler tcp://HOST:PORT]
     concordia-tm migrate --from DIR --to postgresql://user@host:port/db
 
 ``--store postgresql://…`` (or ``$CONCORDIA_STORE``) works on a shared memory instead of the
@@ -76,6 +78,17 @@ def _parser() -> argparse.ArgumentParser:
     delete.add_argument("--import-id", type=int)
     imports = sub.add_parser("imports", help="the audit of the latest imports")
     imports.add_argument("--limit", type=int, default=20)
+    embed = sub.add_parser(
+        "embed", help="embed the units the semantic index lacks, on a Dask cluster "
+        "(run again to resume)",
+    )
+    embed.add_argument("--encoder", default=None,
+                       help="default $CONCORDIA_ENCODER, else use-m3 (the service's encoder)")
+    embed.add_argument("--chunk", type=int, default=2048, help="units a task embeds")
+    where = embed.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=2, help="a local cluster of N processes")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="a running Dask scheduler (tcp://HOST:PORT)")
     move = sub.add_parser(
         "migrate", help="move a data folder's memory into an empty PostgreSQL database",
         description="Copy units, tombstones, the import audit and reviews into an empty "
@@ -153,6 +166,8 @@ def run(args: argparse.Namespace, store: TMStore, data: Path) -> None:
         _print({"deleted": len(deleted), "ids": deleted})
     elif args.command == "imports":
         _print([r.to_json() for r in store.imports(args.limit)])
+    elif args.command == "embed":
+        _print(_embed(args, store, data))
 
 
 def _import(store: TMStore, data: Path, path: Path, rule: str, store_url: str | None) -> dict:
@@ -177,6 +192,41 @@ def _import(store: TMStore, data: Path, path: Path, rule: str, store_url: str | 
         done.set()
         indexer.join()
     return result
+
+
+def _embed(args: argparse.Namespace, store: TMStore, data: Path) -> dict:
+    """``concordia-tm embed``, with a progress bar."""
+    from tqdm import tqdm
+
+    from aligner.align.embed import EncoderError
+    from service.config import ConfigError, Settings
+    from service.memory.embedding import embed_memory
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        raise InputError(str(exc)) from None
+    spec = args.encoder or settings.encoder
+    if spec.lower() == "none":
+        raise InputError("no encoder: name one with --encoder (use-m3, st:<model>)")
+    if args.scheduler is None and args.workers < 1:
+        raise InputError("--workers: at least 1")
+    if args.chunk < 1:
+        raise InputError("--chunk: at least 1")
+    with tqdm(desc="embedding", unit=" units", unit_scale=True, disable=None) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        try:
+            return embed_memory(
+                data, store, spec, workers=None if args.scheduler else args.workers,
+                scheduler=args.scheduler, exact_below=settings.semantic_exact_below,
+                chunk=args.chunk, progress=progress,
+            )
+        except EncoderError as exc:
+            raise InputError(str(exc)) from None
 
 
 def _index(data: Path, store_url: str | None, done) -> None:

@@ -310,11 +310,12 @@ def load_encoder(spec: str = DEFAULT_ENCODER, cache: bool | Path = True) -> Cach
     return _LOADED[key]
 
 
-def encode_uncached(spec: str, texts: Sequence[str]) -> np.ndarray:
-    """``texts`` → unit rows by the model of ``spec`` (loaded once per process), bypassing the
-    cache: what embedding a whole memory runs (on Dask workers too), whose sentences no cache
-    would see again."""
-    return load_encoder(spec, cache=False).inner.encode(texts)
+def encode_sides(texts: dict[str, list[str]], spec: str) -> dict[str, np.ndarray]:
+    """Each side's ``texts`` → float16 unit rows by the model of ``spec`` (loaded once per
+    process), bypassing the cache: what embedding a whole memory runs on Dask workers, whose
+    sentences no cache would see again (float16: half the bytes back to the client)."""
+    encode = load_encoder(spec, cache=False).inner.encode
+    return {lang: encode(side).astype(np.float16) for lang, side in texts.items()}
 
 
 def encode_windows(

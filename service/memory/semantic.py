@@ -42,7 +42,7 @@ import secrets
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -72,6 +72,10 @@ _CHUNK = 65_536  # rows read, encoded or copied at a time
 _QUERY_CACHE = 4096  # query embeddings kept: translators look the same segment up again
 _ADD_BATCH = 64  # vectors added per lock hold: lookups wait at most one small batch
 _CHECKPOINT = 50_000  # units embedded between saves in a long run: a crash loses at most these
+
+Rows = list[tuple[int, str, str]]  # (unit id, Chinese, English), as the store gives them
+# Chunks of units → each chunk with its vectors by side, in the chunks' order.
+ChunkEmbedder = Callable[[Iterable[Rows]], Iterator[tuple[Rows, dict[str, np.ndarray]]]]
 
 
 
@@ -579,11 +583,16 @@ class SemanticIndex:
     def approximate(self) -> bool:
         return self._files.quantised
 
-    def sync(self, store: TMStore, batch: int = 1024) -> int:
+    def sync(
+        self, store: TMStore, batch: int = 1024, *, embed: ChunkEmbedder | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
         """Embed units added since the last sync, drop deleted ones, save. Returns units added.
 
         Workers sharing the data folder take turns; one that finds a newer manifest (another
-        worker embedded the units) takes its files instead of embedding.
+        worker embedded the units) takes its files instead of embedding. ``embed`` embeds the
+        chunks of units elsewhere (``concordia-tm embed`` on a Dask cluster), in their order;
+        ``progress`` is told the units of each chunk appended.
         """
         with self._sync_lock:
             self._store_identity = store.identity
@@ -604,9 +613,14 @@ class SemanticIndex:
                 if self.generation >= 0:
                     changed = self._forget(store.deleted_since(self.generation)) or changed
                 added = since_saved = 0
-                for chunk in store.iter_segment_batches(after_id=self.max_id, batch=batch):
-                    added += self._add(chunk)
+                chunks = store.iter_segment_batches(after_id=self.max_id, batch=batch)
+                for chunk, vectors in (embed or self._embed_here)(chunks):
+                    self._append(np.fromiter((r[0] for r in chunk), np.int64, len(chunk)),
+                                 vectors)
+                    added += len(chunk)
                     since_saved += len(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
                     if since_saved >= _CHECKPOINT:  # kept through a crash, seen by workers
                         # Saved as of the generation before: what comes next is embedded,
                         # and deletions from this run on are looked up again.
@@ -678,12 +692,12 @@ class SemanticIndex:
         new.indexes = {lang: self._build(new, lang, 0, new.rows) for lang in LANGS}
         self._adopt(new)
 
-    def _add(self, rows: list[tuple[int, str, str]]) -> int:
-        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        texts = {"zh": [r[1] for r in rows], "en": [r[2] for r in rows]}
-        done = {lang: self._pool.submit(self._encode[lang], texts[lang]) for lang in LANGS}
-        self._append(ids, {lang: f.result() for lang, f in done.items()})
-        return len(rows)
+    def _embed_here(self, chunks: Iterable[Rows]) -> Iterator[tuple[Rows, dict[str, np.ndarray]]]:
+        """Each chunk's vectors, the two sides embedded in parallel in this process."""
+        for rows in chunks:
+            texts = {"zh": [r[1] for r in rows], "en": [r[2] for r in rows]}
+            done = {lang: self._pool.submit(self._encode[lang], texts[lang]) for lang in LANGS}
+            yield rows, {lang: f.result() for lang, f in done.items()}
 
     def _append(self, ids: np.ndarray, vectors: dict[str, np.ndarray]) -> None:
         """Rows (ids past the last one) written past the valid rows of the files and added
