@@ -1,4 +1,5 @@
-"""``concordia-tm embed``: a memory embedded on a Dask cluster, resumable, beside the service."""
+"""``concordia-tm embed``: a memory embedded on a Dask cluster (resuming after a crash is the
+index's sync's, tested in test_semantic_index.py)."""
 
 from __future__ import annotations
 
@@ -55,39 +56,6 @@ def test_embedding_on_a_cluster_gives_what_the_service_would_find(memory, capsys
         store.close()
     code, answer = _run(memory, "--workers", "1", capsys=capsys)
     assert code == 0 and answer["embedded"] == 0  # run again: nothing to do
-
-
-def test_a_run_cut_short_resumes_after_its_last_save(memory, monkeypatch):
-    """What the command does (the index's sync with chunks embedded elsewhere), cut short by
-    a failing worker after 3 chunks of 40 with a save every 80 units: the rerun embeds only
-    the rest, and every unit is in the files once."""
-    from service.memory import semantic
-
-    monkeypatch.setattr(semantic, "_CHECKPOINT", 80)
-    store = open_store(memory)
-    index = SemanticIndex(memory, "use-m3")
-    index.load(store)
-
-    def failing(chunks):
-        for n, (rows, vectors) in enumerate(index._embed_here(chunks)):
-            if n == 3:
-                raise OSError("worker lost")
-            yield rows, vectors
-
-    with pytest.raises(OSError):
-        index.sync(store, 40, embed=failing)
-    index.close()
-    again = SemanticIndex(memory, "use-m3")
-    try:
-        again.load(store)
-        saved = len(again)
-        assert saved == 80
-        assert again.sync(store, 40) == UNITS - saved
-        ids = np.asarray(again._files.ids[: again._files.rows])
-        assert sorted(ids.tolist()) == list(range(1, UNITS + 1))
-    finally:
-        again.close()
-        store.close()
 
 
 def test_bad_requests_are_one_line(memory, capsys, monkeypatch):

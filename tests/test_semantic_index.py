@@ -242,19 +242,15 @@ def test_a_long_embedding_run_resumes_after_a_crash(tmp_path, shared_data, monke
     index = SemanticIndex(tmp_path / "data", "use-m3", exact_below=THRESHOLD)
     assert not index.load(store)
     monkeypatch.setattr("service.memory.semantic._CHECKPOINT", 40)
-    real_add = SemanticIndex._add
-    batches = []
 
-    def dying(self, rows):
-        if len(batches) == 3:
-            raise KeyboardInterrupt("killed")
-        batches.append(len(rows))
-        return real_add(self, rows)
+    def dying(chunks):  # the chunks embedded here, as the sync's own embedder does
+        for n, (rows, vectors) in enumerate(index._embed_here(chunks)):
+            if n == 3:
+                raise KeyboardInterrupt("killed")
+            yield rows, vectors
 
-    monkeypatch.setattr(SemanticIndex, "_add", dying)
     with pytest.raises(KeyboardInterrupt):
-        index.sync(store, batch=20)
-    monkeypatch.setattr(SemanticIndex, "_add", real_add)
+        index.sync(store, batch=20, embed=dying)
     index.close()
     store.delete([5])  # embedded, then deleted while nobody was embedding
     again = SemanticIndex(tmp_path / "data", "use-m3", exact_below=THRESHOLD)
