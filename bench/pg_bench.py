@@ -174,6 +174,8 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=400)
     parser.add_argument("--seconds", type=float, default=20.0, help="of a 16-client run")
     parser.add_argument("--rounds", type=int, default=5, help="16-client runs of each set-up")
+    parser.add_argument("--warm-seconds", type=float, default=60.0,
+                        help="16 clients on each set-up before the rounds, not counted")
     parser.add_argument("--writes", type=int, default=40, help="edits timed across replicas")
     args = parser.parse_args()
     if pg_bin() is None:
@@ -216,7 +218,11 @@ def main() -> int:
         print(f"edit on one replica -> found by a lookup on the other ({len(seen)} edits): "
               f"p50 {pct(seen, 50) * 1000:.0f} ms, p95 {pct(seen, 95) * 1000:.0f} ms, "
               f"max {max(seen) * 1000:.0f} ms", flush=True)
-        # The machine's load drifts: the two set-ups take turns, and each round is a ratio.
+        # Both warm first (the page cache, PostgreSQL's buffers: the one server's rate rose
+        # through the rounds of a run without this); then, as the machine's load drifts, the
+        # two set-ups take turns, and each round is a ratio.
+        throughput([base], queries, 16, args.warm_seconds)
+        throughput([a, b], queries, 16, args.warm_seconds)
         ratios = []
         for round_ in range(args.rounds):
             one = throughput([base], queries, 16, args.seconds)
