@@ -11,6 +11,8 @@ key (identity for ``keep_newest``).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -29,9 +31,8 @@ from service.memory.store import (
     MergeRule,
     StoredUnit,
     StoreError,
-    content_hash,
     lang_family,
-    source_key,
+    normalise_text,
     tmx_data,
 )
 
@@ -64,8 +65,14 @@ def now_tmx() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+# ``json.dumps`` with these arguments makes a new encoder each call: a bulk import makes two
+# JSON texts a unit, so the encoder is made once.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_family = functools.lru_cache(maxsize=64)(lang_family)  # a file spells its languages a few ways
+
+
 def to_json(value) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _JSON(value)
 
 
 def runs_json(runs: list[Run] | None) -> str | None:
@@ -122,29 +129,40 @@ def unit_date(attrs: dict, creationdate: str) -> str:
 def unit_row(
     unit: TranslationUnit, created_at: str, origin: str, import_id: int, max_chars: int
 ) -> list | str:
-    """The insert row for ``unit``, or the reason it is skipped."""
-    src, tgt = lang_family(unit.source_lang), lang_family(unit.target_lang)
-    if {src, tgt} != {"zh", "en"}:
+    """The insert row for ``unit``, or the reason it is skipped.
+
+    The hash and source key are ``store.content_hash`` and ``store.source_key``, each segment
+    normalised once for both (a bulk import makes a row for every unit it reads)."""
+    src, tgt = _family(unit.source_lang), _family(unit.target_lang)
+    if src == "zh":
+        if tgt != "en":
+            return "not_zh_en"
+        zh, en, zh_runs, en_runs = unit.source, unit.target, unit.source_runs, unit.target_runs
+    elif src == "en" and tgt == "zh":
+        zh, en, zh_runs, en_runs = unit.target, unit.source, unit.target_runs, unit.source_runs
+    else:
         return "not_zh_en"
-    zh, en = (unit.source, unit.target) if src == "zh" else (unit.target, unit.source)
-    zh_runs, en_runs = (unit.source_runs, unit.target_runs)
-    if src != "zh":
-        zh_runs, en_runs = en_runs, zh_runs
     zh, en = zh.strip(), en.strip()
     if not zh or not en:
         return "empty_segment"
     if len(zh) > max_chars or len(en) > max_chars:
         return "segment_too_long"
     props = {str(k): str(v) for k, v in (unit.props or {}).items()}
-    zh_json, en_json = runs_json(zh_runs), runs_json(en_runs)
-    markup = f"{zh_json}\x00{en_json}" if has_markup(zh_runs) or has_markup(en_runs) else ""
+    zh_json = runs_json(zh_runs) if zh_runs is not None else None
+    en_json = runs_json(en_runs) if en_runs is not None else None
+    normal_zh, normal_en = normalise_text(zh), normalise_text(en)
+    identity = f"{normal_zh}\x00{normal_en}"
+    if has_markup(zh_runs) or has_markup(en_runs):
+        identity += f"\x00{zh_json}\x00{en_json}"
+    # The source segment stripped normalises as it does unstripped: no whitespace composes.
+    normal_source = normal_zh if src == "zh" else normal_en
     tmx = tmx_data(unit)
     date = unit.creationdate if TMX_DATE.fullmatch(unit.creationdate or "") else ""
     if not date and tmx is None:
         date = created_at  # made by Concordia now: its creation date, fixed from here on
     return [
-        content_hash(zh, en, markup),
-        source_key(unit.source, unit.source_lang),
+        hashlib.sha256(identity.encode()).hexdigest(),
+        hashlib.sha256(f"{src}\x00{normal_source}".encode()).hexdigest(),
         zh,
         en,
         fold_case(zh),
@@ -153,8 +171,8 @@ def unit_row(
         en_json,
         unit.source_lang,
         unit.target_lang,
-        to_json(dict(sorted(props.items()))),
-        to_json(tmx) if tmx is not None else None,
+        _JSON(dict(sorted(props.items()))),
+        _JSON(tmx) if tmx is not None else None,
         first_prop(props, DOCUMENT_PROPS),
         first_prop(props, SPEAKER_PROPS),
         (unit.attrs or {}).get("tuid", ""),
