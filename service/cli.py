@@ -41,7 +41,10 @@ from service.memory.store import MergeRule, TMStore, UnitQuery, tags_from_data
 from service.memory.tm import FUZZY_FOLDER
 
 TMX_DATE = r"\d{8}T\d{6}Z"
-INDEX_BATCH = 200_000  # new units that make the importing indexer write a file
+# New units that make the importing indexer write a segment file: it indexes while the
+# import goes on (the two share the machine's cores); when it falls behind, it takes all that
+# arrived meanwhile at once (up to fuzzy._FILE_BUILD units a file), so it catches up.
+INDEX_BATCH = 50_000
 
 
 def _parser() -> argparse.ArgumentParser:
