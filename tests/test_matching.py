@@ -157,3 +157,12 @@ def test_concordance_whole_words_paging_and_filters(client):
     assert doc["total"] == 1
     speaker = conc(client, term="1.29", speaker="主席")
     assert speaker["total"] == 1
+
+
+def test_fold_normalises_full_width_and_compatibility_characters_as_nfkc_does():
+    # Full-width forms are made half-width first; whatever else NFKC changes (a combining
+    # accent composing with the letter before it, ligatures, the ideographic space) still is.
+    assert fold("（２０１７）") == "(2017)"
+    assert fold("Ｅ\u0301ＴＡＴ") == "ÉTAT"
+    assert fold("ﬁnal\u3000report") == "final report"
+    assert fold("决议，“第２段”。") == '决议,"第2段".'
