@@ -65,9 +65,20 @@ def now_tmx() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
-# ``json.dumps`` with these arguments makes a new encoder each call: a bulk import makes two
-# JSON texts a unit, so the encoder is made once.
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+def _json_encoder() -> Callable[[object], str]:
+    """``json.dumps(value, ensure_ascii=False, separators=(",", ":"))``, made once: ``dumps``
+    and ``JSONEncoder.encode`` make a new C encoder every call, most of the cost of the two
+    small JSON texts a bulk import makes for every unit."""
+    encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator (another Python)
+        return encoder.encode
+    c_encode = make(None, encoder.default, json.encoder.encode_basestring, None, ":", ",",
+                    False, False, True)
+    return lambda value: "".join(c_encode(value, 0))
+
+
+_JSON = _json_encoder()
 _family = functools.lru_cache(maxsize=64)(lang_family)  # a file spells its languages a few ways
 
 
