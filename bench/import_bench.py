@@ -13,7 +13,7 @@ command and its indexer), the peak RSS of the command's processes together, and 
 average of the machine before and after. Each import is then checked: every unit stored once,
 the fuzzy index files covering them.
 
-    python bench/import_bench.py --size 200000 --baseline /tmp/base
+    python bench/import_bench.py --size 200000 --baseline /tmp/base --repeat 3 --stages
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import os
 import resource
 import shutil
 import sqlite3
+import statistics
 import subprocess
 import sys
 import threading
@@ -183,6 +184,8 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=ROOT / "data" / "import-bench")
     parser.add_argument("--baseline", type=Path, help="a checkout of the code to compare with")
     parser.add_argument("--only-new", action="store_true", help="skip the baseline")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="alternate the imports this many times (the machine's load varies)")
     parser.add_argument("--stages", action="store_true",
                         help="also time each stage alone, in one process (CPU s per 100k)")
     args = parser.parse_args()
@@ -197,9 +200,13 @@ def main() -> int:
     if args.baseline and not args.only_new:
         runs.insert(0, ("baseline", args.baseline))
     print(f"{args.size:,} units, {os.cpu_count()} CPUs", flush=True)
-    for name, code in runs:
+    walls: dict[str, list[float]] = {name: [] for name, _ in runs}
+    cpus: dict[str, list[float]] = {name: [] for name, _ in runs}
+    for name, code in runs * args.repeat:
         data = args.work / f"data-{name}"
         got = run_import(code, data, tmx)
+        walls[name].append(args.size / got["wall"])
+        cpus[name].append(got["cpu"] / args.size * 1e5)
         print(
             f"  {name:<9} {args.size / got['wall']:>8,.0f} units/s wall  "
             f"{got['wall']:6.1f} s wall (store {got['result'].get('seconds', 0):.1f} s)  "
@@ -211,6 +218,10 @@ def main() -> int:
             flush=True,
         )
         shutil.rmtree(data, ignore_errors=True)
+    if args.repeat > 1:
+        for name, _ in runs:
+            print(f"  {name:<9} median {statistics.median(walls[name]):>8,.0f} units/s wall, "
+                  f"{statistics.median(cpus[name]):.1f} s CPU per 100k")
     if args.stages:
         print(f"stages alone, CPU s per 100k units (load {os.getloadavg()[0]:.1f}):", flush=True)
         took = {name: stages(code, tmx, args.work / f"stages-{name}") for name, code in runs}
