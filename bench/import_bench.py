@@ -13,7 +13,7 @@ command and its indexer), the peak RSS of the command's processes together, and 
 average of the machine before and after. Each import is then checked: every unit stored once,
 the fuzzy index files covering them.
 
-    python bench/import_bench.py --size 200000 --baseline /tmp/base --repeat 3 --stages
+    python bench/import_bench.py --size 200000 --baseline /tmp/base --repeat 3 --stages --split
 """
 
 from __future__ import annotations
@@ -152,6 +152,39 @@ index.close()
 print(took["check"], took["parse"], took["rows"] - took["parse"],
       took["import"] - took["rows"] - took["check"], took["index"])
 """
+# The importing process of ``concordia-tm import`` (the code of the folder it runs in), its
+# CPU split by timers around the rows and the transactions; its indexer's CPU beside it.
+SPLIT = """
+import resource, sys, time
+from pathlib import Path
+import aligner.tmx
+import service.memory.sqlite_bulk as bulk
+from service.memory.sqlite import SQLiteStore
+took = {"check": 0.0, "rows": 0.0, "sqlite": 0.0}
+
+def timer(owner, name, key):
+    work = getattr(owner, name)
+    def timed(*args, **kwargs):
+        began = time.process_time()
+        try:
+            return work(*args, **kwargs)
+        finally:
+            took[key] += time.process_time() - began
+    setattr(owner, name, timed)
+
+timer(aligner.tmx, "check_tmx", "check")
+timer(SQLiteStore, "_row", "rows")
+timer(bulk, "_commit", "sqlite")
+if __name__ == "__main__":
+    from service.cli import main
+    main(["--data", sys.argv[2], "import", sys.argv[1]])
+    total = time.process_time()
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(total, took["check"], total - sum(took.values()), took["rows"], took["sqlite"],
+          child.ru_utime + child.ru_stime)
+"""
+SPLIT_NAMES = ("importing process", "  check", "  reading (and start, loop)", "  rows",
+               "  SQLite (chunks, journal, checkpoints)", "indexer process")
 STAGE_NAMES = ("check (whole file)", "parse (lxml, units)", "rows (normalise, hash, JSON)",
                "store (SQLite, undo journal)", "fuzzy index (fold, tokens, numpy, files)")
 
@@ -164,6 +197,18 @@ def stages(code: Path, tmx: Path, data: Path) -> list[float]:
     ).stdout
     shutil.rmtree(data, ignore_errors=True)
     return [float(x) for x in out.split()]
+
+
+def split(tmx: Path, data: Path) -> list[float]:
+    """CPU seconds of ``SPLIT_NAMES`` in this checkout's import of ``tmx``."""
+    script = data.parent / "split.py"  # a file: the indexer's spawn imports the main module
+    script.write_text(SPLIT)
+    out = subprocess.run(
+        [sys.executable, str(script), str(tmx), str(data)], cwd=ROOT, check=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True,
+    ).stdout
+    shutil.rmtree(data, ignore_errors=True)
+    return [float(x) for x in out.split("\n")[-2].split()]
 
 
 def check(data: Path, size: int) -> str:
@@ -186,6 +231,8 @@ def main() -> int:
     parser.add_argument("--only-new", action="store_true", help="skip the baseline")
     parser.add_argument("--repeat", type=int, default=1,
                         help="alternate the imports this many times (the machine's load varies)")
+    parser.add_argument("--split", action="store_true",
+                        help="the new import's CPU split by stage, inside the command")
     parser.add_argument("--stages", action="store_true",
                         help="also time each stage alone, in one process (CPU s per 100k)")
     args = parser.parse_args()
@@ -222,6 +269,11 @@ def main() -> int:
         for name, _ in runs:
             print(f"  {name:<9} median {statistics.median(walls[name]):>8,.0f} units/s wall, "
                   f"{statistics.median(cpus[name]):.1f} s CPU per 100k")
+    if args.split:
+        print(f"inside concordia-tm import, CPU s per 100k units (load "
+              f"{os.getloadavg()[0]:.1f}):", flush=True)
+        for stage, seconds in zip(SPLIT_NAMES, split(tmx, args.work / "split"), strict=True):
+            print(f"  {stage:<44}  new {seconds / args.size * 1e5:5.2f}")
     if args.stages:
         print(f"stages alone, CPU s per 100k units (load {os.getloadavg()[0]:.1f}):", flush=True)
         took = {name: stages(code, tmx, args.work / f"stages-{name}") for name, code in runs}
