@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from service.memory.factory import open_store
-from service.memory.semantic import PQ_BYTES, SemanticIndex
+from service.memory.semantic import PQ_BYTES, QUANTISER, SemanticIndex, _kind
 from tests.test_store import unpc_units
 
 SIZE = 2_000
@@ -76,7 +76,7 @@ def test_quantised_search_finds_the_exact_top_hits_with_exact_cosines(memory, qu
     assert index.approximate and index.stats()["index"] == "ivfpq"
     for lang in ("zh", "en"):
         ivf = index._files.indexes[lang]
-        assert isinstance(ivf, faiss.IndexIVFPQ) and ivf.code_size <= PQ_BYTES
+        assert _kind(ivf) == QUANTISER and ivf.code_size <= PQ_BYTES
         assert ivf.ntotal == SIZE and ivf.code_size + 8 <= 128  # bytes per vector in memory
     found = total = 0
     for text, lang in queries:
@@ -232,6 +232,37 @@ def test_files_of_the_earlier_format_are_converted_without_embedding(memory, que
         total += 10
     assert found / total >= 0.95
     converted.close()
+
+
+def test_files_with_a_quantiser_of_the_other_kind_are_read_then_trained_again(
+        memory, shared_data, queries, monkeypatch):
+    """Files saved with 8-bit IVF-PQ codes (before fast-scan codes) are searched as they are,
+    nothing encoded or embedded again; the next sync that adds rows trains the new kind."""
+    store, index, folder = memory
+    monkeypatch.setattr("service.memory.semantic.QUANTISER", "PQ64")
+    index._quantise()
+    index.save()
+    monkeypatch.undo()
+    vectors = [index.embed_query(text) for text, _ in queries]
+    before = answers(index, vectors, queries)
+    old = SemanticIndex(folder, "use-m3", exact_below=THRESHOLD)
+    assert old.load(store) and _kind(old._files.indexes["en"]) == "PQ64"
+    assert answers(old, vectors, queries) == before
+    store.import_units(unpc_units(shared_data, 30, start=SIZE))
+    assert old.sync(store) == 30
+    assert all(_kind(old._files.indexes[lang]) == QUANTISER for lang in ("zh", "en"))
+    restarted = SemanticIndex(folder, "use-m3", exact_below=THRESHOLD)
+    assert restarted.load(store) and _kind(restarted._files.indexes["zh"]) == QUANTISER
+    found = total = 0
+    for vector, (_, lang) in zip(vectors, queries, strict=True):
+        truth = exact(restarted, vector, lang, 10)
+        found += len({i for i, _ in restarted.search(vector, lang, 10)} & set(truth))
+        total += 10
+    assert found / total >= 0.95
+    new = unpc_units(shared_data, 30, start=SIZE)[7]
+    assert restarted.search(restarted.embed_query(new.target), "en", 1)[0][0] == SIZE + 8
+    old.close()
+    restarted.close()
 
 
 def test_a_long_embedding_run_resumes_after_a_crash(tmp_path, shared_data, monkeypatch):
