@@ -126,8 +126,13 @@ def memory_per_vector(index: SemanticIndex) -> tuple[float, float, int]:
     coarse centroids and PQ codebooks, vectors per side)."""
     ivf = index._files.indexes["zh"]
     lists = ivf.invlists
-    stored = sum(lists.list_size(i) for i in range(ivf.nlist))
-    variable = stored * (ivf.code_size + 8)  # ArrayInvertedLists: a code and an int64 id each
+    sizes = [lists.list_size(i) for i in range(ivf.nlist)]
+    stored = sum(sizes)
+    if isinstance(ivf, faiss.IndexIVFFastScan):  # blocks of 32 codes (the last one padded)
+        packer = ivf.get_CodePacker()
+        variable = sum(-(-m // packer.nvec) for m in sizes) * packer.block_size + stored * 8
+    else:  # ArrayInvertedLists: a code and an int64 id each
+        variable = stored * (ivf.code_size + 8)
     fixed = ivf.nlist * ivf.d * 4 + ivf.pq.M * ivf.pq.ksub * ivf.pq.dsub * 4
     return variable / stored, fixed, stored
 
@@ -153,6 +158,12 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=ROOT / "data" / "semantic-bench-work")
     parser.add_argument("--embed-only", action="store_true")
     parser.add_argument("--synthetic", type=int, default=0)
+    parser.add_argument("--kinds", default="PQ64,PQ64x4fs,PQ128x4fs",
+                        help="quantisers (semantic.QUANTISER) compared, trained on all rows")
+    parser.add_argument("--shares", default="0.0625,0.125,0.25",
+                        help="shares of the lists searched (semantic.PROBE_SHARE) compared")
+    parser.add_argument("--compare-only", action="store_true",
+                        help="skip the sweep and the saves: exact, then the quantisers")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f}", flush=True)
     units = Units()
@@ -217,6 +228,15 @@ def main() -> int:
           f"candidates re-scored; "
           f"exact search p95 / this p95: {pct(exact_times, 95) / pct(times, 95):.1f}x", flush=True)
 
+    kinds = args.kinds.split(",")
+    shares = [float(x) for x in args.shares.split(",")]
+    if args.compare_only:
+        compare(index, quantise, kinds, shares, langs, queries, truth, exact_times)
+        if args.synthetic:
+            synthetic(index, vectors, langs, queries, args.synthetic, kinds, shares)
+        index.close()
+        print(f"load average at end: {os.getloadavg()[0]:.2f}", flush=True)
+        return 0
     print("  sweep (share of the lists searched × candidates re-scored):", flush=True)
     defaults = semantic.PROBE_SHARE, semantic.RERANK
     for share in (1 / 16, 1 / 8, 1 / 4, 1 / 2):
@@ -264,16 +284,42 @@ def main() -> int:
     report(f"retrained: IVF{ivf.nlist},PQ{ivf.pq.M} on {min(n, semantic._TRAIN_MAX):,}", found,
            truth, times, f"train + encode {seconds:.1f} s")
 
+    compare(index, quantise, kinds, shares, langs, queries, truth, exact_times)
     if args.synthetic:
-        synthetic(index, vectors, langs, queries, args.synthetic)
+        synthetic(index, vectors, langs, queries, args.synthetic, kinds, shares)
     index.close()
     print(f"load average at end: {os.getloadavg()[0]:.2f}", flush=True)
     return 0
 
 
-def synthetic(index: SemanticIndex, vectors, langs, queries, total: int) -> None:
+def compare(index: SemanticIndex, quantise, kinds, shares, langs, queries, truth,
+            exact_times) -> None:
+    """Each quantiser trained on all rows, searched with each share of its lists."""
+    default_kind, default_share = semantic.QUANTISER, semantic.PROBE_SHARE
+    print(f"  quantisers trained on all {index._files.rows:,} rows (recall@10 against exact; "
+          f"exact p95 {pct(exact_times, 95) * 1000:.2f} ms):", flush=True)
+    for kind in kinds:
+        semantic.QUANTISER = kind
+        seconds, _ = timed(quantise)
+        ivf = index._files.indexes["zh"]
+        per_vector, fixed, stored = memory_per_vector(index)
+        for share in shares:
+            semantic.PROBE_SHARE = share
+            index._set_filter()
+            found, times = latencies(lambda v, lang: [i for i, _ in index.search(v, lang, 10)],
+                                     langs, queries)
+            report(f"    IVF{ivf.nlist},{kind:<9} lists {index._params.nprobe:4d}/{ivf.nlist}",
+                   found, truth, times, f"{per_vector:.0f} B/vector (+{fixed / stored:.1f} "
+                   f"fixed); train + encode {seconds:.0f} s")
+    semantic.QUANTISER, semantic.PROBE_SHARE = default_kind, default_share
+    quantise()
+
+
+def synthetic(index: SemanticIndex, vectors, langs, queries, total: int, kinds=(),
+              shares=()) -> None:
     """Grow the index with synthetic rows (real vectors + noise) to ``total``; memory and
-    latency at that size (both sides get the same synthetic rows)."""
+    latency at that size (both sides get the same synthetic rows), then with each quantiser
+    of ``kinds`` trained on them."""
     rng = np.random.default_rng(5)
     real = vectors["zh"]
     next_id = int(index._files.ids[-1]) + 1
@@ -294,6 +340,23 @@ def synthetic(index: SemanticIndex, vectors, langs, queries, total: int) -> None
           f"{per_vector:.0f} B/vector (+{fixed / stored:.2f} fixed), p50 "
           f"{pct(times, 50) * 1000:.2f} ms, p95 {pct(times, 95) * 1000:.2f} ms; grown in "
           f"{grown:.0f} s", flush=True)
+    default_kind, default_share = semantic.QUANTISER, semantic.PROBE_SHARE
+    for kind in kinds:
+        semantic.QUANTISER = kind
+        began = time.perf_counter()
+        index._quantise()
+        seconds = time.perf_counter() - began
+        ivf = index._files.indexes["zh"]
+        per_vector, fixed, stored = memory_per_vector(index)
+        for share in shares:
+            semantic.PROBE_SHARE = share
+            index._set_filter()
+            _, times = latencies(lambda v, lang: index.search(v, lang, 10), langs, queries)
+            print(f"    IVF{ivf.nlist},{kind:<9} lists {index._params.nprobe:4d}/{ivf.nlist}: "
+                  f"{per_vector:.0f} B/vector (+{fixed / stored:.2f} fixed), p50 "
+                  f"{pct(times, 50) * 1000:.2f} ms, p95 {pct(times, 95) * 1000:.2f} ms; "
+                  f"train + encode {seconds:.0f} s", flush=True)
+    semantic.QUANTISER, semantic.PROBE_SHARE = default_kind, default_share
 
 
 if __name__ == "__main__":
