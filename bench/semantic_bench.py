@@ -163,7 +163,8 @@ def main() -> int:
     parser.add_argument("--shares", default="0.0625,0.125,0.25",
                         help="shares of the lists searched (semantic.PROBE_SHARE) compared")
     parser.add_argument("--compare-only", action="store_true",
-                        help="skip the sweep and the saves: exact, then the quantisers")
+                        help="skip the sweep and the saves: exact, then the quantisers "
+                        "(at --synthetic size if given)")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.2f}", flush=True)
     units = Units()
@@ -230,9 +231,10 @@ def main() -> int:
 
     kinds = args.kinds.split(",")
     shares = [float(x) for x in args.shares.split(",")]
-    if args.compare_only:
-        compare(index, quantise, kinds, shares, langs, queries, truth, exact_times)
-        if args.synthetic:
+    if args.compare_only:  # at --synthetic size if given, else on the real units
+        if not args.synthetic:
+            compare(index, quantise, kinds, shares, langs, queries, truth, exact_times)
+        else:
             synthetic(index, vectors, langs, queries, args.synthetic, kinds, shares)
         index.close()
         print(f"load average at end: {os.getloadavg()[0]:.2f}", flush=True)
