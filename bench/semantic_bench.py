@@ -218,10 +218,12 @@ def main() -> int:
         return [i for i, _ in index.search(v, lang, 10)]
 
     found, times = latencies(service_search, langs, queries)
-    report(f"service: IVF{ivf.nlist},PQ{ivf.pq.M} trained at {args.exact_below:,}", found, truth,
-           times, f"{per_vector:.0f} B/vector in memory (+{fixed / stored:.1f} fixed); "
+    kind = f"IVF{ivf.nlist},{semantic._kind(ivf)}"
+    report(f"service: {kind} trained at {args.exact_below:,}", found, truth, times,
+           f"{per_vector:.0f} B/vector in memory (+{fixed / stored:.1f} fixed); "
            f"build {build:.1f} s incl. training {sum(trained):.1f} s")
-    print(f"    in memory per side: {per_vector:.0f} B/vector (PQ codes {ivf.code_size} + id 8), "
+    print(f"    in memory per side: {per_vector:.0f} B/vector (PQ codes {ivf.code_size} + id 8; "
+          f"fast-scan lists in blocks of 32), "
           f"fixed {fixed / 1e6:.1f} MB (centroids, codebooks); unit ids mapped from disk "
           f"(8 B/unit, page cache); float16 vectors on disk {index._files.rows * 1024:,} B/side",
           flush=True)
@@ -283,8 +285,9 @@ def main() -> int:
     seconds, _ = timed(quantise)
     ivf = index._files.indexes["zh"]
     found, times = latencies(service_search, langs, queries)
-    report(f"retrained: IVF{ivf.nlist},PQ{ivf.pq.M} on {min(n, semantic._TRAIN_MAX):,}", found,
-           truth, times, f"train + encode {seconds:.1f} s")
+    kind = f"IVF{ivf.nlist},{semantic._kind(ivf)}"
+    report(f"retrained: {kind} on {min(n, semantic._TRAIN_MAX):,}", found, truth, times,
+           f"train + encode {seconds:.1f} s")
 
     compare(index, quantise, kinds, shares, langs, queries, truth, exact_times)
     if args.synthetic:
@@ -338,7 +341,7 @@ def synthetic(index: SemanticIndex, vectors, langs, queries, total: int, kinds=(
     per_vector, fixed, stored = memory_per_vector(index)
     ivf = index._files.indexes["zh"]
     _, times = latencies(lambda v, lang: index.search(v, lang, 10), langs, queries)
-    print(f"  SYNTHETIC {stored:,} vectors/side: IVF{ivf.nlist},PQ{ivf.pq.M}, "
+    print(f"  SYNTHETIC {stored:,} vectors/side: IVF{ivf.nlist},{semantic._kind(ivf)}, "
           f"{per_vector:.0f} B/vector (+{fixed / stored:.2f} fixed), p50 "
           f"{pct(times, 50) * 1000:.2f} ms, p95 {pct(times, 95) * 1000:.2f} ms; grown in "
           f"{grown:.0f} s", flush=True)
