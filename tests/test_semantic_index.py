@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from service.memory.factory import open_store
-from service.memory.semantic import PQ_BYTES, QUANTISER, SemanticIndex, _kind
+from service.memory.semantic import QUANTISER, SemanticIndex, _kind
 from tests.test_store import unpc_units
 
 SIZE = 2_000
@@ -76,7 +76,7 @@ def test_quantised_search_finds_the_exact_top_hits_with_exact_cosines(memory, qu
     assert index.approximate and index.stats()["index"] == "ivfpq"
     for lang in ("zh", "en"):
         ivf = index._files.indexes[lang]
-        assert _kind(ivf) == QUANTISER and ivf.code_size <= PQ_BYTES
+        assert _kind(ivf) == QUANTISER and ivf.code_size <= 64
         assert ivf.ntotal == SIZE and ivf.code_size + 8 <= 128  # bytes per vector in memory
     found = total = 0
     for text, lang in queries:

@@ -17,8 +17,9 @@ more are removed after the switch (workers still mapping them keep reading them)
 that finds a newer manifest naming the same files reads only the rows and tombstones added.
 
 Below ``exact_below`` units the search is exact (``IndexFlatIP`` of the vectors, in memory).
-From there on it is IVF-PQ (``PQ_BYTES`` of codes + an 8-byte id per vector and side in memory;
-the float16 vectors stay on disk, mapped): the ``RERANK`` best candidates of the quantised
+From there on it is IVF-PQ (``QUANTISER``: 32 bytes of 4-bit codes + an 8-byte id per vector
+and side in memory; the float16 vectors stay on disk, mapped): the ``RERANK`` best candidates
+of the quantised
 search are re-scored exactly from the float16 vectors, so hits and scores are cosines. The
 quantiser is trained on a sample of the vectors when the memory reaches ``exact_below`` units,
 and again whenever it has grown ``RETRAIN_GROWTH``-fold (inverted lists in step with its size).
@@ -60,7 +61,6 @@ MANIFEST = "manifest.json"
 FORMAT = 2
 _LEGACY_POINTER = "CURRENT"  # format 1: semantic/CURRENT names gen-N/{zh,en}.faiss + meta.json
 _LEGACY = ("semantic-zh.faiss", "semantic-en.faiss", "semantic.json")  # before generations
-PQ_BYTES = 64  # per vector and side; with the 8-byte id, 72 bytes in the inverted lists
 # The product quantiser after "IVF{lists},": 4-bit codes ("x4fs") are scanned in blocks of 32
 # with SIMD lookup tables, several times faster than 8-bit codes (bench/semantic_bench.py).
 # A quantiser of another kind in saved files is read as it is and trained again at the next
