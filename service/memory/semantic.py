@@ -19,8 +19,8 @@ that finds a newer manifest naming the same files reads only the rows and tombst
 Below ``exact_below`` units the search is exact (``IndexFlatIP`` of the vectors, in memory).
 From there on it is IVF-PQ (``QUANTISER``: 32 bytes of 4-bit codes + an 8-byte id per vector
 and side in memory; the float16 vectors stay on disk, mapped): the ``RERANK`` best candidates
-of the quantised
-search are re-scored exactly from the float16 vectors, so hits and scores are cosines. The
+of the quantised search are re-scored exactly from the float16 vectors, so hits and scores
+are cosines. The
 quantiser is trained on a sample of the vectors when the memory reaches ``exact_below`` units,
 and again whenever it has grown ``RETRAIN_GROWTH``-fold (inverted lists in step with its size).
 Deleted ids are filtered out of results, and dropped from the files once they are a tenth of
