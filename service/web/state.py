@@ -60,22 +60,21 @@ class ServiceState:
         self.memory.start()
 
     def sync(self) -> None:
-        """Bring the indexes up to a change a job has committed (on the job's thread). A
-        failure here (a full disk while saving an index) is logged: the change is made, and
-        the background sync tries again."""
-        try:
-            self.memory.sync()
-        except Exception:  # noqa: BLE001 - logged; the job's change is committed
-            log.exception("indexing after a change failed; the background sync retries")
+        """Bring the indexes up to a change a job has committed (on the job's thread)."""
+        self._follow(self.memory.sync)
 
     def after_write(self) -> None:
         """A request wrote to the memory: the indexes follow, without the request waiting
-        behind an indexing run (``Memory.after_write``). A failure here (a full disk while
-        the indexer writes its files) is logged, not answered: the change is committed, and
-        the background sync tries again."""
+        behind an indexing run (``Memory.after_write``)."""
+        self._follow(self.memory.after_write)
+
+    @staticmethod
+    def _follow(index_work: Callable[[], None]) -> None:
+        """Index work after a committed change. A failure (a full disk while an index is
+        written) is logged, not answered: the change is made, the background sync retries."""
         try:
-            self.memory.after_write()
-        except Exception:  # noqa: BLE001 - logged; the request's change is committed
+            index_work()
+        except Exception:  # noqa: BLE001 - logged; the change is committed
             log.exception("indexing after a change failed; the background sync retries")
 
     def stop(self) -> None:
