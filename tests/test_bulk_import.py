@@ -72,6 +72,38 @@ def test_bad_input_midway_takes_the_import_back_whole(tmp_path):
     assert store.deleted_since(0)  # tombstoned: indexes that saw them forget them
 
 
+def test_a_bad_unit_found_by_the_reading_process_takes_the_file_back(tmp_path):
+    """The TMX is read in a process of its own: its verdict, the line of the bad unit,
+    reaches the import, which takes back the chunks it had stored."""
+    path = tmp_path / "memory.tmx"
+    write_tmx(path, units(1200))
+    text = path.read_text(encoding="utf-8")
+    bad = text.rindex('<tuv xml:lang="en', 0, text.index("Paragraph 1100 of"))
+    bad_line = text.count("\n", 0, bad) + 1
+    path.write_text(text[:bad] + text[bad:].replace('xml:lang="en', 'xml:lang="fr', 1),
+                    encoding="utf-8")
+    store = SQLiteStore(tmp_path / "data")
+    with pytest.raises(TMXError, match=rf"line {bad_line}: a <tuv> in 'fr"):
+        bulk_import_tmx(store, path, chunk=500)
+    assert store.count() == 0
+    assert store.imports()[0].state == "failed"
+
+
+def test_the_reading_process_hands_over_the_header_and_what_it_left_out(tmp_path):
+    path = tmp_path / "memory.tmx"
+    write_tmx(path, units(30))
+    text = path.read_text(encoding="utf-8")
+    start = text.rindex('<tuv xml:lang="en', 0, text.index("Paragraph 4 of"))
+    end = text.index("</tuv>", start) + len("</tuv>")
+    path.write_text(text[:start] + text[end:], encoding="utf-8")  # a unit with no English
+    store = SQLiteStore(tmp_path / "data")
+    result = bulk_import_tmx(store, path, chunk=7)
+    assert (result.imported, result.skipped) == (29, 1)
+    record = store.import_record(result.import_id)
+    assert record.state == "done" and record.header["attrs"]["srclang"] == "zh-CN"
+    assert "Paragraph 4 of" not in " ".join(u.en for u in store.iter_units())
+
+
 def test_a_failed_replacing_import_brings_the_replaced_unit_back(tmp_path):
     store = SQLiteStore(tmp_path / "data")
     old = TranslationUnit("第1段决议。", "Old wording.", creationdate="20100101T000000Z")

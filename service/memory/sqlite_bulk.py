@@ -16,18 +16,20 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import multiprocessing
 import os
 import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aligner.errors import InputError
 from aligner.markup import runs_to_data
-from service.memory.rows import DATE, HASH, KEY, TUID, now_tmx, unit_date
+from aligner.tmx import TMXError
+from service.memory.rows import DATE, HASH, KEY, TUID, now_tmx, unit_date, unit_row
 from service.memory.store import ImportResult, MergeRule, StoreError
 
 if TYPE_CHECKING:
@@ -105,6 +107,12 @@ def _crashed(conn: sqlite3.Connection, key: str) -> tuple[int, dict] | None:
     return None
 
 
+# What a bulk import reads: ``rows(created_at, import_id, done)`` yields, a chunk at a time,
+# (units of the input read so far, their rows, the units skipped and why), past the first
+# ``done`` units (committed before a crash).
+RowChunks = Callable[[str, int, int], Iterator[tuple[int, list[list], Counter[str]]]]
+
+
 def bulk_import(
     store: SQLiteStore,
     units: Iterable,
@@ -112,8 +120,6 @@ def bulk_import(
     key: str,
     source: str,
     rule: MergeRule | str = MergeRule.MERGE,
-    header: dict | None = None,
-    skipped: Counter[str] | None = None,
     progress: Callable[[int], None] | None = None,
     chunk: int = CHUNK,
 ) -> ImportResult:
@@ -122,6 +128,52 @@ def bulk_import(
     ``key`` names the input (``file_key``): a bulk import of the same key that crashed is
     resumed after its last committed chunk. ``progress(units_read)`` after each chunk.
     """
+    max_chars = store.max_segment_chars
+
+    def rows(created_at: str, import_id: int, done: int):
+        return _row_chunks(units, created_at, source, import_id, max_chars, done, chunk)
+
+    return _import_rows(store, rows, key=key, source=source, rule=rule, progress=progress)
+
+
+def _row_chunks(
+    units: Iterable, created_at: str, origin: str, import_id: int, max_chars: int, done: int,
+    chunk: int,
+) -> Iterator[tuple[int, list[list], Counter[str]]]:
+    """``units`` past the first ``done`` as insert rows (each ending with its
+    ``unit_date``), ``chunk`` at a time (``RowChunks``)."""
+    seen = 0
+    batch: list[list] = []
+    skips: Counter[str] = Counter()
+    for unit in units:
+        seen += 1
+        if seen <= done:
+            continue  # committed before the crash
+        row = unit_row(unit, created_at, origin, import_id, max_chars)
+        if isinstance(row, str):
+            skips[row] += 1
+        else:
+            row.append(unit_date(unit.attrs or {}, row[DATE]))
+            batch.append(row)
+        if len(batch) >= chunk:
+            yield seen, batch, skips
+            batch, skips = [], Counter()
+    yield seen, batch, skips
+
+
+def _import_rows(
+    store: SQLiteStore,
+    rows: RowChunks,
+    *,
+    key: str,
+    source: str,
+    rule: MergeRule | str,
+    progress: Callable[[int], None] | None,
+    header: dict | None = None,
+    skipped: Counter[str] | None = None,
+) -> ImportResult:
+    """The import of what ``rows`` reads. ``header`` and ``skipped`` (units the reader left
+    out) are read once ``rows`` is done: a reader may fill them in as it ends."""
     started = time.perf_counter()
     rule = MergeRule(rule)
     with _only_bulk_import(store.data_dir):
@@ -141,28 +193,16 @@ def bulk_import(
             for name in ("imported", "merged", "replaced", "skipped"):
                 setattr(result, name, counts.get(name, 0))
             result.skipped_reasons = dict(counts.get("skipped_reasons", {}))
-            seen = 0
             try:
-                batch: list[list] = []
-                for unit in units:
-                    seen += 1
-                    if seen <= done:
-                        continue  # committed before the crash
-                    row = store._row(unit, created_at, source, import_id)
-                    if isinstance(row, str):
-                        result.skip(row)
-                    else:
-                        row.append(unit_date(unit.attrs or {}, row[DATE]))
-                        batch.append(row)
-                    if len(batch) >= chunk:
+                with closing(rows(created_at, import_id, done)) as chunks:
+                    for seen, batch, skips in chunks:
+                        for reason, count in skips.items():
+                            result.skip(reason, count)
                         _commit(store, conn, batch, rule, result, seen, key, created_at)
-                        batch.clear()
                         if progress is not None:
                             progress(seen)
-                _commit(store, conn, batch, rule, result, seen, key, created_at)
                 for reason, count in (skipped or {}).items():
-                    result.skipped += count
-                    result.skipped_reasons[reason] = result.skipped_reasons.get(reason, 0) + count
+                    result.skip(reason, count)
             except KeyboardInterrupt:
                 raise  # resumable: the log keeps it running, with its checkpoint
             except BaseException as exc:
@@ -178,8 +218,6 @@ def bulk_import(
                 conn.execute("COMMIT")
         finally:
             conn.close()
-    if progress is not None:
-        progress(seen)
     return result
 
 
@@ -282,10 +320,71 @@ def bulk_import_tmx(
     chunk: int = CHUNK,
 ) -> ImportResult:
     """``bulk_import`` of a TMX file: checked whole first (``check_tmx``: well-formed XML,
-    no entities; constant memory, a fraction of the import's time), then streamed."""
-    from aligner.tmx import check_tmx, read_tmx
+    no entities; constant memory, a fraction of the import's time), then streamed.
+
+    A second process reads the file and makes the rows while this one writes them: reading
+    and writing each take about half an import's time on one core."""
+    from aligner.tmx import check_tmx
 
     check_tmx(path, path.name)
+    header: dict = {}
+    left_out: Counter[str] = Counter()
+    max_chars = store.max_segment_chars
+
+    def rows(created_at: str, import_id: int, done: int):
+        return _rows_read_apart(
+            (path, created_at, import_id, max_chars, done, chunk), header, left_out
+        )
+
+    return _import_rows(
+        store, rows, key=file_key(path), source=os.path.basename(path), rule=rule,
+        progress=progress, header=header, skipped=left_out,
+    )
+
+
+def _rows_read_apart(
+    args: tuple, header: dict, left_out: Counter[str]
+) -> Iterator[tuple[int, list[list], Counter[str]]]:
+    """``_read_rows(*args)`` run in a process of its own, its chunks passed on as they come;
+    its header and left-out units put into ``header`` and ``left_out`` at the end."""
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    reader = context.Process(
+        target=_read_rows, args=(*args, send), name="concordia-tmx-reader", daemon=True
+    )
+    reader.start()
+    send.close()  # the reader's end: when it dies, the next receive ends in EOFError
+    try:
+        while True:
+            try:
+                kind, *message = receive.recv()
+            except EOFError:
+                raise RuntimeError(
+                    f"the TMX reading process stopped (exit code {reader.exitcode})"
+                ) from None
+            if kind == "rows":
+                yield tuple(message)
+            elif kind == "end":
+                header.update(message[0])
+                left_out.update(message[1])
+                return
+            else:
+                error, text = message
+                raise (TMXError(text) if error == "TMXError" else InputError(text))
+    finally:
+        receive.close()
+        reader.terminate()
+        reader.join()
+
+
+def _read_rows(
+    path: Path, created_at: str, import_id: int, max_chars: int, done: int, chunk: int, send
+) -> None:
+    """The reading process of ``bulk_import_tmx``: sends ("rows", read, rows, skips) for
+    each chunk, then ("end", header, left-out units), or ("error", kind, message) for bad
+    input. A full pipe holds it back: it reads at most a chunk or two ahead of the writer."""
+    from aligner.tmx import read_tmx
+
     header: dict = {}
     left_out: Counter[str] = Counter()
 
@@ -293,7 +392,16 @@ def bulk_import_tmx(
         header.update(attrs=h.attrs, extras=runs_to_data(h.extras), version=h.version)
 
     units = read_tmx(path, on_header=keep, only_langs=("zh", "en"), skipped=left_out)
-    return bulk_import(
-        store, units, key=file_key(path), source=os.path.basename(path), rule=rule,
-        header=header, skipped=left_out, progress=progress, chunk=chunk,
-    )
+    origin = os.path.basename(path)
+    try:
+        for read, rows, skips in _row_chunks(
+            units, created_at, origin, import_id, max_chars, done, chunk
+        ):
+            send.send(("rows", read, rows, skips))
+        send.send(("end", header, left_out))
+    except InputError as exc:
+        send.send(("error", type(exc).__name__, str(exc)))
+    except BrokenPipeError:
+        pass  # the importing process is gone
+    finally:
+        send.close()

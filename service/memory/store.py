@@ -269,9 +269,9 @@ class ImportResult:
     import_id: int = 0
     rule: str = MergeRule.MERGE.value
 
-    def skip(self, reason: str) -> None:
-        self.skipped += 1
-        self.skipped_reasons[reason] = self.skipped_reasons.get(reason, 0) + 1
+    def skip(self, reason: str, count: int = 1) -> None:
+        self.skipped += count
+        self.skipped_reasons[reason] = self.skipped_reasons.get(reason, 0) + count
 
     def as_dict(self) -> dict:
         return {
