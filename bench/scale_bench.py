@@ -11,7 +11,8 @@ unit), 20 % units that are not in the memory.
 
 At each size (``--sizes``), growing one memory in --work:
   import      ``concordia-tm import`` of the new units (a TMX written first): units a second,
-              store and fuzzy index files together (the import's own process and its indexer)
+              store and fuzzy index files together (the import's processes and its indexer),
+              and the time of the edits another process makes meanwhile (``Writer``)
   disk        the data folder: the store, the fuzzy index files
   server      ``python -m service.web.app`` with 1 and 2 workers: cold start to the first lookup
               answered by every worker with every unit indexed; memory: PSS of all the
@@ -36,6 +37,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -177,16 +179,64 @@ class Server(tm_bench.Server):
 
 
 
-def import_tmx(code: Path, data: Path, tmx: Path) -> tuple[float, float]:
-    """``concordia-tm import`` of ``code``: (wall seconds, CPU seconds of its processes)."""
+class Writer(threading.Thread):
+    """Edits while an import runs, as a translator's PATCH would: a property of a random
+    stored unit changed about every 0.2 s in a store of its own, each edit timed (the write
+    lock, its transaction and the generation bump)."""
+
+    def __init__(self, data: Path):
+        super().__init__(daemon=True)
+        self.data = data
+        self.times: list[float] = []
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        from service.memory.sqlite import SQLiteStore
+        from service.memory.store import StoreError
+
+        rng = random.Random(5)
+        while not (self.data / "tm.sqlite").exists() and not self.stopped.wait(0.2):
+            pass
+        store = SQLiteStore(self.data)
+        try:
+            while not self.stopped.wait(0.2):
+                top = store.last_id()
+                if not top:
+                    continue
+                unit = store.get([rng.randint(1, top)])
+                for unit_id, found in unit.items():
+                    began = time.perf_counter()
+                    try:
+                        store.edit(unit_id, found.version,
+                                   props={**found.props, "x-checked": str(len(self.times))})
+                    except StoreError:
+                        continue
+                    self.times.append(time.perf_counter() - began)
+        finally:
+            store.close()
+
+
+def import_tmx(code: Path, data: Path, tmx: Path, writes: list[float] | None = None
+               ) -> tuple[float, float]:
+    """``concordia-tm import`` of ``code``: (wall seconds, CPU seconds of its processes);
+    with ``writes``, the seconds of each edit made meanwhile (``Writer``) put there."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    writer = Writer(data)
+    if writes is not None:
+        writer.start()
     began = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "service.cli", "--data", str(data), "import", str(tmx)],
-        cwd=code, env=dict(os.environ, PYTHONPATH=str(code)), check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "service.cli", "--data", str(data), "import", str(tmx)],
+            cwd=code, env=dict(os.environ, PYTHONPATH=str(code)), check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    finally:
+        writer.stopped.set()
     wall = time.perf_counter() - began
+    if writes is not None:
+        writer.join()
+        writes += writer.times
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
@@ -297,17 +347,21 @@ def main() -> int:
             with sqlite3.connect(data / "tm.sqlite") as conn:
                 held = conn.execute("SELECT COUNT(*) FROM unit").fetchone()[0]
         if held >= size:
-            import_row = f"(reused: {held:,} held)"
+            import_row, write_row = f"(reused: {held:,} held)", ""
         else:
             write_units(units, done, size, tmx)
-            wall, cpu = import_tmx(ROOT, data, tmx)
+            writes: list[float] = []
+            wall, cpu = import_tmx(ROOT, data, tmx, writes)
             tmx.unlink()
             import_row = f"{(size - done) / wall:,.0f} ({(size - done) / cpu:,.0f})"
+            write_row = (f"{pct(writes, 50) * 1e3:.0f} / {pct(writes, 95) * 1e3:.0f} / "
+                         f"{max(writes) * 1e3:.0f} ms ({len(writes)})") if writes else "none"
         done = size
         queries = make_queries(units, size, args.queries, seed=11)
         warmup = make_queries(units, size, args.queries // 2, seed=12)
         probe = (units[size - 1][1], "en")
-        rows = {"import: units/s wall (of CPU)": (import_row, None)}
+        rows = {"import: units/s wall (of CPU)": (import_row, None),
+                "edits meanwhile: p50 / p95 / max (n)": (write_row, None)}
         rows["disk: store"] = (f"{disk(data) - disk(data / 'fuzzy-index') >> 20:,} MiB", None)
         rows["disk: fuzzy index files"] = (f"{disk(data / 'fuzzy-index') >> 20:,} MiB", None)
         print(f"  {'':<44} {'new':>22}   {'today':>22}")

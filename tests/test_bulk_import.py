@@ -166,3 +166,21 @@ def test_the_import_command_writes_the_fuzzy_index_files_a_service_maps(tmp_path
     index = FuzzyIndex(data / "fuzzy-index")
     assert index.load(store) and len(index) == 300  # mapped, nothing tokenised
     assert index.search("Paragraph 7 of the resolution.", "en", 1.0) == [(1.0, 8)]
+
+
+def test_transactions_grow_while_short_and_shrink_when_long():
+    """A transaction takes more pieces while transactions are quick, fewer when one takes
+    longer than a waiting write should wait; its checkpoint is its last piece's."""
+    from collections import Counter
+
+    from service.memory.sqlite_bulk import TRANSACTION_S, _Pace
+
+    pieces = iter([(read, [[read]], Counter(x=1)) for read in range(10, 210, 10)])
+    pace = _Pace(most=4)
+    sizes, reads, times = [], [], [0.001, 0.001, 0.001, 0.001, 2 * TRANSACTION_S]
+    for read, rows, skips in pace.group(pieces):
+        sizes.append(len(rows))
+        reads.append(read)
+        assert skips == Counter(x=len(rows))
+        pace.took(times.pop(0) if times else TRANSACTION_S * 0.75)
+    assert sizes == [1, 2, 4, 4, 4, 2, 2, 1] and reads == [10, 30, 70, 110, 150, 170, 190, 200]

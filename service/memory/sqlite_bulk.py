@@ -35,7 +35,14 @@ from service.memory.store import ImportResult, MergeRule, StoreError
 if TYPE_CHECKING:
     from service.memory.sqlite import SQLiteStore
 
-CHUNK = 5000  # units a transaction: a write waiting behind one waits tens of milliseconds
+CHUNK = 5000  # units a transaction at most
+PIECE = 1000  # units read at a time: a transaction takes one piece or several (``_Pace``)
+# How long a transaction of the import may last: a write waiting behind it waits that long.
+TRANSACTION_S = 0.05
+# The import's WAL is copied into the database (a checkpoint, with its fsync) when it holds
+# this many pages (SQLite's default: 1,000): each insert changes a page of the hash and source
+# key indexes at a random place, and a checkpoint per transaction would write them each time.
+WAL_PAGES = 16384
 # The import's own page cache (KiB, SQLite's negative form): the unit table's hash and source
 # key indexes take a row at a random place each, and a cache of SQLite's default 2 MiB
 # re-reads their pages for every chunk. An upper bound, not an allocation.
@@ -123,17 +130,20 @@ def bulk_import(
     progress: Callable[[int], None] | None = None,
     chunk: int = CHUNK,
 ) -> ImportResult:
-    """Import ``units`` (an iterator, read once) in transactions of ``chunk`` units.
+    """Import ``units`` (an iterator, read once) in transactions of ``chunk`` units at most.
 
     ``key`` names the input (``file_key``): a bulk import of the same key that crashed is
     resumed after its last committed chunk. ``progress(units_read)`` after each chunk.
     """
     max_chars = store.max_segment_chars
 
-    def rows(created_at: str, import_id: int, done: int):
-        return _row_chunks(units, created_at, source, import_id, max_chars, done, chunk)
+    piece = min(chunk, PIECE)
 
-    return _import_rows(store, rows, key=key, source=source, rule=rule, progress=progress)
+    def rows(created_at: str, import_id: int, done: int):
+        return _row_chunks(units, created_at, source, import_id, max_chars, done, piece)
+
+    return _import_rows(store, rows, key=key, source=source, rule=rule, progress=progress,
+                        most=chunk // piece)
 
 
 def _row_chunks(
@@ -169,16 +179,19 @@ def _import_rows(
     source: str,
     rule: MergeRule | str,
     progress: Callable[[int], None] | None,
+    most: int,
     header: dict | None = None,
     skipped: Counter[str] | None = None,
 ) -> ImportResult:
-    """The import of what ``rows`` reads. ``header`` and ``skipped`` (units the reader left
-    out) are read once ``rows`` is done: a reader may fill them in as it ends."""
+    """The import of what ``rows`` reads, ``most`` of its pieces a transaction at most.
+    ``header`` and ``skipped`` (units the reader left out) are read once ``rows`` is done:
+    a reader may fill them in as it ends."""
     started = time.perf_counter()
     rule = MergeRule(rule)
     with _only_bulk_import(store.data_dir):
         conn = store._connect()
         conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_PAGES}")
         try:
             conn.executescript(_UNDO)
             found = _crashed(conn, key)
@@ -194,11 +207,14 @@ def _import_rows(
                 setattr(result, name, counts.get(name, 0))
             result.skipped_reasons = dict(counts.get("skipped_reasons", {}))
             try:
-                with closing(rows(created_at, import_id, done)) as chunks:
-                    for seen, batch, skips in chunks:
+                pace = _Pace(most)
+                with closing(rows(created_at, import_id, done)) as pieces:
+                    for seen, batch, skips in pace.group(pieces):
                         for reason, count in skips.items():
                             result.skip(reason, count)
+                        began = time.perf_counter()
                         _commit(store, conn, batch, rule, result, seen, key, created_at)
+                        pace.took(time.perf_counter() - began)
                         if progress is not None:
                             progress(seen)
                 for reason, count in (skipped or {}).items():
@@ -219,6 +235,39 @@ def _import_rows(
         finally:
             conn.close()
     return result
+
+
+class _Pace:
+    """How many pieces a transaction takes: twice as many while transactions are short next
+    to ``TRANSACTION_S``, half as many when one is longer (a large memory: each insert
+    reaches index pages at random places). A small memory is imported a few thousand units
+    a transaction, and a write never waits much longer than ``TRANSACTION_S`` at any size."""
+
+    def __init__(self, most: int):
+        self.most = max(1, most)
+        self.pieces = 1
+
+    def took(self, seconds: float) -> None:
+        if seconds < TRANSACTION_S / 2:
+            self.pieces = min(self.pieces * 2, self.most)
+        elif seconds > TRANSACTION_S:
+            self.pieces = max(self.pieces // 2, 1)
+
+    def group(self, pieces: Iterator[tuple[int, list[list], Counter[str]]]):
+        """``pieces`` taken ``self.pieces`` at a time (read before the transaction begins)."""
+        group: list[tuple[int, list[list], Counter[str]]] = []
+        for piece in pieces:
+            group.append(piece)
+            if len(group) >= self.pieces:
+                yield _joined(group)
+                group = []
+        if group:
+            yield _joined(group)
+
+
+def _joined(group: list[tuple[int, list[list], Counter[str]]]):
+    rows = [row for _, part, _ in group for row in part]
+    return group[-1][0], rows, sum((skips for _, _, skips in group), Counter())
 
 
 def _commit(store, conn, rows, rule, result, read, key, created_at) -> None:
@@ -330,15 +379,16 @@ def bulk_import_tmx(
     header: dict = {}
     left_out: Counter[str] = Counter()
     max_chars = store.max_segment_chars
+    piece = min(chunk, PIECE)
 
     def rows(created_at: str, import_id: int, done: int):
         return _rows_read_apart(
-            (path, created_at, import_id, max_chars, done, chunk), header, left_out
+            (path, created_at, import_id, max_chars, done, piece), header, left_out
         )
 
     return _import_rows(
         store, rows, key=file_key(path), source=os.path.basename(path), rule=rule,
-        progress=progress, header=header, skipped=left_out,
+        progress=progress, most=chunk // piece, header=header, skipped=left_out,
     )
 
 
