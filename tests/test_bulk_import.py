@@ -184,3 +184,40 @@ def test_transactions_grow_while_short_and_shrink_when_long():
         assert skips == Counter(x=len(rows))
         pace.took(times.pop(0) if times else TRANSACTION_S * 0.75)
     assert sizes == [1, 2, 4, 4, 4, 2, 2, 1] and reads == [10, 30, 70, 110, 150, 170, 190, 200]
+
+
+def test_a_write_waits_for_one_import_transaction_at_most(tmp_path):
+    """An import begins its next transaction the moment one ends; a write that waits is let
+    through first, not left to SQLite's busy retries, which would find the lock taken again."""
+    from service.memory.sqlite import import_transaction
+
+    store = SQLiteStore(tmp_path / "data")
+    store.import_units(units(3))
+    stop = threading.Event()
+    started = threading.Event()
+
+    def importer():
+        conn = store._connect()
+        while not stop.is_set():
+            with import_transaction(store.data_dir):
+                conn.execute("BEGIN IMMEDIATE")
+                started.set()
+                time.sleep(0.2)
+                conn.execute("UPDATE meta SET value = value WHERE key = 'generation'")
+                conn.execute("COMMIT")
+        conn.close()
+
+    thread = threading.Thread(target=importer)
+    thread.start()
+    started.wait()
+    waits = []
+    try:
+        for number in range(5):
+            unit = store.get([1])[1]
+            began = time.perf_counter()
+            store.edit(1, unit.version, props={"x-note": str(number)})
+            waits.append(time.perf_counter() - began)
+    finally:
+        stop.set()
+        thread.join()
+    assert max(waits) < 0.35, waits  # one transaction of 0.2 s at most, never two

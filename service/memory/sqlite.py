@@ -13,6 +13,7 @@ and statements of its own, and the job table.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import sqlite3
@@ -46,6 +47,16 @@ from service.memory.store import (
 )
 
 DB_NAME = "tm.sqlite"
+# Held by a running bulk import (``sqlite_bulk``), which checkpoints the WAL itself: a write
+# meanwhile leaves checkpoints to it (SQLite's commit that finds the WAL over 1,000 pages
+# copies it into the database and syncs, tens of milliseconds with an import's pages in it).
+BULK_LOCK = "bulk-import.lock"
+# Held shared by every write while it waits and runs; a bulk import takes it exclusively
+# between its transactions, so that a write waits for one of them at most.
+WRITES_LOCK = "writes.lock"
+# Held by a bulk import's transaction: a write waits on it rather than in SQLite's busy
+# retries (sleeps of up to 100 ms), and goes the moment the transaction ends.
+IMPORT_LOCK = "import-transaction.lock"
 # Columns import_log gained before migrations were versioned, added to such files first.
 _IMPORT_LOG_ADDED = (("job", "TEXT"), ("runner", "TEXT NOT NULL DEFAULT ''"))
 
@@ -146,6 +157,39 @@ def _migrate(conn: sqlite3.Connection, kind: str, adopt: dict[str, tuple]) -> No
         raise
 
 
+@contextmanager
+def writes_waiting(data_dir: Path) -> Iterator[bool]:
+    """A write, said to wait until it is done (``import_transaction`` lets it go first),
+    begun once a bulk import's transaction under way has ended; yields whether a bulk
+    import runs.
+
+    SQLite's busy wait is not a queue: a writer retrying every few milliseconds would find
+    the lock taken again by a bulk import that begins its next transaction at once."""
+    with open(data_dir / WRITES_LOCK, "a+b") as waiting:
+        fcntl.flock(waiting, fcntl.LOCK_SH)
+        with open(data_dir / IMPORT_LOCK, "a+b") as importing:
+            fcntl.flock(importing, fcntl.LOCK_SH)
+        with open(data_dir / BULK_LOCK, "a+b") as bulk:
+            try:
+                fcntl.flock(bulk, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                running = True
+            else:
+                running = False
+                fcntl.flock(bulk, fcntl.LOCK_UN)
+        yield running
+
+
+@contextmanager
+def import_transaction(data_dir: Path) -> Iterator[None]:
+    """A bulk import's transaction, begun when no write waits or runs."""
+    with open(data_dir / WRITES_LOCK, "a+b") as waiting:
+        fcntl.flock(waiting, fcntl.LOCK_EX)
+    with open(data_dir / IMPORT_LOCK, "a+b") as importing:
+        fcntl.flock(importing, fcntl.LOCK_EX)
+        yield
+
+
 class SQLiteStore(SQLStore):
     """Translation memory in ``<data_dir>/tm.sqlite``; safe to share between threads.
 
@@ -219,8 +263,9 @@ class SQLiteStore(SQLStore):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._write_lock:
+        with writes_waiting(self.data_dir) as importing, self._write_lock:
             conn = self._conn()
+            conn.execute(f"PRAGMA wal_autocheckpoint = {0 if importing else 1000}")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn

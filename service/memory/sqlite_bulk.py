@@ -36,13 +36,14 @@ if TYPE_CHECKING:
     from service.memory.sqlite import SQLiteStore
 
 CHUNK = 5000  # units a transaction at most
-PIECE = 1000  # units read at a time: a transaction takes one piece or several (``_Pace``)
+PIECE = 500  # units read at a time: a transaction takes one piece or several (``_Pace``)
 # How long a transaction of the import may last: a write waiting behind it waits that long.
 TRANSACTION_S = 0.05
-# The import's WAL is copied into the database (a checkpoint, with its fsync) when it holds
-# this many pages (SQLite's default: 1,000): each insert changes a page of the hash and source
-# key indexes at a random place, and a checkpoint per transaction would write them each time.
-WAL_PAGES = 16384
+# The import checkpoints the WAL itself, this often, between its transactions (writes go
+# on meanwhile, and leave checkpoints to it: ``sqlite.BULK_LOCK``), not in every commit that
+# finds the WAL over SQLite's 1,000 pages: each insert changes index pages at random places,
+# and a checkpoint per transaction would copy and sync them every time.
+CHECKPOINT_S = 0.5
 # The import's own page cache (KiB, SQLite's negative form): the unit table's hash and source
 # key indexes take a row at a random place each, and a cache of SQLite's default 2 MiB
 # re-reads their pages for every chunk. An upper bound, not an allocation.
@@ -80,7 +81,9 @@ def file_key(path: Path) -> str:
 def _only_bulk_import(data_dir: Path) -> Iterator[None]:
     """One bulk import at a time per data folder: a running one found in the log while
     this lock is held is one that crashed."""
-    with open(data_dir / "bulk-import.lock", "a+b") as handle:
+    from service.memory.sqlite import BULK_LOCK
+
+    with open(data_dir / BULK_LOCK, "a+b") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -191,7 +194,7 @@ def _import_rows(
     with _only_bulk_import(store.data_dir):
         conn = store._connect()
         conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
-        conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_PAGES}")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
         try:
             conn.executescript(_UNDO)
             found = _crashed(conn, key)
@@ -208,13 +211,18 @@ def _import_rows(
             result.skipped_reasons = dict(counts.get("skipped_reasons", {}))
             try:
                 pace = _Pace(most)
+                checkpointed = time.perf_counter()
                 with closing(rows(created_at, import_id, done)) as pieces:
                     for seen, batch, skips in pace.group(pieces):
                         for reason, count in skips.items():
                             result.skip(reason, count)
                         began = time.perf_counter()
                         _commit(store, conn, batch, rule, result, seen, key, created_at)
-                        pace.took(time.perf_counter() - began)
+                        ended = time.perf_counter()
+                        pace.took(ended - began)
+                        if ended - checkpointed > CHECKPOINT_S:
+                            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                            checkpointed = time.perf_counter()
                         if progress is not None:
                             progress(seen)
                 for reason, count in (skipped or {}).items():
@@ -271,8 +279,11 @@ def _joined(group: list[tuple[int, list[list], Counter[str]]]):
 
 
 def _commit(store, conn, rows, rule, result, read, key, created_at) -> None:
-    """One chunk, its undo journal and the import's checkpoint, in one transaction."""
-    with store._write_lock:
+    """One chunk, its undo journal and the import's checkpoint, in one transaction, begun
+    once the writes waiting for the one before have had their turn."""
+    from service.memory.sqlite import import_transaction
+
+    with import_transaction(store.data_dir), store._write_lock:
         conn.execute("BEGIN IMMEDIATE")
         try:
             if rows:
