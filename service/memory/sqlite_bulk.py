@@ -19,6 +19,7 @@ import json
 import multiprocessing
 import os
 import sqlite3
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -39,11 +40,15 @@ CHUNK = 5000  # units a transaction at most
 PIECE = 500  # units read at a time: a transaction takes one piece or several (``_Pace``)
 # How long a transaction of the import may last: a write waiting behind it waits that long.
 TRANSACTION_S = 0.05
-# The import checkpoints the WAL itself, this often, between its transactions (writes go
-# on meanwhile, and leave checkpoints to it: ``sqlite.BULK_LOCK``), not in every commit that
-# finds the WAL over SQLite's 1,000 pages: each insert changes index pages at random places,
-# and a checkpoint per transaction would copy and sync them every time.
-CHECKPOINT_S = 0.5
+# The import checkpoints the WAL itself, between its transactions (writes go on meanwhile, and
+# leave checkpoints to it: ``sqlite.BULK_LOCK``), once the WAL holds this many pages, not in
+# every commit that finds it over SQLite's 1,000: each insert changes index pages at random
+# places, and a checkpoint per transaction would copy and sync them every time.
+WAL_PAGES = 16384
+# A checkpoint cannot finish while a reader (the indexer, a lookup) still reads an older
+# state, and then the WAL does not start over: past this many pages the import waits for
+# the readers (a RESTART checkpoint), so that the WAL stays bounded.
+WAL_PAGES_MOST = 131072
 # The import's own page cache (KiB, SQLite's negative form): the unit table's hash and source
 # key indexes take a row at a random place each, and a cache of SQLite's default 2 MiB
 # re-reads their pages for every chunk. An upper bound, not an allocation.
@@ -195,6 +200,7 @@ def _import_rows(
         conn = store._connect()
         conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         conn.execute("PRAGMA wal_autocheckpoint = 0")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_PAGES * 4096}")
         try:
             conn.executescript(_UNDO)
             found = _crashed(conn, key)
@@ -211,18 +217,14 @@ def _import_rows(
             result.skipped_reasons = dict(counts.get("skipped_reasons", {}))
             try:
                 pace = _Pace(most)
-                checkpointed = time.perf_counter()
                 with closing(rows(created_at, import_id, done)) as pieces:
                     for seen, batch, skips in pace.group(pieces):
                         for reason, count in skips.items():
                             result.skip(reason, count)
                         began = time.perf_counter()
                         _commit(store, conn, batch, rule, result, seen, key, created_at)
-                        ended = time.perf_counter()
-                        pace.took(ended - began)
-                        if ended - checkpointed > CHECKPOINT_S:
-                            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-                            checkpointed = time.perf_counter()
+                        pace.took(time.perf_counter() - began)
+                        _checkpoint(conn, store.path)
                         if progress is not None:
                             progress(seen)
                 for reason, count in (skipped or {}).items():
@@ -276,6 +278,28 @@ class _Pace:
 def _joined(group: list[tuple[int, list[list], Counter[str]]]):
     rows = [row for _, part, _ in group for row in part]
     return group[-1][0], rows, sum((skips for _, _, skips in group), Counter())
+
+
+def _checkpoint(conn: sqlite3.Connection, db: Path) -> None:
+    """Copy the WAL into the database when it has grown past ``WAL_PAGES`` (each time
+    until it starts over), waiting for readers past ``WAL_PAGES_MOST``."""
+    pages = wal_pages(db)
+    if pages > WAL_PAGES_MOST:
+        conn.execute("PRAGMA wal_checkpoint(RESTART)")
+    elif pages > WAL_PAGES:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+
+def wal_pages(db: Path) -> int:
+    """Pages in ``db``'s WAL since it last started over: ``mxFrame`` of the wal-index header,
+    4 bytes at offset 16 of the ``-shm`` file in native byte order
+    (https://www.sqlite.org/walformat.html); 0 when there is none."""
+    try:
+        with open(f"{db}-shm", "rb") as handle:
+            head = handle.read(20)
+    except FileNotFoundError:
+        return 0
+    return int.from_bytes(head[16:20], sys.byteorder) if len(head) == 20 else 0
 
 
 def _commit(store, conn, rows, rule, result, read, key, created_at) -> None:
