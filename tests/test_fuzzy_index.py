@@ -124,7 +124,7 @@ def test_files_are_mapped_by_every_process_and_only_new_units_held_in_memory(
     indexer.flush()  # what it holds goes to the files
     worker.sync(store)
     assert worker._memory["zh"] == [] and len(worker._disk["zh"]) == 1
-    assert isinstance(worker._disk["zh"][0].rows, np.memmap)
+    assert isinstance(worker._disk["zh"][0].rows.base, np.memmap)  # a view of the file
     store.import_units(units[300:])  # new words: each process gives them codes of its own
     store.delete([3])
     worker.sync(store)

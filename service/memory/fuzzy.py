@@ -323,6 +323,13 @@ class _Segment:
         # Built ones narrowed to the dtypes the files keep (keys: 21-bit code, 8-bit count).
         ids, starts, offsets = _narrow(ids), _narrow(starts), _narrow(offsets)
         keys = keys if isinstance(keys, np.memmap) else keys.astype(np.int32, copy=False)
+        # Mapped arrays kept as plain views of the same pages: every slice of a np.memmap is
+        # a memmap made in Python (``__array_finalize__``), several times the slice's cost,
+        # and a lookup slices thousands of times.
+        ids, lengths, starts, text, keys, offsets, rows = (
+            a.view(np.ndarray) if isinstance(a, np.memmap) else a
+            for a in (ids, lengths, starts, text, keys, offsets, rows)
+        )
         self.ids, self.lengths, self.starts, self.text = ids, lengths, starts, text
         self.keys, self.offsets, self.rows = keys, offsets, rows
         self._codec = "utf-16-le" if text.dtype == np.uint16 else "utf-32-le"
@@ -379,10 +386,13 @@ class _Segment:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def strings(self, rows: Iterable[int]) -> list[str]:
-        """The scored strings of ``rows``."""
-        text, starts, codec = self.text, self.starts, self._codec
-        return [bytes(text[starts[r] : starts[r + 1]]).decode(codec) for r in rows]
+    def strings(self, rows: np.ndarray) -> list[str]:
+        """The scored strings of ``rows``: gathered and decoded at once, then cut (one code
+        point an element either way: uint16 text holds no surrogates)."""
+        text, starts = _gather(self.text, self.starts, np.asarray(rows, np.int64))
+        joined = text.tobytes().decode(self._codec)
+        bounds = starts.tolist()
+        return [joined[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
     def postings(self, codes: list[str]) -> list[np.ndarray]:
         """The posting lists (rows) of these q-gram codes, absent ones left out."""
@@ -432,9 +442,14 @@ class _Segment:
         if not df[order[:head]].any():
             return np.zeros(0, np.int64)
         lists = [self.rows[starts[i] : ends[i]] for i in order]
-        found = np.concatenate(lists[:head])
-        # Lengths outside [lo, hi] can never make it: dropped before counting, which sorts.
-        rows, count = _unique_counts(found[(found >= first) & (found < last)], len(self))
+        # Lengths outside [lo, hi] can never make it: a posting list is sorted by row, and
+        # rows by length, so each is cut to rows [first, last) before counting, which sorts.
+        found = np.concatenate([
+            posting[bounds[0] : bounds[1]]
+            for posting in lists[:head]
+            for bounds in [np.searchsorted(posting, (first, last)).tolist()]
+        ])
+        rows, count = _unique_counts(found, len(self))
         tail = lists[head:]
         wanted = table[self.lengths[rows]]
         keep = np.flatnonzero(count + len(tail) >= wanted)
@@ -791,7 +806,7 @@ class FuzzyIndex:
         for segment in self._segments[lang]:
             rows = segment.candidates(qkeys, n, m, enc.q)
             if len(rows):
-                choices.extend(segment.strings(rows.tolist()))
+                choices.extend(segment.strings(rows))
                 choice_ids.append(segment.ids[rows])
         if not choices:
             return []
