@@ -122,10 +122,10 @@ def _crashed(conn: sqlite3.Connection, key: str) -> tuple[int, dict] | None:
     return None
 
 
-# What a bulk import reads: ``rows(created_at, import_id, done)`` yields, a chunk at a time,
-# (units of the input read so far, their rows, the units skipped and why), past the first
-# ``done`` units (committed before a crash).
-RowChunks = Callable[[str, int, int], Iterator[tuple[int, list[list], Counter[str]]]]
+# What a bulk import reads: ``rows(created_at, import_id, done, piece)`` yields, ``piece``
+# units at a time, (units of the input read so far, their rows, the units skipped and why),
+# past the first ``done`` units (committed before a crash).
+RowChunks = Callable[[str, int, int, int], Iterator[tuple[int, list[list], Counter[str]]]]
 
 
 def bulk_import(
@@ -145,21 +145,19 @@ def bulk_import(
     """
     max_chars = store.max_segment_chars
 
-    piece = min(chunk, PIECE)
-
-    def rows(created_at: str, import_id: int, done: int):
+    def rows(created_at: str, import_id: int, done: int, piece: int):
         return _row_chunks(units, created_at, source, import_id, max_chars, done, piece)
 
     return _import_rows(store, rows, key=key, source=source, rule=rule, progress=progress,
-                        most=chunk // piece)
+                        chunk=chunk)
 
 
 def _row_chunks(
     units: Iterable, created_at: str, origin: str, import_id: int, max_chars: int, done: int,
-    chunk: int,
+    piece: int,
 ) -> Iterator[tuple[int, list[list], Counter[str]]]:
     """``units`` past the first ``done`` as insert rows (each ending with its
-    ``unit_date``), ``chunk`` at a time (``RowChunks``)."""
+    ``unit_date``), ``piece`` at a time (``RowChunks``)."""
     seen = 0
     batch: list[list] = []
     skips: Counter[str] = Counter()
@@ -173,7 +171,7 @@ def _row_chunks(
         else:
             row.append(unit_date(unit.attrs or {}, row[DATE]))
             batch.append(row)
-        if len(batch) >= chunk:
+        if len(batch) >= piece:
             yield seen, batch, skips
             batch, skips = [], Counter()
     yield seen, batch, skips
@@ -187,13 +185,13 @@ def _import_rows(
     source: str,
     rule: MergeRule | str,
     progress: Callable[[int], None] | None,
-    most: int,
+    chunk: int,
     header: dict | None = None,
     skipped: Counter[str] | None = None,
 ) -> ImportResult:
-    """The import of what ``rows`` reads, ``most`` of its pieces a transaction at most.
-    ``header`` and ``skipped`` (units the reader left out) are read once ``rows`` is done:
-    a reader may fill them in as it ends."""
+    """The import of what ``rows`` reads, read in pieces of ``PIECE`` units and stored
+    ``chunk`` units a transaction at most. ``header`` and ``skipped`` (units the reader left
+    out) are read once ``rows`` is done: a reader may fill them in as it ends."""
     started = time.perf_counter()
     rule = MergeRule(rule)
     with _only_bulk_import(store.data_dir):
@@ -216,8 +214,9 @@ def _import_rows(
                 setattr(result, name, counts.get(name, 0))
             result.skipped_reasons = dict(counts.get("skipped_reasons", {}))
             try:
-                pace = _Pace(most)
-                with closing(rows(created_at, import_id, done)) as pieces:
+                piece = min(chunk, PIECE)
+                pace = _Pace(most=chunk // piece)
+                with closing(rows(created_at, import_id, done, piece)) as pieces:
                     for seen, batch, skips in pace.group(pieces):
                         for reason, count in skips.items():
                             result.skip(reason, count)
@@ -414,23 +413,22 @@ def bulk_import_tmx(
     header: dict = {}
     left_out: Counter[str] = Counter()
     max_chars = store.max_segment_chars
-    piece = min(chunk, PIECE)
 
-    def rows(created_at: str, import_id: int, done: int):
+    def rows(created_at: str, import_id: int, done: int, piece: int):
         return _rows_read_apart(
             (path, created_at, import_id, max_chars, done, piece), header, left_out
         )
 
     return _import_rows(
         store, rows, key=file_key(path), source=os.path.basename(path), rule=rule,
-        progress=progress, most=chunk // piece, header=header, skipped=left_out,
+        progress=progress, chunk=chunk, header=header, skipped=left_out,
     )
 
 
 def _rows_read_apart(
     args: tuple, header: dict, left_out: Counter[str]
 ) -> Iterator[tuple[int, list[list], Counter[str]]]:
-    """``_read_rows(*args)`` run in a process of its own, its chunks passed on as they come;
+    """``_read_rows(*args)`` run in a process of its own, its pieces passed on as they come;
     its header and left-out units put into ``header`` and ``left_out`` at the end."""
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
@@ -463,11 +461,11 @@ def _rows_read_apart(
 
 
 def _read_rows(
-    path: Path, created_at: str, import_id: int, max_chars: int, done: int, chunk: int, send
+    path: Path, created_at: str, import_id: int, max_chars: int, done: int, piece: int, send
 ) -> None:
     """The reading process of ``bulk_import_tmx``: sends ("rows", read, rows, skips) for
-    each chunk, then ("end", header, left-out units), or ("error", kind, message) for bad
-    input. A full pipe holds it back: it reads at most a chunk or two ahead of the writer."""
+    each piece, then ("end", header, left-out units), or ("error", kind, message) for bad
+    input. A full pipe holds it back: it reads at most a piece or two ahead of the writer."""
     from aligner.tmx import read_tmx
 
     header: dict = {}
@@ -480,7 +478,7 @@ def _read_rows(
     origin = os.path.basename(path)
     try:
         for read, rows, skips in _row_chunks(
-            units, created_at, origin, import_id, max_chars, done, chunk
+            units, created_at, origin, import_id, max_chars, done, piece
         ):
             send.send(("rows", read, rows, skips))
         send.send(("end", header, left_out))
